@@ -1,0 +1,142 @@
+//! The `lifeboat` command line. Exit codes: 0 success, 1 the run failed, 2 invalid
+//! input, 3 lock held.
+
+mod bench;
+mod plan_cmd;
+mod run_cmd;
+mod runs_cmd;
+mod view;
+
+use crate::engine::runner::EngineError;
+use crate::journal::JournalError;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// Exit statuses, documented in the README and `lifeboat --help`.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const RUN_FAILED: u8 = 1;
+    pub const INVALID_INPUT: u8 = 2;
+    pub const LOCK_HELD: u8 = 3;
+}
+
+/// An error that carries its exit status. Anything else exits with 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+pub fn invalid(message: impl Into<String>) -> anyhow::Error {
+    Exit { code: exit::INVALID_INPUT, message: message.into() }.into()
+}
+
+const DEFAULT_STATE: &str = ".lifeboat/state.db";
+
+#[derive(Parser, Debug)]
+#[command(name = "lifeboat", version, about = "Disaster-recovery automation: recovery plans as durable DAGs, drills with measured RTO/RPO")]
+#[command(after_help = "Exit status: 0 success, 1 the run failed, 2 invalid input, 3 lock held.")]
+pub struct Cli {
+    /// The journal: a SQLite file path or URL (default .lifeboat/state.db), or postgres://…
+    #[arg(long, global = true, env = "LIFEBOAT_STATE", default_value = DEFAULT_STATE, hide_env_values = true)]
+    state: String,
+    /// Log format on stderr (levels via RUST_LOG, e.g. RUST_LOG=lifeboat=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check, draw and describe plans.
+    #[command(subcommand)]
+    Plan(plan_cmd::PlanCommand),
+    /// Run a plan.
+    Run(run_cmd::RunArgs),
+    /// List runs, or show one.
+    Runs(runs_cmd::RunsArgs),
+    /// Continue an interrupted run (completed steps are not run again).
+    Resume(run_cmd::ResumeArgs),
+    /// Stop a run: cancel running steps, then run `finally` (and compensations with --rollback).
+    Abort(run_cmd::AbortArgs),
+    /// Approve a step waiting for approval.
+    Approve(run_cmd::DecisionArgs),
+    /// Reject a step waiting for approval (the step fails).
+    Reject(run_cmd::DecisionArgs),
+    /// Benchmarks of the engine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::RUN_FAILED);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // Steps may leave blocking readers behind (e.g. a cancelled child's pipes); do not
+    // let them hold the process open after the run has been journaled.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map_or(exit::RUN_FAILED, |x| x.code);
+            let code = match e.downcast_ref::<EngineError>() {
+                Some(EngineError::LockHeld { .. }) => exit::LOCK_HELD,
+                Some(EngineError::NotResumable(_) | EngineError::PlanChanged { .. }) => exit::INVALID_INPUT,
+                Some(EngineError::Journal(JournalError::NoSuchRun(_))) => exit::INVALID_INPUT,
+                _ => match e.downcast_ref::<JournalError>() {
+                    Some(JournalError::NoSuchRun(_)) => exit::INVALID_INPUT,
+                    _ => code,
+                },
+            };
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Plan(cmd) => plan_cmd::run(cmd),
+        Command::Run(args) => run_cmd::run(&cli.state, args).await,
+        Command::Runs(args) => runs_cmd::run(&cli.state, args).await,
+        Command::Resume(args) => run_cmd::resume(&cli.state, args).await,
+        Command::Abort(args) => run_cmd::abort(&cli.state, args).await,
+        Command::Approve(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve).await,
+        Command::Reject(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Reject).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+async fn open_journal(state: &str) -> anyhow::Result<crate::journal::Journal> {
+    Ok(crate::journal::Journal::open(state).await?)
+}
+
+/// Who is acting, for approvals and aborts: `--by`, else the login name.
+fn actor(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok()).unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,438 @@
+//! The runner: drives a [`RunState`] with real effects.
+//!
+//! # Expected flow
+//! Each turn of the loop collects what happened (attempt results, abort commands, timers),
+//! asks the core for the next events, writes them all to the journal in one transaction
+//! (group commit: many step completions cost one fsync), and only then starts attempts.
+//!
+//! # Guarantees
+//! A step's `StepStarted` is durable before the step runs; its result is durable before
+//! any step that needs it starts. A step that succeeded is never run again, by this
+//! process or by `lifeboat resume`.
+//!
+//! # Assumptions
+//! This process owns the run (it created or claimed it) and is its only journal writer.
+//!
+//! # Caveats
+//! If the process dies mid-attempt, the attempt's effects are unknown; `resume` runs the
+//! step again with the same idempotency key. If a journal write fails, the runner stops
+//! at once and leaves the run interrupted, to be resumed.
+
+use super::redact::Redactor;
+use super::state::{AttemptResult, RunState};
+use crate::journal::{Event, Journal, JournalError, LockOutcome, Owner, RunStatus};
+use crate::plan::compiled::CompiledPlan;
+use crate::plan::template;
+use crate::steps::{self, StepContext, StepError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("lock `{name}` is held by run {by_run} (pid {pid} on {host}); wait for it to finish, or pass --wait to queue behind it")]
+    LockHeld { name: String, by_run: String, pid: u32, host: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{0}")]
+    NotResumable(String),
+    #[error("run {run}: its plan no longer compiles, so it cannot be resumed:\n{errors}")]
+    PlanChanged { run: String, errors: String },
+    #[error("interrupted by a second signal; run {0} is left interrupted: `lifeboat resume {0}` continues it")]
+    Interrupted(String),
+}
+
+/// What the live view is told: every journaled event, with the run's plan up front.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Begin { run_id: String, plan: Arc<CompiledPlan>, resumed: bool },
+    Event { at: DateTime<Utc>, event: Event },
+}
+
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Queue behind a held lock instead of failing.
+    pub wait_for_lock: bool,
+    pub notices: Option<mpsc::UnboundedSender<Notice>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+}
+
+/// A plan ready to start as a new run.
+pub struct NewRun {
+    pub plan_file: String,
+    pub plan_source: String,
+    pub plan: Arc<CompiledPlan>,
+    pub params: BTreeMap<String, Value>,
+}
+
+const INBOX_POLL: Duration = Duration::from_millis(250);
+
+pub fn new_run_id() -> String {
+    let now = Utc::now();
+    format!("{}-{:04x}", now.format("%Y%m%d-%H%M%S"), rand::random::<u16>())
+}
+
+/// Starts a new run and drives it to its end.
+pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Result<RunReport, EngineError> {
+    let run_id = new_run_id();
+    let me = Owner::me();
+    if let Some(lock) = &new.plan.lock {
+        acquire_lock(journal, lock, &run_id, options.wait_for_lock).await?;
+    }
+    let created = Event::RunCreated {
+        plan_name: new.plan.name.clone(),
+        plan_file: new.plan_file.clone(),
+        plan_source: new.plan_source.clone(),
+        plan_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(new.plan_source.as_bytes())),
+        params: new.params.clone(),
+        lock: new.plan.lock.clone(),
+    };
+    if let Err(e) = journal.create_run(&run_id, &new.plan.name, new.plan.lock.as_deref(), &me, std::slice::from_ref(&created)).await {
+        if let Some(lock) = &new.plan.lock {
+            let _ = journal.release_lock(lock, &run_id).await;
+        }
+        return Err(e.into());
+    }
+    let env = env_snapshot(&new.plan);
+    let mut state = RunState::new(new.plan.clone(), run_id.clone(), Utc::now(), new.params, env.clone());
+    state.apply(&created, Utc::now());
+    tracing::info!(run = %run_id, plan = %new.plan.name, "run created");
+    notify(options, Notice::Begin { run_id: run_id.clone(), plan: new.plan.clone(), resumed: false });
+    Runner::new(journal.clone(), state, 1, &env, options.clone()).drive().await
+}
+
+/// Loads a run from the journal, rebuilding its state. Does not take ownership.
+pub async fn load(journal: &Journal, run_id: &str) -> Result<(RunState, i64, crate::journal::RunRow), EngineError> {
+    let row = journal.find_run(run_id).await?;
+    let events = journal.events(&row.id).await?;
+    let Some(Event::RunCreated { plan_file, plan_source, params, .. }) = events.first().map(|r| &r.event) else {
+        return Err(EngineError::NotResumable(format!("run {} has no RunCreated event; the journal is damaged", row.id)));
+    };
+    let plan = crate::plan::compile(plan_file, plan_source).map_err(|diags| EngineError::PlanChanged {
+        run: row.id.clone(),
+        errors: crate::plan::diagnostic::render_all(&diags, plan_source),
+    })?;
+    let plan = Arc::new(plan);
+    let env = env_snapshot(&plan);
+    let state = RunState::replay(plan, row.id.clone(), params.clone(), env, &events);
+    let next_seq = events.last().map_or(0, |r| r.seq + 1);
+    Ok((state, next_seq, row))
+}
+
+/// Continues an interrupted run. `abort` stops it (running `finally`) instead.
+pub async fn resume(journal: &Journal, run_id: &str, abort: Option<(String, Option<String>, bool)>, options: &RunOptions) -> Result<RunReport, EngineError> {
+    let (mut state, mut next_seq, row) = load(journal, run_id).await?;
+    let run_id = row.id.clone();
+    if row.status != RunStatus::Running || state.finished.is_some() {
+        return Err(EngineError::NotResumable(format!("run {run_id} already finished ({}); nothing to resume", row.status.as_str())));
+    }
+    if !row.is_interrupted() {
+        return Err(EngineError::NotResumable(format!(
+            "run {run_id} is still running (pid {} on {}); use `lifeboat abort {run_id}` to stop it",
+            row.owner.pid, row.owner.host
+        )));
+    }
+    let me = Owner::me();
+    if !journal.claim(&run_id, &row.owner, &me).await? {
+        return Err(EngineError::NotResumable(format!("run {run_id} was taken over by another process just now")));
+    }
+    if let Some(lock) = &state.plan.lock {
+        acquire_lock(journal, lock, &run_id, options.wait_for_lock).await?;
+    }
+    let rerun: Vec<String> = state
+        .units
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| matches!(u.status, super::state::UnitStatus::Running { .. }))
+        .map(|(i, _)| state.plan.units[i].id.clone())
+        .collect();
+    let mut events = vec![Event::RunResumed { host: me.host.clone(), pid: me.pid, rerun: rerun.clone() }];
+    if let Some((by, reason, rollback)) = abort {
+        events.push(Event::AbortRequested { by, reason, rollback });
+    }
+    let at = journal.append(&run_id, next_seq, &events).await?;
+    next_seq += events.len() as i64;
+    notify(options, Notice::Begin { run_id: run_id.clone(), plan: state.plan.clone(), resumed: true });
+    for e in &events {
+        state.apply(e, at);
+        notify(options, Notice::Event { at, event: e.clone() });
+    }
+    tracing::info!(run = %run_id, rerun = ?rerun, "run resumed");
+    let env = env_snapshot(&state.plan);
+    Runner::new(journal.clone(), state, next_seq, &env, options.clone()).drive().await
+}
+
+async fn acquire_lock(journal: &Journal, lock: &str, run_id: &str, wait: bool) -> Result<(), EngineError> {
+    let mut announced = false;
+    loop {
+        match journal.acquire_lock(lock, run_id).await? {
+            LockOutcome::Acquired => return Ok(()),
+            LockOutcome::TakenOver { from_run } => {
+                tracing::warn!(lock, from_run = %from_run, "took over a lock whose run is no longer alive");
+                return Ok(());
+            }
+            LockOutcome::Held { by_run, owner } if !wait => {
+                return Err(EngineError::LockHeld { name: lock.to_owned(), by_run, pid: owner.pid, host: owner.host });
+            }
+            LockOutcome::Held { by_run, .. } => {
+                if !announced {
+                    tracing::info!(lock, by_run = %by_run, "waiting for the lock");
+                    eprintln!("waiting for lock `{lock}` held by run {by_run}…");
+                    announced = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Reads every `env.*` the plan refers to, once, so that the values are known to the
+/// redactor before any step runs.
+fn env_snapshot(plan: &CompiledPlan) -> Arc<BTreeMap<String, String>> {
+    let mut names = BTreeSet::new();
+    for unit in &plan.units {
+        let mut paths = Vec::new();
+        for (_, pieces) in template::expressions_in(&Value::Object(unit.with.clone())) {
+            for piece in pieces.unwrap_or_default() {
+                if let template::Piece::Expr { expr, .. } = piece {
+                    paths.extend(expr.paths().into_iter().cloned());
+                }
+            }
+        }
+        if let Some((_, expr)) = &unit.when {
+            paths.extend(expr.paths().into_iter().cloned());
+        }
+        for p in paths {
+            if p.segments.first().map(String::as_str) == Some("env")
+                && let Some(name) = p.segments.get(1)
+            {
+                names.insert(name.clone());
+            }
+        }
+    }
+    Arc::new(names.into_iter().filter_map(|n| std::env::var(&n).ok().map(|v| (n, v))).collect())
+}
+
+fn notify(options: &RunOptions, notice: Notice) {
+    if let Some(tx) = &options.notices {
+        let _ = tx.send(notice);
+    }
+}
+
+struct Runner {
+    journal: Journal,
+    state: RunState,
+    next_seq: i64,
+    redactor: Arc<Redactor>,
+    options: RunOptions,
+    tasks: JoinSet<(usize, u32, AttemptResult)>,
+    cancels: HashMap<usize, CancellationToken>,
+    /// Events decided but not yet journaled (attempt results, abort requests).
+    pending: Vec<Event>,
+}
+
+impl Runner {
+    fn new(journal: Journal, state: RunState, next_seq: i64, env: &BTreeMap<String, String>, options: RunOptions) -> Self {
+        Runner {
+            journal,
+            state,
+            next_seq,
+            redactor: Arc::new(Redactor::new(env.values().cloned())),
+            options,
+            tasks: JoinSet::new(),
+            cancels: HashMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    async fn drive(mut self) -> Result<RunReport, EngineError> {
+        let run_id = self.state.run_id.clone();
+        let mut heartbeat = tokio::time::interval(crate::journal::owner::HEARTBEAT_EVERY);
+        let mut inbox = tokio::time::interval(INBOX_POLL);
+        let mut signals = Signals::new();
+        loop {
+            let now = Utc::now();
+            let decision = self.state.decide(now);
+            let mut batch = std::mem::take(&mut self.pending);
+            batch.extend(decision.events);
+            if !batch.is_empty() {
+                self.commit(&batch).await?;
+            }
+            for (unit, attempt) in decision.start {
+                self.launch(unit, attempt);
+            }
+            if let Some((status, reason)) = self.state.finished.clone() {
+                if let Some(lock) = &self.state.plan.lock {
+                    self.journal.release_lock(lock, &run_id).await?;
+                }
+                tracing::info!(run = %run_id, status = status.as_str(), "run finished");
+                return Ok(RunReport { run_id, status, reason });
+            }
+            let wake = decision.wake_at.map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)).unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    self.collect(joined);
+                    while let Some(more) = self.tasks.try_join_next() {
+                        self.collect(more);
+                    }
+                }
+                _ = tokio::time::sleep(wake) => {}
+                _ = inbox.tick() => {
+                    if let Some(cmd) = self.journal.take_abort(&run_id).await? {
+                        self.abort(cmd.by, cmd.reason, cmd.rollback);
+                    }
+                }
+                _ = heartbeat.tick() => self.journal.heartbeat(&run_id).await?,
+                count = signals.next() => {
+                    if count > 1 {
+                        return Err(EngineError::Interrupted(run_id));
+                    }
+                    eprintln!("stopping run {run_id}: running steps are cancelled, then `finally` runs (signal again to leave it interrupted)");
+                    self.abort("signal".into(), Some("interrupted by a signal".into()), false);
+                }
+            }
+        }
+    }
+
+    fn abort(&mut self, by: String, reason: Option<String>, rollback: bool) {
+        tracing::warn!(run = %self.state.run_id, by = %by, rollback, "abort requested");
+        let event = Event::AbortRequested { by, reason, rollback };
+        self.state.apply(&event, Utc::now());
+        self.pending.push(event);
+        for (unit, token) in &self.cancels {
+            if self.state.plan.units[*unit].role == crate::plan::Role::Main {
+                token.cancel();
+            }
+        }
+    }
+
+    fn collect(&mut self, joined: Result<(usize, u32, AttemptResult), tokio::task::JoinError>) {
+        let (unit, attempt, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                // A panicking adapter is a bug; we cannot tell which unit from a JoinError
+                // without its id, so adapters are spawned with catch-unwind semantics below.
+                tracing::error!(error = %e, "a step task ended abnormally");
+                return;
+            }
+        };
+        self.cancels.remove(&unit);
+        let result = result
+            .map(|outputs| match self.redactor.redact_value(&Value::Object(outputs)) {
+                Value::Object(m) => m,
+                _ => unreachable!("redaction keeps objects"),
+            })
+            .map_err(|e| StepError { message: self.redactor.redact(&e.message), retryable: e.retryable });
+        let event = self.state.attempt_event(unit, attempt, result, rand::random::<f64>());
+        self.state.apply(&event, Utc::now());
+        self.pending.push(event);
+    }
+
+    async fn commit(&mut self, batch: &[Event]) -> Result<(), EngineError> {
+        let at = self.journal.append(&self.state.run_id, self.next_seq, batch).await?;
+        self.next_seq += batch.len() as i64;
+        for event in batch {
+            log_event(&self.state.run_id, event);
+            notify(&self.options, Notice::Event { at, event: event.clone() });
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self, unit: usize, attempt: u32) {
+        let spec = self.state.plan.units[unit].clone();
+        let token = CancellationToken::new();
+        self.cancels.insert(unit, token.clone());
+        let rendered = template::render_value(&Value::Object(spec.with.clone()), &self.state.scope());
+        let cx = StepContext {
+            run_id: self.state.run_id.clone(),
+            step_id: spec.id.clone(),
+            idempotency_key: format!("{}/{}", self.state.run_id, spec.id),
+            attempt,
+            cancel: token,
+            journal: self.journal.clone(),
+        };
+        self.tasks.spawn(async move {
+            let with = match rendered {
+                Ok(v) => v.value,
+                Err(e) => return (unit, attempt, Err(StepError::terminal(format!("evaluating options: {e}")))),
+            };
+            let Some(kind) = steps::kind(&spec.kind) else {
+                return (unit, attempt, Err(StepError::terminal(format!("unknown step kind `{}`", spec.kind))));
+            };
+            let work = (kind.run)(with, &cx);
+            let result = match spec.timeout {
+                None => work.await,
+                Some(limit) => {
+                    tokio::pin!(work);
+                    tokio::select! {
+                        r = &mut work => r,
+                        _ = tokio::time::sleep(limit) => {
+                            cx.cancel.cancel();
+                            // Give the adapter time to stop what it started.
+                            let _ = tokio::time::timeout(Duration::from_secs(30), &mut work).await;
+                            Err(StepError::retryable(format!("timed out after {}", crate::plan::duration::format(limit))))
+                        }
+                    }
+                }
+            };
+            (unit, attempt, result)
+        });
+    }
+}
+
+fn log_event(run_id: &str, event: &Event) {
+    match event {
+        Event::StepStarted { step, attempt, .. } => tracing::info!(run = %run_id, step = %step, attempt, "step started"),
+        Event::StepSucceeded { step, attempt, .. } => tracing::info!(run = %run_id, step = %step, attempt, "step succeeded"),
+        Event::StepFailed { step, attempt, error, retryable, retry_in_ms } => {
+            tracing::warn!(run = %run_id, step = %step, attempt, error = %error, retryable, retry_in_ms = ?retry_in_ms, "step failed")
+        }
+        Event::StepSkipped { step, reason } => tracing::info!(run = %run_id, step = %step, reason = %reason, "step skipped"),
+        Event::CompensationStarted { step, attempt, .. } => tracing::info!(run = %run_id, step = %step, attempt, "compensation started"),
+        Event::CompensationSucceeded { step, .. } => tracing::info!(run = %run_id, step = %step, "compensation succeeded"),
+        Event::CompensationFailed { step, error, .. } => tracing::warn!(run = %run_id, step = %step, error = %error, "compensation failed"),
+        Event::RollbackStarted { reason } => tracing::warn!(run = %run_id, reason = %reason, "rollback started"),
+        _ => tracing::debug!(run = %run_id, event = event.kind(), "event"),
+    }
+}
+
+/// SIGINT and SIGTERM, counted: the first stops the run gracefully, the second leaves.
+struct Signals {
+    count: u32,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        Signals { count: 0, term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok() }
+    }
+
+    async fn next(&mut self) -> u32 {
+        let term = async {
+            match &mut self.term {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        self.count += 1;
+        self.count
+    }
+}

@@ -1,0 +1,9 @@
+//! lifeboat: a disaster-recovery automation engine. Recovery plans are DAGs of steps,
+//! compiled without I/O ([`plan`]), run durably by the executor ([`engine`]) against a
+//! journal ([`journal`]), with one adapter per step kind ([`steps`]).
+
+pub mod cli;
+pub mod engine;
+pub mod journal;
+pub mod plan;
+pub mod steps;

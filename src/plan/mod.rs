@@ -1,0 +1,17 @@
+//! The plan language: model, YAML loading, expressions, the compiler and its diagnostics.
+
+pub mod compiled;
+pub mod compiler;
+pub mod diagnostic;
+pub mod duration;
+pub mod expr;
+pub mod graph;
+pub mod model;
+pub mod params;
+pub mod schema_check;
+pub mod template;
+pub mod yaml;
+
+pub use compiled::{CompiledPlan, Role, Unit};
+pub use compiler::compile;
+pub use diagnostic::Diagnostic;

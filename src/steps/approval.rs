@@ -1,0 +1,54 @@
+//! `approval`: pause until a person runs `lifeboat approve RUN STEP` or `reject`.
+//!
+//! The decision travels through the journal's inbox, so it can come from any process or
+//! machine that reaches the journal, and it survives an engine crash.
+
+use super::{Outputs, StepContext, StepError};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// What the approver is asked, shown by `lifeboat runs show`.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Who may decide; anyone when empty.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+}
+
+const POLL: Duration = Duration::from_millis(300);
+
+pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
+    tracing::info!(run = %cx.run_id, step = %cx.step_id, message = options.message.as_deref().unwrap_or(""), "waiting for approval");
+    loop {
+        let decision = cx
+            .journal
+            .decision_for(&cx.run_id, &cx.step_id)
+            .await
+            .map_err(|e| StepError::retryable(format!("reading approvals from the journal: {e}")))?;
+        if let Some(d) = decision {
+            if !options.approvers.is_empty() && !options.approvers.contains(&d.by) {
+                // The CLI refuses such decisions; this guards against other writers.
+                tracing::warn!(by = %d.by, "ignoring a decision from someone not in approvers");
+            } else {
+                let mut out = Outputs::new();
+                out.insert("decision".into(), d.kind.as_str().into());
+                out.insert("by".into(), d.by.clone().into());
+                out.insert("at".into(), d.at.to_rfc3339().into());
+                out.insert("comment".into(), d.comment.clone().unwrap_or_default().into());
+                if d.kind == crate::journal::DecisionKind::Reject {
+                    let why = d.comment.map(|c| format!(": {c}")).unwrap_or_default();
+                    return Err(StepError::terminal(format!("rejected by {}{why}", d.by)));
+                }
+                return Ok(out);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled while waiting for approval")),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Step kinds: one adapter file per kind turns a plan step into a call of real work.
+//!
+//! An adapter receives its options already rendered (expressions resolved) and a
+//! [`StepContext`]; it returns outputs or a [`StepError`] that says whether a retry could
+//! help. Adapters never retry, time out or journal by themselves: the engine owns that.
+
+pub mod approval;
+pub mod exec;
+pub mod http;
+pub mod sleep;
+
+use crate::journal::Journal;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use tokio_util::sync::CancellationToken;
+
+pub type Outputs = Map<String, Value>;
+
+/// A failed attempt. `retryable` says whether the same attempt could succeed later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl StepError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StepError { message: message.into(), retryable: true }
+    }
+
+    pub fn terminal(message: impl Into<String>) -> Self {
+        StepError { message: message.into(), retryable: false }
+    }
+}
+
+/// What a step attempt knows about where it runs.
+#[derive(Clone)]
+pub struct StepContext {
+    pub run_id: String,
+    pub step_id: String,
+    /// `<run id>/<step id>`: the same for every attempt and after a crash, so a step can
+    /// recognise work it already did.
+    pub idempotency_key: String,
+    pub attempt: u32,
+    /// Cancelled on abort or timeout; adapters stop their work and clean up.
+    pub cancel: CancellationToken,
+    pub journal: Journal,
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Outputs, StepError>> + Send + 'a>>;
+
+/// A step kind: its name, its options' JSON Schema and its adapter.
+pub struct KindSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub options_schema: fn() -> Value,
+    pub run: for<'a> fn(Value, &'a StepContext) -> StepFuture<'a>,
+}
+
+/// Every step kind the engine knows.
+pub const KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: "approval",
+        summary: "wait until `lifeboat approve RUN STEP` (or reject)",
+        options_schema: schema_of::<approval::Options>,
+        run: |with, cx| Box::pin(async move { approval::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "exec",
+        summary: "run a command; outputs from its last stdout line (a JSON object) or a file",
+        options_schema: schema_of::<exec::Options>,
+        run: |with, cx| Box::pin(async move { exec::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "http",
+        summary: "send an HTTP request and check status, body and JSON",
+        options_schema: schema_of::<http::Options>,
+        run: |with, cx| Box::pin(async move { http::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "sleep",
+        summary: "wait for a duration",
+        options_schema: schema_of::<sleep::Options>,
+        run: |with, cx| Box::pin(async move { sleep::run(options(with)?, cx).await }),
+    },
+];
+
+pub fn kind(name: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+fn schema_of<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).expect("schema serializes")
+}
+
+/// Options are checked by the compiler, but expressions only get their types at run
+/// time, so a mismatch here is the plan's fault and retrying cannot fix it.
+fn options<T: DeserializeOwned>(with: Value) -> Result<T, StepError> {
+    serde_json::from_value(with).map_err(|e| StepError::terminal(format!("invalid options after evaluating expressions: {e}")))
+}
+
+/// A scalar option read as text, so that `${{ params.port }}` (a number) can fill a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Text(s)),
+            v @ (Value::Number(_) | Value::Bool(_)) => Ok(Text(v.to_string())),
+            other => Err(serde::de::Error::custom(format!("expected a string, number or boolean, found {other}"))),
+        }
+    }
+}
+
+impl JsonSchema for Text {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+/// Keeps the last `limit` bytes written to it: stdout/stderr tails, response bodies.
+#[derive(Debug, Default)]
+pub struct Tail {
+    buf: std::collections::VecDeque<u8>,
+    limit: usize,
+    pub total: u64,
+}
+
+impl Tail {
+    pub fn new(limit: usize) -> Self {
+        Tail { buf: Default::default(), limit, total: 0 }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        self.buf.extend(bytes);
+        let excess = self.buf.len().saturating_sub(self.limit);
+        self.buf.drain(..excess);
+    }
+
+    pub fn text(&self) -> String {
+        let (a, b) = self.buf.as_slices();
+        String::from_utf8_lossy(&[a, b].concat()).into_owned()
+    }
+}
