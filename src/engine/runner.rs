@@ -238,6 +238,9 @@ struct Runner {
     redactor: Arc<Redactor>,
     options: RunOptions,
     tasks: JoinSet<(usize, u32, AttemptResult)>,
+    /// Which unit and attempt each task runs, so that a panicking adapter still yields
+    /// a journaled failure instead of a step stuck in "running".
+    task_units: HashMap<tokio::task::Id, (usize, u32)>,
     cancels: HashMap<usize, CancellationToken>,
     /// Events decided but not yet journaled (attempt results, abort requests).
     pending: Vec<Event>,
@@ -252,6 +255,7 @@ impl Runner {
             redactor: Arc::new(Redactor::new(env.values().cloned())),
             options,
             tasks: JoinSet::new(),
+            task_units: HashMap::new(),
             cancels: HashMap::new(),
             pending: Vec::new(),
         }
@@ -282,9 +286,9 @@ impl Runner {
             }
             let wake = decision.wake_at.map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)).unwrap_or(Duration::from_secs(3600));
             tokio::select! {
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.collect(joined);
-                    while let Some(more) = self.tasks.try_join_next() {
+                    while let Some(more) = self.tasks.try_join_next_with_id() {
                         self.collect(more);
                     }
                 }
@@ -318,14 +322,16 @@ impl Runner {
         }
     }
 
-    fn collect(&mut self, joined: Result<(usize, u32, AttemptResult), tokio::task::JoinError>) {
+    fn collect(&mut self, joined: Result<(tokio::task::Id, (usize, u32, AttemptResult)), tokio::task::JoinError>) {
         let (unit, attempt, result) = match joined {
-            Ok(r) => r,
+            Ok((id, r)) => {
+                self.task_units.remove(&id);
+                r
+            }
             Err(e) => {
-                // A panicking adapter is a bug; we cannot tell which unit from a JoinError
-                // without its id, so adapters are spawned with catch-unwind semantics below.
-                tracing::error!(error = %e, "a step task ended abnormally");
-                return;
+                let Some((unit, attempt)) = self.task_units.remove(&e.id()) else { return };
+                tracing::error!(error = %e, "a step adapter panicked");
+                (unit, attempt, Err(StepError::terminal(format!("the step adapter crashed: {e}"))))
             }
         };
         self.cancels.remove(&unit);
@@ -363,7 +369,7 @@ impl Runner {
             cancel: token,
             journal: self.journal.clone(),
         };
-        self.tasks.spawn(async move {
+        let handle = self.tasks.spawn(async move {
             let with = match rendered {
                 Ok(v) => v.value,
                 Err(e) => return (unit, attempt, Err(StepError::terminal(format!("evaluating options: {e}")))),
@@ -389,6 +395,7 @@ impl Runner {
             };
             (unit, attempt, result)
         });
+        self.task_units.insert(handle.id(), (unit, attempt));
     }
 }
 

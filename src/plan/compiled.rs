@@ -18,6 +18,8 @@ pub struct CompiledPlan {
     pub lock: Option<String>,
     /// Main steps, then `finally` steps, then compensations; indexes are stable.
     pub units: Vec<Unit>,
+    /// Unit index by id: the executor resolves an id for every event it applies.
+    pub by_id: std::collections::HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +81,7 @@ impl RetryPolicy {
 
 impl CompiledPlan {
     pub fn unit_index(&self, id: &str) -> Option<usize> {
-        self.units.iter().position(|u| u.id == id)
+        self.by_id.get(id).copied()
     }
 
     pub fn units_with_role(&self, pred: impl Fn(Role) -> bool) -> impl Iterator<Item = (usize, &Unit)> {

@@ -189,7 +189,11 @@ impl<'f> Compilation<'f> {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 self.error(key.pos, None, format!("param name `{name}` may only use letters, digits and `_`"), Some("expressions read params as `params.<name>`".into()));
             }
-            let Ok(spec) = serde_json::from_value::<model::ParamSpec>(node.to_json()) else { continue };
+            let Ok(spec) = serde_json::from_value::<model::ParamSpec>(node.to_json()) else {
+                // Its shape was reported already; keep the name so expressions can use it.
+                out.insert(name, ParamDecl { kind: Default::default(), default: None, required: false, description: None });
+                continue;
+            };
             if let Some(default) = &spec.default
                 && let Err(e) = super::params::coerce(spec.kind, default)
             {
@@ -216,14 +220,18 @@ impl<'f> Compilation<'f> {
                     issues.extend(kind_issues(comp));
                 }
                 let clean = self.issues(issues, id.as_deref());
-                match serde_json::from_value::<StepSpec>(node.to_json()) {
-                    Ok(spec) if clean => entries.push(StepEntry { node, spec, finally }),
+                let spec = match serde_json::from_value::<StepSpec>(node.to_json()) {
+                    Ok(spec) if clean => spec,
                     _ => {
-                        if let Some(id) = id {
-                            broken_ids.insert(id);
+                        // Keep analysing what can be read, so that one typo does not hide
+                        // the step's other problems; the plan will not build anyway.
+                        if let Some(id) = &id {
+                            broken_ids.insert(id.clone());
                         }
+                        lenient_step(node)
                     }
-                }
+                };
+                entries.push(StepEntry { node, spec, finally });
             }
         }
         (entries, broken_ids)
@@ -231,12 +239,15 @@ impl<'f> Compilation<'f> {
 
     fn analyse(&mut self, spec_node: &Node, (entries, broken): (Vec<StepEntry>, BTreeSet<String>), params: &BTreeMap<String, ParamDecl>, name: String) -> Option<CompiledPlan> {
         let main_count = entries.iter().filter(|e| !e.finally).count();
-        if main_count == 0 && broken.is_empty() {
+        if main_count == 0 {
             self.error(spec_node.get("steps").map_or(spec_node.pos, |n| n.pos), None, "the plan has no steps", Some("add at least one step under `spec.steps`".into()));
         }
         // Ids.
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
+            if e.spec.id.is_empty() {
+                continue; // reported by the structural check
+            }
             if let Some(&first) = index.get(e.spec.id.as_str()) {
                 let first_line = entries[first].node.pos.line;
                 self.error(e.node.get("id").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), format!("duplicate step id `{}` (first defined at line {first_line})", e.spec.id), Some("give every step, including finally steps, a unique id".into()));
@@ -244,7 +255,7 @@ impl<'f> Compilation<'f> {
                 index.insert(&e.spec.id, i);
             }
         }
-        let all_ids: Vec<&str> = index.keys().copied().chain(broken.iter().map(String::as_str)).collect();
+        let all_ids: Vec<&str> = index.keys().copied().collect();
         // Needs.
         let mut graph: DiGraphMap<usize, ()> = DiGraphMap::new();
         for i in 0..entries.len() {
@@ -264,13 +275,12 @@ impl<'f> Compilation<'f> {
                         }
                         graph.add_edge(j, i, ());
                     }
-                    None if broken.contains(need) => {}
                     None => self.error(pos, Some(&e.spec.id), format!("`needs` names unknown step `{need}`"), did_you_mean(need, all_ids.iter().copied())),
                 }
             }
         }
         let cyclic = self.cycles(&graph, &entries);
-        let ancestors: Vec<BTreeSet<usize>> = (0..entries.len()).map(|i| ancestors_of(&graph, i)).collect();
+        let reach = Reachability { graph: &graph };
         // Markers.
         for mark in [Mark::Disaster, Mark::Recovered] {
             let marked: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].spec.mark == Some(mark)).collect();
@@ -282,7 +292,7 @@ impl<'f> Compilation<'f> {
         let disaster = entries.iter().position(|e| e.spec.mark == Some(Mark::Disaster));
         if let Some(rec) = entries.iter().position(|e| e.spec.mark == Some(Mark::Recovered)) {
             match disaster {
-                Some(d) if !ancestors[rec].contains(&d) => {
+                Some(d) if !reach.is_ancestor(d, rec) => {
                     let e = &entries[rec];
                     self.error(e.node.get("mark").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), "the step marked `recovered` does not depend on the step marked `disaster`", Some(format!("add `{}` (or a step after it) to `needs`", entries[d].spec.id)));
                 }
@@ -301,21 +311,15 @@ impl<'f> Compilation<'f> {
         }
         // Expressions.
         for (i, e) in entries.iter().enumerate() {
-            let readable: BTreeSet<usize> = if e.finally {
-                ancestors[i].iter().copied().chain((0..entries.len()).filter(|&j| !entries[j].finally)).collect()
-            } else {
-                ancestors[i].clone()
-            };
-            let scope = ExprScope { entries: &entries, index: &index, broken: &broken, readable: &readable, params, me: i };
+            let scope = ExprScope { entries: &entries, index: &index, reach: &reach, params, me: i, also_readable: None };
             if let Some(when) = &e.spec.when {
                 let pos = e.node.get("when").map_or(e.node.pos, |n| n.pos);
                 self.check_when(when, pos, &scope);
             }
             self.check_values(&Value::Object(e.spec.with.clone()), e.node.get("with"), e.node.pos, &scope);
             if let Some(comp) = &e.spec.compensate {
-                let mut with_self = readable.clone();
-                with_self.insert(i);
-                let comp_scope = ExprScope { readable: &with_self, ..scope };
+                // A compensation may also read the outputs of the step it undoes.
+                let comp_scope = ExprScope { also_readable: Some(i), ..scope };
                 let comp_node = e.node.get("compensate");
                 self.check_values(&Value::Object(comp.with.clone()), comp_node.and_then(|c| c.get("with")), e.node.pos, &comp_scope);
             }
@@ -389,6 +393,33 @@ impl<'f> Compilation<'f> {
     }
 }
 
+/// A step read field by field, skipping fields that do not have the right shape.
+fn lenient_step(node: &Node) -> StepSpec {
+    fn field<T: serde::de::DeserializeOwned + Default>(node: &Node, key: &str) -> T {
+        node.get(key).and_then(|n| serde_json::from_value(n.to_json()).ok()).unwrap_or_default()
+    }
+    let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_owned);
+    let compensate = node.get("compensate").map(|c| model::CompensateSpec {
+        kind: c.get("kind").and_then(Node::as_str).unwrap_or_default().to_owned(),
+        with: field(c, "with"),
+        timeout: None,
+        retry: None,
+    });
+    StepSpec {
+        id: text("id").unwrap_or_default(),
+        kind: text("kind").unwrap_or_default(),
+        needs: node.get("needs").map(|n| n.items().iter().filter_map(Node::as_str).map(str::to_owned).collect()).unwrap_or_default(),
+        with: field(node, "with"),
+        when: text("when"),
+        when_needs_skipped: field(node, "when_needs_skipped"),
+        timeout: None,
+        retry: None,
+        on_failure: field(node, "on_failure"),
+        compensate,
+        mark: node.get("mark").and_then(|n| serde_json::from_value(n.to_json()).ok()),
+    }
+}
+
 fn kind_issues(node: &Node) -> Vec<Issue> {
     let mut issues = Vec::new();
     let Some(kind_node) = node.get("kind") else { return issues };
@@ -401,14 +432,14 @@ fn kind_issues(node: &Node) -> Vec<Issue> {
                 .or_else(|| Some(format!("known kinds: {}", steps::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")))),
         }),
         Some(k) => {
-            let schema = (k.options_schema)();
-            let checker = Checker::new(&schema, true);
+            let schema = steps::cached_options_schema(k);
+            let checker = Checker::new(schema, true);
             match node.get("with") {
-                Some(with) => checker.check(&schema, with, &mut issues),
+                Some(with) => checker.check(schema, with, &mut issues),
                 None => {
                     let empty = Node { pos: node.pos, value: yaml::NodeValue::Map(Vec::new()) };
                     let mut missing = Vec::new();
-                    checker.check(&schema, &empty, &mut missing);
+                    checker.check(schema, &empty, &mut missing);
                     issues.extend(missing.into_iter().map(|i| Issue { help: Some(format!("`{kind}` steps need a `with:` mapping: {}", i.message)), ..i }));
                 }
             }
@@ -420,10 +451,34 @@ fn kind_issues(node: &Node) -> Vec<Issue> {
 struct ExprScope<'a, 'n> {
     entries: &'a [StepEntry<'n>],
     index: &'a HashMap<&'a str, usize>,
-    broken: &'a BTreeSet<String>,
-    readable: &'a BTreeSet<usize>,
+    reach: &'a Reachability<'a>,
     params: &'a BTreeMap<String, ParamDecl>,
     me: usize,
+    also_readable: Option<usize>,
+}
+
+/// Ancestor queries on the needs graph, answered on demand: materialising every step's
+/// ancestor set costs O(n²) memory on deep plans, and only steps that read outputs ask.
+struct Reachability<'g> {
+    graph: &'g DiGraphMap<usize, ()>,
+}
+
+impl Reachability<'_> {
+    fn is_ancestor(&self, ancestor: usize, node: usize) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            for pred in self.graph.neighbors_directed(n, petgraph::Direction::Incoming) {
+                if pred == ancestor {
+                    return true;
+                }
+                if seen.insert(pred) {
+                    stack.push(pred);
+                }
+            }
+        }
+        false
+    }
 }
 
 impl ExprScope<'_, '_> {
@@ -452,9 +507,6 @@ impl ExprScope<'_, '_> {
             },
             "steps" => {
                 let Some(id) = seg.get(1) else { return Err(("`steps` needs a step id: `steps.<id>.outputs.<name>`".into(), None)) };
-                if self.broken.contains(id) {
-                    return Ok(());
-                }
                 let Some(&j) = self.index.get(id.as_str()) else {
                     let ids: Vec<&str> = self.index.keys().copied().collect();
                     return Err((format!("`{path}` reads unknown step `{id}`"), did_you_mean(id, ids)));
@@ -464,7 +516,12 @@ impl ExprScope<'_, '_> {
                     Some("outcome") if seg.len() == 3 => {}
                     _ => return Err((format!("`{path}`: read a step as `steps.{id}.outputs.<name>` or `steps.{id}.outcome`"), None)),
                 }
-                if !self.readable.contains(&j) {
+                let me = &self.entries[self.me];
+                // Finally steps run after every main step, so they may read any of them.
+                let readable = self.also_readable == Some(j)
+                    || (me.finally && !self.entries[j].finally)
+                    || self.reach.is_ancestor(j, self.me);
+                if !readable {
                     return Err((
                         format!("`{path}` reads step `{id}`, which `{}` does not (transitively) need", self.me_id()),
                         Some(format!("add `{id}` to `needs`, so its outputs exist before this step runs")),
@@ -478,20 +535,6 @@ impl ExprScope<'_, '_> {
             )),
         }
     }
-}
-
-fn ancestors_of(graph: &DiGraphMap<usize, ()>, node: usize) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![node];
-    while let Some(n) = stack.pop() {
-        for pred in graph.neighbors_directed(n, petgraph::Direction::Incoming) {
-            if seen.insert(pred) {
-                stack.push(pred);
-            }
-        }
-    }
-    seen.remove(&node);
-    seen
 }
 
 /// A shortest cycle through `start` inside one strongly connected component.
@@ -600,7 +643,9 @@ fn build(spec_node: &Node, entries: Vec<StepEntry>, index: &HashMap<String, usiz
         });
         units[of].compensation = Some(comp_index);
     }
+    let by_id = units.iter().enumerate().map(|(i, u)| (u.id.clone(), i)).collect();
     CompiledPlan {
+        by_id,
         name,
         description,
         rto: objectives.as_ref().and_then(|o| duration(&o.rto)),

@@ -28,7 +28,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(amount.saturating_mul(3600)),
             "d" => Duration::from_secs(amount.saturating_mul(86_400)),
             "" => return Err(format!("`{text}` has no unit; write `{amount}s` for seconds (units: ms, s, m, h, d)")),
-            other => return Err(format!("`{text}` has an unknown unit `{other}` (units: ms, s, m, h, d)")),
+            other => return Err(format!("`{text}` has an unknown unit `{}`; write e.g. `90s`, `5m` or `1h30m` (units: ms, s, m, h, d)", other.trim())),
         };
         total = total.saturating_add(part);
         rest = &rest[unit_len..];

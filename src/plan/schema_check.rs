@@ -113,6 +113,20 @@ impl<'a> Checker<'a> {
             }
             per_branch.push((branch, issues));
         }
+        // Documented enum variants become one branch per value: report them as one enum.
+        let values: Vec<&Value> = branches
+            .iter()
+            .flat_map(|b| {
+                let b = self.resolve(b);
+                b.get("const").into_iter().chain(b.get("enum").and_then(Value::as_array).into_iter().flatten())
+            })
+            .collect();
+        if !values.is_empty() && values.iter().all(|v| v.is_string()) && per_branch.len() == branches.len() {
+            let names: Vec<&str> = values.iter().filter_map(|v| v.as_str()).collect();
+            let help = node.as_str().and_then(|s| did_you_mean(s, names.iter().copied()));
+            out.push(issue(node.pos, format!("`{}` is not one of: {}", node.scalar_text(), names.join(", ")), help));
+            return;
+        }
         // Report the branch whose type fits the node, if one does; that is the branch the
         // author meant, and its detailed issues are the useful ones.
         let fitting: Vec<_> = per_branch
@@ -135,6 +149,10 @@ impl<'a> Checker<'a> {
     }
 
     fn check_string(&self, schema: &Value, s: &str, pos: Pos, out: &mut Vec<Issue>) {
+        if self.allow_expressions && template::contains_template(s) {
+            // Known only at run time; the expression pass checks the template itself.
+            return;
+        }
         if schema.get("format").and_then(Value::as_str) == Some(DURATION_FORMAT) {
             if let Err(e) = super::duration::parse(s) {
                 out.push(issue(pos, e, None));
@@ -142,9 +160,7 @@ impl<'a> Checker<'a> {
             return;
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && let Ok(re) = regex::Regex::new(pattern)
-            && !re.is_match(s)
-            && !(self.allow_expressions && template::contains_template(s))
+            && !pattern_matches(pattern, s)
         {
             out.push(issue(pos, format!("`{s}` does not match the pattern `{pattern}`"), None));
         }
@@ -178,6 +194,18 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// Schema patterns are few and fixed; compile each once per thread.
+fn pattern_matches(pattern: &str, text: &str) -> bool {
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> = Default::default();
+    }
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let re = cache.entry(pattern.to_owned()).or_insert_with(|| regex::Regex::new(pattern).ok());
+        re.as_ref().is_none_or(|re| re.is_match(text))
+    })
 }
 
 fn issue(pos: Pos, message: String, help: Option<String>) -> Issue {

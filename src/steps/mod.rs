@@ -94,6 +94,15 @@ pub fn kind(name: &str) -> Option<&'static KindSpec> {
     KINDS.iter().find(|k| k.name == name)
 }
 
+/// The options schema of a kind, generated once per process.
+pub fn cached_options_schema(kind: &KindSpec) -> &'static Value {
+    static SCHEMAS: std::sync::OnceLock<std::collections::HashMap<&'static str, Value>> = std::sync::OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| KINDS.iter().map(|k| (k.name, (k.options_schema)())).collect())
+        .get(kind.name)
+        .expect("every kind is in KINDS")
+}
+
 fn schema_of<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).expect("schema serializes")
 }
