@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need, starts a
+# throwaway PostgreSQL on loopback for the journal tests, runs every test, stops it all.
+#
+#   scripts/test.sh              # everything
+#   scripts/test.sh -E 'test(crash)'   # extra args go to cargo nextest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_prerequisites() {
+  local missing=()
+  [ -x "$PG_BIN/postgres" ] || missing+=(postgresql-15)
+  command -v sha256sum >/dev/null || missing+=(coreutils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "==> installing cargo-nextest"
+    cargo install --locked cargo-nextest
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+PG_DIR=""
+stop_postgres() {
+  if [ -n "$PG_DIR" ] && [ -d "$PG_DIR" ]; then
+    run_as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+  fi
+}
+
+# PostgreSQL refuses to run as root: run it as `postgres` when we are root.
+run_as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+start_postgres() {
+  PG_DIR=$(mktemp -d /tmp/lifeboat-test-pg.XXXXXX)
+  chmod 755 "$PG_DIR"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DIR"
+  local port; port=$(free_port)
+  run_as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U lifeboat --auth=trust -E UTF8 >/dev/null
+  run_as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=200" start >/dev/null
+  export LIFEBOAT_TEST_POSTGRES_URL="postgres://lifeboat@127.0.0.1:$port/postgres"
+  echo "==> PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+trap stop_postgres EXIT
+install_prerequisites
+start_postgres
+echo "==> building"
+cargo build --release --bin lifeboat
+echo "==> running the test suite"
+cargo nextest run --workspace --no-fail-fast "$@"

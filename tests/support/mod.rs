@@ -1,0 +1,90 @@
+//! Shared test support: journals on both backends, plan helpers.
+#![allow(dead_code)]
+
+use lifeboat::engine::runner::{self, NewRun, RunOptions, RunReport};
+use lifeboat::journal::{Event, Journal};
+use std::sync::Arc;
+
+/// A journal under test and what backs it.
+pub struct TestJournal {
+    pub name: &'static str,
+    pub url: String,
+    pub journal: Journal,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Every backend the suite runs against: SQLite always; PostgreSQL when
+/// `LIFEBOAT_TEST_POSTGRES_URL` names a server (scripts/test.sh starts one). Under CI the
+/// PostgreSQL server is mandatory, so a broken set-up cannot pass by skipping.
+pub async fn journals() -> Vec<TestJournal> {
+    let mut out = vec![sqlite().await];
+    match std::env::var("LIFEBOAT_TEST_POSTGRES_URL") {
+        Ok(admin) => out.push(postgres(&admin).await),
+        Err(_) if std::env::var("CI").is_ok() => panic!("CI must run against PostgreSQL too: run the suite through scripts/test.sh"),
+        Err(_) => eprintln!("note: LIFEBOAT_TEST_POSTGRES_URL unset; testing the SQLite journal only (scripts/test.sh tests both)"),
+    }
+    out
+}
+
+pub async fn sqlite() -> TestJournal {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("state.db").display().to_string();
+    let journal = Journal::open(&url).await.unwrap();
+    TestJournal { name: "sqlite", url, journal, _dir: Some(dir) }
+}
+
+/// A fresh database on the test server, so tests never see each other's runs.
+pub async fn postgres(admin_url: &str) -> TestJournal {
+    use sqlx::Connection;
+    let db = format!("lb_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').expect("URL ends with /dbname");
+    let url = format!("{base}/{db}");
+    let journal = Journal::open(&url).await.unwrap();
+    TestJournal { name: "postgres", url, journal, _dir: None }
+}
+
+pub fn compile(source: &str) -> lifeboat::plan::CompiledPlan {
+    match lifeboat::plan::compile("test.yaml", source) {
+        Ok(p) => p,
+        Err(d) => panic!("plan does not compile:\n{}", lifeboat::plan::diagnostic::render_all(&d, source)),
+    }
+}
+
+/// Wraps steps (YAML, indented for `spec:`) into a plan document.
+pub fn plan(name: &str, spec_body: &str) -> String {
+    format!("apiVersion: lifeboat.dev/v1alpha1\nkind: RecoveryPlan\nmetadata:\n  name: {name}\nspec:\n{spec_body}")
+}
+
+pub async fn run(journal: &Journal, source: &str) -> RunReport {
+    try_run(journal, source).await.expect("run starts")
+}
+
+pub async fn try_run(journal: &Journal, source: &str) -> Result<RunReport, runner::EngineError> {
+    let plan = compile(source);
+    let params = lifeboat::plan::params::resolve(&plan, &Default::default()).expect("params resolve");
+    runner::start(journal, NewRun { plan_file: "test.yaml".into(), plan_source: source.into(), plan: Arc::new(plan), params }, &RunOptions::default()).await
+}
+
+pub async fn events(journal: &Journal, run_id: &str) -> Vec<Event> {
+    journal.events(run_id).await.unwrap().into_iter().map(|r| r.event).collect()
+}
+
+/// The ids of steps in the order they were started (each attempt once).
+pub fn started(events: &[Event]) -> Vec<String> {
+    events.iter().filter_map(|e| if let Event::StepStarted { step, .. } = e { Some(step.clone()) } else { None }).collect()
+}
+
+pub fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+pub fn process_alive(pid: i32) -> bool {
+    // A zombie still has /proc/<pid>; only a running or sleeping process counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next() != Some('Z')))
+        .unwrap_or(false)
+}
