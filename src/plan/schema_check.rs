@@ -49,11 +49,7 @@ impl<'a> Checker<'a> {
         if let Some(types) = schema.get("type")
             && !type_matches(types, node)
         {
-            out.push(issue(
-                node.pos,
-                format!("expected {}, found {}", describe_types(types), describe_node(node)),
-                None,
-            ));
+            out.push(issue(node.pos, format!("expected {}, found {}", self.expected(schema), describe_node(node)), None));
             return;
         }
         if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
@@ -137,15 +133,28 @@ impl<'a> Checker<'a> {
             out.extend(issues.iter().cloned());
             return;
         }
-        let expected: Vec<String> = branches
-            .iter()
-            .filter_map(|b| self.resolve(b).get("type").map(describe_types))
-            .collect();
-        out.push(issue(
-            node.pos,
-            format!("expected {}, found {}", expected.join(" or "), describe_node(node)),
-            None,
-        ));
+        let expected = self.expected(&Value::Object([("anyOf".to_owned(), Value::Array(branches.to_vec()))].into_iter().collect()));
+        out.push(issue(node.pos, format!("expected {expected}, found {}", describe_node(node)), None));
+    }
+
+    /// What a schema accepts, in words. `null` is left out: it only marks optional
+    /// fields, and "or nothing" would be noise in every message.
+    fn expected(&self, schema: &Value) -> String {
+        let schema = self.resolve(schema);
+        if schema.get("format").and_then(Value::as_str) == Some(DURATION_FORMAT) {
+            return "a duration such as `30s`, `5m` or `1h30m`".into();
+        }
+        if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
+            let mut words: Vec<String> = Vec::new();
+            for b in branches {
+                let w = self.expected(b);
+                if !w.is_empty() && !words.contains(&w) {
+                    words.push(w);
+                }
+            }
+            return words.join(" or ");
+        }
+        schema.get("type").map(describe_types).unwrap_or_default()
     }
 
     fn check_string(&self, schema: &Value, s: &str, pos: Pos, out: &mut Vec<Issue>) {
@@ -162,7 +171,8 @@ impl<'a> Checker<'a> {
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
             && !pattern_matches(pattern, s)
         {
-            out.push(issue(pos, format!("`{s}` does not match the pattern `{pattern}`"), None));
+            let rule = schema.get("description").and_then(Value::as_str).map(str::to_owned);
+            out.push(issue(pos, format!("`{s}` does not match the pattern `{pattern}`"), rule));
         }
     }
 
@@ -267,6 +277,7 @@ fn describe_types(types: &Value) -> String {
         _ => "a value",
     };
     match types {
+        Value::String(t) if t == "null" => String::new(),
         Value::String(t) => word(t).into(),
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").map(word).collect::<Vec<_>>().join(" or "),
         _ => "a value".into(),
