@@ -173,9 +173,11 @@ impl Journal {
                     if backend == Backend::Sqlite {
                         // WAL lets readers (inbox polls, `runs show`) proceed beside the
                         // writer; FULL makes every commit durable before it returns.
+                        // busy_timeout first: switching to WAL needs a lock another
+                        // process may hold for a moment.
+                        sqlx::query("PRAGMA busy_timeout=15000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout=15000").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -183,7 +185,7 @@ impl Journal {
             .connect(&connect_url)
             .await
             .map_err(|source| JournalError::Open { url: redact_url(&url), source })?;
-        MIGRATOR.run(&pool).await?;
+        migrate(&pool).await?;
         Ok(Journal { pool, backend, url_for_display: redact_url(&url) })
     }
 
@@ -409,6 +411,23 @@ impl Journal {
             at: from_micros(row.try_get("created_at")?),
             comment: row.try_get("comment")?,
         }))
+    }
+}
+
+/// Applies migrations. SQLite has no migration lock, so two processes opening a new
+/// journal at once can race; the loser retries and then finds the work done.
+async fn migrate(pool: &AnyPool) -> Result<(), JournalError> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "journal migration raced with another process; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

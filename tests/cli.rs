@@ -1,0 +1,179 @@
+//! The `lifeboat` binary as a user drives it: exit codes, dry runs, approvals, aborts,
+//! status views.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Cli { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn state(&self) -> String {
+        self.dir.path().join("state.db").display().to_string()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        c.arg("--state").arg(self.state()).args(args).current_dir(self.dir.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn write(&self, name: &str, body: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path.display().to_string()
+    }
+
+    /// Waits until the newest run exists and returns its id.
+    fn newest_run(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.run(&["runs"]);
+            if let Some(line) = String::from_utf8_lossy(&out.stdout).lines().nth(1) {
+                return line.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no run appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn validate_exits_2_with_every_error_and_0_for_good_plans() {
+    let cli = Cli::new();
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/directory-backup-drill.yaml");
+    let out = cli.run(&["plan", "validate", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plans/broken/07-cycle.yaml");
+    let out = cli.run(&["plan", "validate", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("dependency cycle: a → b → c → a"), "{}", text(&out));
+}
+
+#[test]
+fn run_exit_codes_say_what_happened() {
+    let cli = Cli::new();
+    let ok = cli.write("ok.yaml", &support::plan("ok", "  steps:\n    - id: a\n      kind: exec\n      with: { command: [\"true\"] }\n"));
+    let failing = cli.write("fail.yaml", &support::plan("fail", "  steps:\n    - id: a\n      kind: exec\n      with: { command: [\"false\"] }\n"));
+    assert_eq!(cli.run(&["run", &ok]).status.code(), Some(0));
+    let out = cli.run(&["run", &failing]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failed: step `a` failed"));
+    let out = cli.run(&["run", &ok, "--param", "nope=1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--param nope: the plan declares no such param"));
+    assert_eq!(cli.run(&["run", "missing.yaml"]).status.code(), Some(2));
+    assert_eq!(cli.run(&["resume", "no-such-run"]).status.code(), Some(2));
+}
+
+#[test]
+fn missing_required_params_are_reported_together() {
+    let cli = Cli::new();
+    let p = cli.write("p.yaml", &support::plan("p", "  params:\n    a: { required: true, description: the first }\n    b: { type: integer, required: true }\n  steps:\n    - id: x\n      kind: exec\n      with: { command: [\"echo\", \"${{ params.a }}\", \"${{ params.b }}\"] }\n"));
+    let out = cli.run(&["run", &p, "--param", "b=notanumber"]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("param `a` is required (the first); pass --param a=VALUE"), "{t}");
+    assert!(t.contains("--param b: `notanumber` is not an integer"), "{t}");
+}
+
+#[test]
+fn dry_run_prints_waves_with_resolved_options_and_records_nothing() {
+    let cli = Cli::new();
+    let p = cli.write(
+        "p.yaml",
+        &support::plan("dry", "  params:\n    target: { default: eu-west }\n  steps:\n    - id: first\n      kind: exec\n      with: { command: [\"echo\", \"${{ params.target }}\"] }\n    - id: second\n      kind: exec\n      needs: [first]\n      with: { command: [\"echo\", \"${{ steps.first.outputs.stdout }}\", \"${{ env.HOME }}\"] }\n"),
+    );
+    let out = cli.run(&["run", &p, "--dry-run", "--param", "target=us-east"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.contains("steps wave 1:\n  - first [exec]"), "{t}");
+    assert!(t.contains("steps wave 2:\n  - second [exec]"), "{t}");
+    assert!(t.contains("\"us-east\""), "{t}");
+    assert!(t.contains("<steps.first.outputs.stdout>"), "{t}");
+    assert!(t.contains("<env.HOME (set, hidden)>"), "{t}");
+    assert!(!Path::new(&cli.state()).exists(), "a dry run must not create a journal");
+}
+
+#[test]
+fn lock_held_exits_3_and_approvals_are_validated() {
+    let cli = Cli::new();
+    let p = cli.write("gate.yaml", &support::plan("gate", "  lock: shared\n  steps:\n    - id: gate\n      kind: approval\n      with: { approvers: [alice] }\n    - id: after\n      kind: exec\n      needs: [gate]\n      with: { command: [\"true\"] }\n"));
+    let mut first = cli.cmd(&["run", &p]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run_id = cli.newest_run();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = cli.run(&["run", &p]);
+    assert_eq!(second.status.code(), Some(3), "{}", text(&second));
+    assert!(text(&second).contains(&format!("lock `shared` is held by run {run_id}")));
+    let not_approval = cli.run(&["approve", &run_id, "after"]);
+    assert_eq!(not_approval.status.code(), Some(2));
+    let wrong_person = cli.run(&["approve", &run_id, "gate", "--by", "mallory"]);
+    assert_eq!(wrong_person.status.code(), Some(2));
+    assert!(text(&wrong_person).contains("mallory may not decide step `gate`; approvers: alice"));
+    let show = cli.run(&["runs", "show", &run_id]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains(&format!("waiting: lifeboat approve {run_id} gate")));
+    let approved = cli.run(&["approve", &run_id, "gate", "--by", "alice", "--comment", "go"]);
+    assert_eq!(approved.status.code(), Some(0), "{}", text(&approved));
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let json = cli.run(&["runs", "show", &run_id, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["steps"][0]["outputs"]["by"], "alice");
+    assert_eq!(v["steps"][0]["outputs"]["comment"], "go");
+    assert_eq!(cli.run(&["approve", &run_id, "gate", "--by", "alice"]).status.code(), Some(2), "a finished run takes no decisions");
+}
+
+#[test]
+fn aborting_an_interrupted_run_runs_its_finally_steps() {
+    let cli = Cli::new();
+    let marker = cli.dir.path().join("cleaned");
+    let p = cli.write(
+        "p.yaml",
+        &support::plan("orphan", &format!("  steps:\n    - id: slow\n      kind: exec\n      with: {{ command: [\"sleep\", \"30\"] }}\n  finally:\n    - id: cleanup\n      kind: exec\n      with: {{ command: [\"touch\", \"{}\"] }}\n", marker.display())),
+    );
+    let mut child = cli.cmd(&["run", &p]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run_id = cli.newest_run();
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL: the run is left interrupted
+    child.wait().unwrap();
+    let list = cli.run(&["runs"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("interrupted"), "{}", text(&list));
+    let out = cli.run(&["abort", &run_id, "--reason", "drill cancelled"]);
+    assert_eq!(out.status.code(), Some(1), "an aborted run did not succeed: {}", text(&out));
+    assert!(text(&out).contains("aborted"), "{}", text(&out));
+    assert!(marker.exists(), "finally must run when an interrupted run is aborted");
+    let out = cli.run(&["abort", &run_id]);
+    assert_eq!(out.status.code(), Some(2), "aborting a finished run is invalid");
+}
+
+#[test]
+fn graph_and_schema_commands_work() {
+    let cli = Cli::new();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/directory-backup-drill.yaml");
+    let out = cli.run(&["plan", "graph", plan.to_str().unwrap(), "--format", "mermaid"]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.starts_with("flowchart TD"), "{t}");
+    assert!(t.contains("seed --> manifest"), "{t}");
+    let out = cli.run(&["plan", "graph", plan.to_str().unwrap(), "--format", "dot"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"disaster\" -> \"restore\";"));
+    let out = cli.run(&["plan", "schema"]);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "lifeboat RecoveryPlan");
+}
