@@ -13,7 +13,9 @@ struct Cli {
 
 impl Cli {
     fn new() -> Self {
-        Cli { dir: tempfile::tempdir().unwrap() }
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn state(&self) -> String {
@@ -69,8 +71,20 @@ fn validate_exits_2_with_every_error_and_0_for_good_plans() {
 #[test]
 fn run_exit_codes_say_what_happened() {
     let cli = Cli::new();
-    let ok = cli.write("ok.yaml", &support::plan("ok", "  steps:\n    - id: a\n      kind: exec\n      with: { command: [\"true\"] }\n"));
-    let failing = cli.write("fail.yaml", &support::plan("fail", "  steps:\n    - id: a\n      kind: exec\n      with: { command: [\"false\"] }\n"));
+    let ok = cli.write(
+        "ok.yaml",
+        &support::plan(
+            "ok",
+            "  steps:\n    - id: a\n      kind: exec\n      with: { command: [\"true\"] }\n",
+        ),
+    );
+    let failing = cli.write(
+        "fail.yaml",
+        &support::plan(
+            "fail",
+            "  steps:\n    - id: a\n      kind: exec\n      with: { command: [\"false\"] }\n",
+        ),
+    );
     assert_eq!(cli.run(&["run", &ok]).status.code(), Some(0));
     let out = cli.run(&["run", &failing]);
     assert_eq!(out.status.code(), Some(1));
@@ -137,7 +151,11 @@ fn lock_held_exits_3_and_approvals_are_validated() {
     assert_eq!(v["status"], "succeeded");
     assert_eq!(v["steps"][0]["outputs"]["by"], "alice");
     assert_eq!(v["steps"][0]["outputs"]["comment"], "go");
-    assert_eq!(cli.run(&["approve", &run_id, "gate", "--by", "alice"]).status.code(), Some(2), "a finished run takes no decisions");
+    assert_eq!(
+        cli.run(&["approve", &run_id, "gate", "--by", "alice"]).status.code(),
+        Some(2),
+        "a finished run takes no decisions"
+    );
 }
 
 #[test]

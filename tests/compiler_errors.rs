@@ -40,5 +40,9 @@ fn example_plans_compile() {
 fn committed_schema_is_current() {
     let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.schema.json")).unwrap();
     let current = serde_json::to_string_pretty(&lifeboat::plan::compiler::plan_schema_for_editors()).unwrap();
-    assert_eq!(committed.trim(), current.trim(), "docs/plan.schema.json is stale: run `cargo run -- plan schema > docs/plan.schema.json`");
+    assert_eq!(
+        committed.trim(),
+        current.trim(),
+        "docs/plan.schema.json is stale: run `cargo run -- plan schema > docs/plan.schema.json`"
+    );
 }

@@ -18,14 +18,21 @@ fn plan_source(log: &std::path::Path) -> String {
     let mut steps = String::new();
     for layer in 0..5 {
         for j in 0..6 {
-            let needs = if layer == 0 { String::new() } else { format!("\n      needs: [s{}-{}, s{}-{}]", layer - 1, j, layer - 1, (j + 1) % 6) };
+            let needs = if layer == 0 {
+                String::new()
+            } else {
+                format!("\n      needs: [s{}-{}, s{}-{}]", layer - 1, j, layer - 1, (j + 1) % 6)
+            };
             steps.push_str(&format!(
                 "    - id: s{layer}-{j}\n      kind: exec{needs}\n      with:\n        command: [\"sh\", \"-c\", \"echo \\\"$LIFEBOAT_STEP_ID $LIFEBOAT_IDEMPOTENCY_KEY\\\" >> {log}; sleep 0.$(( $$ % 2 + 2 ))\"]\n",
                 log = log.display()
             ));
         }
     }
-    support::plan("crash-resume", &format!("  concurrency: 2\n  lock: crash-resume\n  steps:\n{steps}"))
+    support::plan(
+        "crash-resume",
+        &format!("  concurrency: 2\n  lock: crash-resume\n  steps:\n{steps}"),
+    )
 }
 
 fn lifeboat(state: &str, args: &[&str]) -> Command {
@@ -44,7 +51,10 @@ async fn crash_and_resume_until_done(tj: support::TestJournal) {
     let log = dir.path().join("steps.log");
     let plan_file = dir.path().join("plan.yaml");
     std::fs::write(&plan_file, plan_source(&log)).unwrap();
-    let seed: u64 = std::env::var("LIFEBOAT_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed: u64 = std::env::var("LIFEBOAT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
     eprintln!("{}: crash seed {seed} (set LIFEBOAT_CRASH_SEED to replay)", tj.name);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
@@ -113,12 +123,23 @@ async fn crash_and_resume_until_done(tj: support::TestJournal) {
     for (step, keys) in &appearances {
         let interrupted = reruns.get(step).copied().unwrap_or(0);
         // Once, plus once more for each time it was killed mid-flight and run again.
-        assert!(keys.len() <= 1 + interrupted, "{step} ran {} times but was interrupted only {interrupted} times", keys.len());
+        assert!(
+            keys.len() <= 1 + interrupted,
+            "{step} ran {} times but was interrupted only {interrupted} times",
+            keys.len()
+        );
         let expected_key = format!("{run_id}/{step}");
-        assert!(keys.iter().all(|k| *k == expected_key), "{step} got keys {keys:?}, expected {expected_key}");
+        assert!(
+            keys.iter().all(|k| *k == expected_key),
+            "{step} got keys {keys:?}, expected {expected_key}"
+        );
     }
     let repeated = appearances.values().filter(|k| k.len() > 1).count();
-    eprintln!("{}: {kills} kills, {} resumes listed interrupted steps, {repeated} steps ran twice", tj.name, reruns.values().sum::<usize>());
+    eprintln!(
+        "{}: {kills} kills, {} resumes listed interrupted steps, {repeated} steps ran twice",
+        tj.name,
+        reruns.values().sum::<usize>()
+    );
 }
 
 fn wait_with_timeout(mut child: Child, limit: Duration) -> std::process::ExitStatus {

@@ -30,11 +30,32 @@ async fn retries_with_backoff_until_success_and_journals_every_attempt() {
         let report = run(&tj.journal, &source).await;
         assert_eq!(report.status, RunStatus::Succeeded, "{}", tj.name);
         let events = events(&tj.journal, &report.run_id).await;
-        let attempts: Vec<u32> = events.iter().filter_map(|e| if let Event::StepStarted { attempt, .. } = e { Some(*attempt) } else { None }).collect();
+        let attempts: Vec<u32> = events
+            .iter()
+            .filter_map(|e| {
+                if let Event::StepStarted { attempt, .. } = e {
+                    Some(*attempt)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(attempts, [1, 2, 3], "{}", tj.name);
-        let retry_waits: Vec<Option<u64>> = events.iter().filter_map(|e| if let Event::StepFailed { retry_in_ms, .. } = e { Some(*retry_in_ms) } else { None }).collect();
+        let retry_waits: Vec<Option<u64>> = events
+            .iter()
+            .filter_map(|e| {
+                if let Event::StepFailed { retry_in_ms, .. } = e {
+                    Some(*retry_in_ms)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(retry_waits.len(), 2);
-        assert!(retry_waits.iter().all(|w| w.is_some_and(|ms| (25..=200).contains(&ms))), "{retry_waits:?}");
+        assert!(
+            retry_waits.iter().all(|w| w.is_some_and(|ms| (25..=200).contains(&ms))),
+            "{retry_waits:?}"
+        );
         assert_eq!(lines(&counter).len(), 3);
     }
 }
@@ -42,7 +63,10 @@ async fn retries_with_backoff_until_success_and_journals_every_attempt() {
 #[tokio::test]
 async fn gives_up_after_the_retry_budget_and_fails_the_run() {
     for tj in journals().await {
-        let source = plan("budget", "  steps:\n    - id: never\n      kind: exec\n      retry: { attempts: 2, backoff: 10ms }\n      with: { command: [\"false\"] }\n");
+        let source = plan(
+            "budget",
+            "  steps:\n    - id: never\n      kind: exec\n      retry: { attempts: 2, backoff: 10ms }\n      with: { command: [\"false\"] }\n",
+        );
         let report = run(&tj.journal, &source).await;
         assert_eq!(report.status, RunStatus::Failed);
         assert_eq!(started(&events(&tj.journal, &report.run_id).await).len(), 2);
@@ -63,10 +87,23 @@ async fn a_timeout_kills_the_whole_process_group() {
     );
     let report = run(&tj.journal, &source).await;
     assert_eq!(report.status, RunStatus::Failed);
-    let failure = events(&tj.journal, &report.run_id).await.into_iter().find_map(|e| if let Event::StepFailed { error, .. } = e { Some(error) } else { None }).unwrap();
+    let failure = events(&tj.journal, &report.run_id)
+        .await
+        .into_iter()
+        .find_map(|e| {
+            if let Event::StepFailed { error, .. } = e {
+                Some(error)
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert!(failure.contains("timed out after 300ms"), "{failure}");
     let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    assert!(!process_alive(grandchild), "the background `sleep` started by the step survived the timeout");
+    assert!(
+        !process_alive(grandchild),
+        "the background `sleep` started by the step survived the timeout"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +116,16 @@ async fn continue_lets_dependants_run_and_the_run_succeed() {
         let report = run(&tj.journal, &source).await;
         assert_eq!(report.status, RunStatus::Succeeded);
         let events = events(&tj.journal, &report.run_id).await;
-        let out = events.iter().find_map(|e| if let Event::StepSucceeded { step, outputs, .. } = e { (step == "after").then(|| outputs["stdout"].clone()) } else { None }).unwrap();
+        let out = events
+            .iter()
+            .find_map(|e| {
+                if let Event::StepSucceeded { step, outputs, .. } = e {
+                    (step == "after").then(|| outputs["stdout"].clone())
+                } else {
+                    None
+                }
+            })
+            .unwrap();
         assert_eq!(out, "failed (tolerated)\n");
     }
 }
@@ -109,8 +155,21 @@ async fn rollback_compensates_completed_steps_in_reverse_completion_order_then_r
         assert_eq!(lines(&log), ["do-a", "do-b", "do-c", "undo-c:0", "undo-b:0", "undo-a:0", "finally"]);
         let events = events(&tj.journal, &report.run_id).await;
         assert!(events.iter().any(|e| matches!(e, Event::RollbackStarted { .. })));
-        assert!(events.iter().any(|e| matches!(e, Event::StepSkipped { step, .. } if step == "never")));
-        let compensated: Vec<&str> = events.iter().filter_map(|e| if let Event::CompensationSucceeded { step, .. } = e { Some(step.as_str()) } else { None }).collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::StepSkipped { step, .. } if step == "never"))
+        );
+        let compensated: Vec<&str> = events
+            .iter()
+            .filter_map(|e| {
+                if let Event::CompensationSucceeded { step, .. } = e {
+                    Some(step.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(compensated, ["c", "b", "a"]);
     }
 }
@@ -133,14 +192,28 @@ async fn abort_cancels_running_steps_kills_their_processes_and_still_runs_finall
         let handle = tokio::spawn(async move { run(&journal, &source).await });
         let pid = wait_for_pid(&pidfile).await;
         let run_id = tj.journal.runs(None, 1).await.unwrap()[0].id.clone();
-        tj.journal.post_command(&run_id, "abort", None, "tester", Some("drill over")).await.unwrap();
-        let report = tokio::time::timeout(Duration::from_secs(20), handle).await.expect("abort takes effect").unwrap();
+        tj.journal
+            .post_command(&run_id, "abort", None, "tester", Some("drill over"))
+            .await
+            .unwrap();
+        let report = tokio::time::timeout(Duration::from_secs(20), handle)
+            .await
+            .expect("abort takes effect")
+            .unwrap();
         assert_eq!(report.status, RunStatus::Aborted, "{}", tj.name);
         assert!(marker.exists(), "finally did not run after abort");
         assert!(!process_alive(pid), "the aborted step's process is still alive");
         let events = events(&tj.journal, &report.run_id).await;
-        assert!(events.iter().any(|e| matches!(e, Event::AbortRequested { by, .. } if by == "tester")));
-        assert!(events.iter().any(|e| matches!(e, Event::StepSkipped { step, .. } if step == "after")));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::AbortRequested { by, .. } if by == "tester"))
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::StepSkipped { step, .. } if step == "after"))
+        );
     }
 }
 
@@ -158,7 +231,10 @@ async fn wait_for_pid(path: &std::path::Path) -> i32 {
 async fn approval_waits_for_a_decision_and_records_who_and_when() {
     for tj in journals().await {
         for (decision, expected) in [("approve", RunStatus::Succeeded), ("reject", RunStatus::Failed)] {
-            let source = plan("gate", "  steps:\n    - id: gate\n      kind: approval\n      with: { message: go? }\n    - id: act\n      kind: exec\n      needs: [gate]\n      with: { command: [\"echo\", \"${{ steps.gate.outputs.by }}\"] }\n");
+            let source = plan(
+                "gate",
+                "  steps:\n    - id: gate\n      kind: approval\n      with: { message: go? }\n    - id: act\n      kind: exec\n      needs: [gate]\n      with: { command: [\"echo\", \"${{ steps.gate.outputs.by }}\"] }\n",
+            );
             let journal = tj.journal.clone();
             let handle = tokio::spawn(async move { run(&journal, &source).await });
             let run_id = loop {
@@ -170,17 +246,38 @@ async fn approval_waits_for_a_decision_and_records_who_and_when() {
             };
             tokio::time::sleep(Duration::from_millis(400)).await;
             assert!(!handle.is_finished(), "the run must wait for the decision");
-            tj.journal.post_command(&run_id, decision, Some("gate"), "alice", Some("checked dashboards")).await.unwrap();
+            tj.journal
+                .post_command(&run_id, decision, Some("gate"), "alice", Some("checked dashboards"))
+                .await
+                .unwrap();
             let report = tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
             assert_eq!(report.status, expected, "{} {decision}", tj.name);
             let events = events(&tj.journal, &report.run_id).await;
             if decision == "approve" {
-                let outputs = events.iter().find_map(|e| if let Event::StepSucceeded { step, outputs, .. } = e { (step == "gate").then(|| outputs.clone()) } else { None }).unwrap();
+                let outputs = events
+                    .iter()
+                    .find_map(|e| {
+                        if let Event::StepSucceeded { step, outputs, .. } = e {
+                            (step == "gate").then(|| outputs.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .unwrap();
                 assert_eq!(outputs["by"], "alice");
                 assert_eq!(outputs["comment"], "checked dashboards");
                 assert!(outputs["at"].as_str().unwrap().starts_with("20"));
             } else {
-                let error = events.iter().find_map(|e| if let Event::StepFailed { error, .. } = e { Some(error.clone()) } else { None }).unwrap();
+                let error = events
+                    .iter()
+                    .find_map(|e| {
+                        if let Event::StepFailed { error, .. } = e {
+                            Some(error.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .unwrap();
                 assert_eq!(error, "rejected by alice: checked dashboards");
             }
         }
@@ -210,18 +307,30 @@ async fn a_held_lock_refuses_a_second_run_and_a_dead_holders_lock_is_taken_over(
         tj.journal.post_command(&run_id, "approve", Some("gate"), "t", None).await.unwrap();
         assert_eq!(first.await.unwrap().status, RunStatus::Succeeded);
         // Released at the end: the next run gets it.
-        let again = plan("locked", "  lock: db\n  steps:\n    - id: ok\n      kind: exec\n      with: { command: [\"true\"] }\n");
+        let again = plan(
+            "locked",
+            "  lock: db\n  steps:\n    - id: ok\n      kind: exec\n      with: { command: [\"true\"] }\n",
+        );
         assert_eq!(run(&tj.journal, &again).await.status, RunStatus::Succeeded);
         // A lock whose holder is not a live run is recoverable.
-        tj.journal.create_run("ghost", "locked", Some("db"), &dead_owner(), &[]).await.unwrap();
-        assert_eq!(tj.journal.acquire_lock("db", "ghost").await.unwrap(), lifeboat::journal::LockOutcome::Acquired);
+        tj.journal
+            .create_run("ghost", "locked", Some("db"), &dead_owner(), &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            tj.journal.acquire_lock("db", "ghost").await.unwrap(),
+            lifeboat::journal::LockOutcome::Acquired
+        );
         assert_eq!(run(&tj.journal, &again).await.status, RunStatus::Succeeded);
     }
 }
 
 fn dead_owner() -> lifeboat::journal::Owner {
     let me = lifeboat::journal::Owner::me();
-    lifeboat::journal::Owner { started: me.started + 12345, ..me }
+    lifeboat::journal::Owner {
+        started: me.started + 12345,
+        ..me
+    }
 }
 
 #[tokio::test]
@@ -252,7 +361,16 @@ async fn skipped_needs_skip_dependants_unless_they_opt_in() {
         let report = run(&tj.journal, &source).await;
         assert_eq!(report.status, RunStatus::Succeeded);
         let events = events(&tj.journal, &report.run_id).await;
-        let skipped: Vec<&str> = events.iter().filter_map(|e| if let Event::StepSkipped { step, .. } = e { Some(step.as_str()) } else { None }).collect();
+        let skipped: Vec<&str> = events
+            .iter()
+            .filter_map(|e| {
+                if let Event::StepSkipped { step, .. } = e {
+                    Some(step.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(skipped, ["eu-only", "dependant"]);
         assert_eq!(started(&events), ["tolerant"]);
     }
@@ -276,7 +394,10 @@ async fn http_step_checks_status_body_and_json_against_a_real_server() {
                     ("503 Service Unavailable", "down")
                 };
                 let key_seen = request.to_ascii_lowercase().contains("idempotency-key:");
-                let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-key-seen: {key_seen}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-key-seen: {key_seen}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = sock.write_all(response.as_bytes()).await;
             });
         }
@@ -284,10 +405,17 @@ async fn http_step_checks_status_body_and_json_against_a_real_server() {
     let tj = sqlite().await;
     let ok = plan(
         "http-ok",
-        &format!("  steps:\n    - id: probe\n      kind: http\n      with:\n        url: http://{addr}/health\n        expect: {{ status: 200, body_regex: '\"status\":\"ok\"', json: {{ /replicas: 3 }} }}\n    - id: use\n      kind: exec\n      needs: [probe]\n      with: {{ command: [\"test\", \"${{{{ steps.probe.outputs.json.replicas }}}}\", \"=\", \"3\"] }}\n"),
+        &format!(
+            "  steps:\n    - id: probe\n      kind: http\n      with:\n        url: http://{addr}/health\n        expect: {{ status: 200, body_regex: '\"status\":\"ok\"', json: {{ /replicas: 3 }} }}\n    - id: use\n      kind: exec\n      needs: [probe]\n      with: {{ command: [\"test\", \"${{{{ steps.probe.outputs.json.replicas }}}}\", \"=\", \"3\"] }}\n"
+        ),
     );
     assert_eq!(run(&tj.journal, &ok).await.status, RunStatus::Succeeded);
-    let down = plan("http-down", &format!("  steps:\n    - id: probe\n      kind: http\n      retry: {{ attempts: 2, backoff: 10ms }}\n      with: {{ url: http://{addr}/other }}\n"));
+    let down = plan(
+        "http-down",
+        &format!(
+            "  steps:\n    - id: probe\n      kind: http\n      retry: {{ attempts: 2, backoff: 10ms }}\n      with: {{ url: http://{addr}/other }}\n"
+        ),
+    );
     let report = run(&tj.journal, &down).await;
     assert_eq!(report.status, RunStatus::Failed);
     let events = events(&tj.journal, &report.run_id).await;

@@ -22,8 +22,20 @@ struct Dag {
 
 fn dag() -> impl Strategy<Value = Dag> {
     (1usize..25, 1usize..6).prop_flat_map(|(n, concurrency)| {
-        let needs = (0..n).map(|i| if i == 0 { Just(Vec::new()).boxed() } else { proptest::sample::subsequence((0..i).collect::<Vec<_>>(), 0..=i.min(3)).boxed() }).collect::<Vec<_>>();
-        (needs, proptest::collection::vec(proptest::bool::weighted(0.15), n)).prop_map(move |(needs, fails)| Dag { needs, concurrency, fails })
+        let needs = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    Just(Vec::new()).boxed()
+                } else {
+                    proptest::sample::subsequence((0..i).collect::<Vec<_>>(), 0..=i.min(3)).boxed()
+                }
+            })
+            .collect::<Vec<_>>();
+        (needs, proptest::collection::vec(proptest::bool::weighted(0.15), n)).prop_map(move |(needs, fails)| Dag {
+            needs,
+            concurrency,
+            fails,
+        })
     })
 }
 
@@ -31,7 +43,10 @@ fn source(dag: &Dag, on_failure: &str) -> String {
     let mut steps = String::new();
     for (i, needs) in dag.needs.iter().enumerate() {
         let list: Vec<String> = needs.iter().map(|n| format!("s{n}")).collect();
-        steps.push_str(&format!("    - id: s{i}\n      kind: sleep\n      needs: [{}]\n      on_failure: {on_failure}\n      with: {{ duration: 0s }}\n", list.join(", ")));
+        steps.push_str(&format!(
+            "    - id: s{i}\n      kind: sleep\n      needs: [{}]\n      on_failure: {on_failure}\n      with: {{ duration: 0s }}\n",
+            list.join(", ")
+        ));
     }
     support::plan("props", &format!("  concurrency: {}\n  steps:\n{steps}", dag.concurrency))
 }
@@ -54,7 +69,14 @@ fn simulate(state: &mut RunState, dag: &Dag, inject_failures: bool, picks: &[usi
             if let Event::StepStarted { step, .. } = &event {
                 let i = state.plan.unit_index(step).unwrap();
                 for &n in &state.plan.units[i].needs {
-                    assert!(matches!(state.units[n].status, UnitStatus::Succeeded { .. } | UnitStatus::Failed { tolerated: true, .. }), "{step} started before its need {} finished well", state.plan.units[n].id);
+                    assert!(
+                        matches!(
+                            state.units[n].status,
+                            UnitStatus::Succeeded { .. } | UnitStatus::Failed { tolerated: true, .. }
+                        ),
+                        "{step} started before its need {} finished well",
+                        state.plan.units[n].id
+                    );
                 }
             }
             journal.push(Recorded { seq, at: now, event });
@@ -65,7 +87,9 @@ fn simulate(state: &mut RunState, dag: &Dag, inject_failures: bool, picks: &[usi
         if state.finished.is_some() {
             return journal;
         }
-        let active: Vec<usize> = (0..state.units.len()).filter(|&i| matches!(state.units[i].status, UnitStatus::Running { .. })).collect();
+        let active: Vec<usize> = (0..state.units.len())
+            .filter(|&i| matches!(state.units[i].status, UnitStatus::Running { .. }))
+            .collect();
         assert!(!active.is_empty(), "nothing runs and the run is not finished: deadlock");
         let pick = active[picks[turn % picks.len()] % active.len()];
         turn += 1;
@@ -73,7 +97,11 @@ fn simulate(state: &mut RunState, dag: &Dag, inject_failures: bool, picks: &[usi
             UnitStatus::Running { attempt } => attempt,
             _ => unreachable!(),
         };
-        let result = if inject_failures && dag.fails[pick] { Err(lifeboat::steps::StepError::terminal("boom")) } else { Ok(Default::default()) };
+        let result = if inject_failures && dag.fails[pick] {
+            Err(lifeboat::steps::StepError::terminal("boom"))
+        } else {
+            Ok(Default::default())
+        };
         let event = state.attempt_event(pick, attempt, result, 0.5);
         state.apply(&event, now);
         journal.push(Recorded { seq, at: now, event });

@@ -28,7 +28,9 @@ pub enum BenchCommand {
 /// A plan of `layers × width` `sleep 0s` steps; step j of layer l needs `needs` steps of
 /// layer l-1, spread so that every step of a layer is needed by someone.
 pub fn layered_plan(layers: usize, width: usize, needs: usize, concurrency: usize) -> String {
-    let mut y = format!("apiVersion: lifeboat.dev/v1alpha1\nkind: RecoveryPlan\nmetadata:\n  name: bench-dag\nspec:\n  concurrency: {concurrency}\n  steps:\n");
+    let mut y = format!(
+        "apiVersion: lifeboat.dev/v1alpha1\nkind: RecoveryPlan\nmetadata:\n  name: bench-dag\nspec:\n  concurrency: {concurrency}\n  steps:\n"
+    );
     for l in 0..layers {
         for j in 0..width {
             let _ = write!(y, "    - id: s{l}-{j}\n      kind: sleep\n      with: {{ duration: 0s }}\n");
@@ -42,10 +44,17 @@ pub fn layered_plan(layers: usize, width: usize, needs: usize, concurrency: usiz
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
-    let BenchCommand::Dag { layers, width, needs, concurrency, journal } = cmd;
+    let BenchCommand::Dag {
+        layers,
+        width,
+        needs,
+        concurrency,
+        journal,
+    } = cmd;
     let source = layered_plan(layers, width, needs, concurrency);
     let compile_start = std::time::Instant::now();
-    let plan = crate::plan::compile("bench-dag.yaml", &source).map_err(|d| anyhow::anyhow!(crate::plan::diagnostic::render_all(&d, &source)))?;
+    let plan =
+        crate::plan::compile("bench-dag.yaml", &source).map_err(|d| anyhow::anyhow!(crate::plan::diagnostic::render_all(&d, &source)))?;
     let compile_time = compile_start.elapsed();
     let dir = tempfile_dir()?;
     let url = journal.unwrap_or_else(|| dir.join("bench.db").display().to_string());
@@ -54,7 +63,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
     let start = std::time::Instant::now();
     let report = runner::start(
         &journal,
-        NewRun { plan_file: "bench-dag.yaml".into(), plan_source: source, plan: Arc::new(plan), params: Default::default() },
+        NewRun {
+            plan_file: "bench-dag.yaml".into(),
+            plan_source: source,
+            plan: Arc::new(plan),
+            params: Default::default(),
+        },
         &RunOptions::default(),
     )
     .await?;
@@ -62,14 +76,23 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
     let events = journal.events(&report.run_id).await?.len();
     journal.close().await;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("plan: {layers} layers x {width} steps = {steps} steps, each needing {needs} of the previous layer, concurrency {concurrency}");
-    println!("journal: {} ({events} events, each batch committed durably before dependants start)", if url.starts_with("postgres") { "postgres" } else { "sqlite" });
+    println!(
+        "plan: {layers} layers x {width} steps = {steps} steps, each needing {needs} of the previous layer, concurrency {concurrency}"
+    );
+    println!(
+        "journal: {} ({events} events, each batch committed durably before dependants start)",
+        if url.starts_with("postgres") { "postgres" } else { "sqlite" }
+    );
     println!("status: {}", report.status.as_str());
     println!("compile: {:.1} ms", compile_time.as_secs_f64() * 1000.0);
     println!("run: {:.2} s", elapsed.as_secs_f64());
     println!("throughput: {:.0} durable step completions/s", steps as f64 / elapsed.as_secs_f64());
     println!("peak RSS: {:.1} MB", peak_rss_kb().unwrap_or(0) as f64 / 1024.0);
-    Ok(if report.status == crate::journal::RunStatus::Succeeded { exit::SUCCESS } else { exit::RUN_FAILED })
+    Ok(if report.status == crate::journal::RunStatus::Succeeded {
+        exit::SUCCESS
+    } else {
+        exit::RUN_FAILED
+    })
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

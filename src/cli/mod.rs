@@ -29,13 +29,21 @@ pub struct Exit {
 }
 
 pub fn invalid(message: impl Into<String>) -> anyhow::Error {
-    Exit { code: exit::INVALID_INPUT, message: message.into() }.into()
+    Exit {
+        code: exit::INVALID_INPUT,
+        message: message.into(),
+    }
+    .into()
 }
 
 const DEFAULT_STATE: &str = ".lifeboat/state.db";
 
 #[derive(Parser, Debug)]
-#[command(name = "lifeboat", version, about = "Disaster-recovery automation: recovery plans as durable DAGs, drills with measured RTO/RPO")]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Disaster-recovery automation: recovery plans as durable DAGs, drills with measured RTO/RPO"
+)]
 #[command(after_help = "Exit status: 0 success, 1 the run failed, 2 invalid input, 3 lock held.")]
 pub struct Cli {
     /// The journal: a SQLite file path or URL (default .lifeboat/state.db), or postgres://…
@@ -138,5 +146,7 @@ async fn open_journal(state: &str) -> anyhow::Result<crate::journal::Journal> {
 
 /// Who is acting, for approvals and aborts: `--by`, else the login name.
 fn actor(by: Option<String>) -> String {
-    by.or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok()).unwrap_or_else(|| "unknown".into())
+    by.or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
 }

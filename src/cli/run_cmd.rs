@@ -71,15 +71,37 @@ pub async fn run(state: &str, args: RunArgs) -> anyhow::Result<u8> {
     let source = std::fs::read_to_string(&args.plan)?;
     let journal = open_journal(state).await?;
     let (options, view) = view::start();
-    let new = NewRun { plan_file: args.plan.clone(), plan_source: source, plan: Arc::new(compiled), params: resolved };
-    let result = runner::start(&journal, new, &RunOptions { wait_for_lock: args.wait, ..options }).await;
+    let new = NewRun {
+        plan_file: args.plan.clone(),
+        plan_source: source,
+        plan: Arc::new(compiled),
+        params: resolved,
+    };
+    let result = runner::start(
+        &journal,
+        new,
+        &RunOptions {
+            wait_for_lock: args.wait,
+            ..options
+        },
+    )
+    .await;
     finish(result, view).await
 }
 
 pub async fn resume(state: &str, args: ResumeArgs) -> anyhow::Result<u8> {
     let journal = open_journal(state).await?;
     let (options, view) = view::start();
-    let result = runner::resume(&journal, &args.run, None, &RunOptions { wait_for_lock: args.wait, ..options }).await;
+    let result = runner::resume(
+        &journal,
+        &args.run,
+        None,
+        &RunOptions {
+            wait_for_lock: args.wait,
+            ..options
+        },
+    )
+    .await;
     finish(result, view).await
 }
 
@@ -88,14 +110,22 @@ async fn finish(result: Result<RunReport, runner::EngineError>, view: view::View
     let report = result?;
     let reason = report.reason.map(|r| format!(": {r}")).unwrap_or_default();
     println!("run {} {}{reason}", report.run_id, report.status.as_str());
-    Ok(if report.status == RunStatus::Succeeded { exit::SUCCESS } else { exit::RUN_FAILED })
+    Ok(if report.status == RunStatus::Succeeded {
+        exit::SUCCESS
+    } else {
+        exit::RUN_FAILED
+    })
 }
 
 pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {
     let journal = open_journal(state).await?;
     let row = journal.find_run(&args.run).await?;
     if row.status != RunStatus::Running {
-        return Err(invalid(format!("run {} already finished ({}); nothing to abort", row.id, row.status.as_str())));
+        return Err(invalid(format!(
+            "run {} already finished ({}); nothing to abort",
+            row.id,
+            row.status.as_str()
+        )));
     }
     let by = actor(args.by);
     if row.is_interrupted() {
@@ -107,7 +137,10 @@ pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {
     }
     let mode = args.rollback.then_some("rollback");
     journal.post_command(&row.id, "abort", mode, &by, args.reason.as_deref()).await?;
-    println!("abort requested for run {} (owner pid {} on {})", row.id, row.owner.pid, row.owner.host);
+    println!(
+        "abort requested for run {} (owner pid {} on {})",
+        row.id, row.owner.pid, row.owner.host
+    );
     if args.no_wait {
         return Ok(exit::SUCCESS);
     }
@@ -119,7 +152,10 @@ pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {
             return Ok(exit::SUCCESS);
         }
         if now.is_interrupted() {
-            println!("run {} is interrupted (its process died); `lifeboat abort {}` again stops it here", now.id, now.id);
+            println!(
+                "run {} is interrupted (its process died); `lifeboat abort {}` again stops it here",
+                now.id, now.id
+            );
             return Ok(exit::RUN_FAILED);
         }
     }
@@ -140,18 +176,43 @@ pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind) -> anyh
     }
     let status = &run_state.units[i].status;
     if !matches!(status, crate::engine::state::UnitStatus::Running { .. }) {
-        return Err(invalid(format!("step `{}` is not waiting for approval (it is {})", args.step, status.label())));
+        return Err(invalid(format!(
+            "step `{}` is not waiting for approval (it is {})",
+            args.step,
+            status.label()
+        )));
     }
     let by = actor(args.by);
-    let approvers: Vec<String> = unit.with.get("approvers").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+    let approvers: Vec<String> = unit
+        .with
+        .get("approvers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     if !approvers.is_empty() && !approvers.contains(&by) {
-        return Err(invalid(format!("{by} may not decide step `{}`; approvers: {}", args.step, approvers.join(", "))));
+        return Err(invalid(format!(
+            "{by} may not decide step `{}`; approvers: {}",
+            args.step,
+            approvers.join(", ")
+        )));
     }
     if let Some(existing) = journal.decision_for(&row.id, &args.step).await? {
-        return Err(invalid(format!("step `{}` was already decided ({} by {})", args.step, existing.kind.as_str(), existing.by)));
+        return Err(invalid(format!(
+            "step `{}` was already decided ({} by {})",
+            args.step,
+            existing.kind.as_str(),
+            existing.by
+        )));
     }
-    journal.post_command(&row.id, kind.as_str(), Some(&args.step), &by, args.comment.as_deref()).await?;
-    println!("{} step `{}` of run {} as {by}", if kind == DecisionKind::Approve { "approved" } else { "rejected" }, args.step, row.id);
+    journal
+        .post_command(&row.id, kind.as_str(), Some(&args.step), &by, args.comment.as_deref())
+        .await?;
+    println!(
+        "{} step `{}` of run {} as {by}",
+        if kind == DecisionKind::Approve { "approved" } else { "rejected" },
+        args.step,
+        row.id
+    );
     Ok(exit::SUCCESS)
 }
 
@@ -177,7 +238,10 @@ impl plan::expr::Scope for DryRunScope<'_> {
 }
 
 fn dry_run(compiled: &plan::CompiledPlan, params: &BTreeMap<String, Value>) -> String {
-    let scope = DryRunScope { params, plan: &compiled.name };
+    let scope = DryRunScope {
+        params,
+        plan: &compiled.name,
+    };
     let mut out = format!("plan {} (dry run: nothing is executed or recorded)\n", compiled.name);
     if !params.is_empty() {
         out.push_str("params:\n");

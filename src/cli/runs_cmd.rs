@@ -47,7 +47,14 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
             }
             println!("{:<22} {:<28} {:<12} {:<20} {:>10}", "RUN", "PLAN", "STATUS", "STARTED", "DURATION");
             for r in rows {
-                println!("{:<22} {:<28} {:<12} {:<20} {:>10}", r.id, r.plan_name, r.display_status(), r.created_at.format("%Y-%m-%d %H:%M:%S"), duration(&r));
+                println!(
+                    "{:<22} {:<28} {:<12} {:<20} {:>10}",
+                    r.id,
+                    r.plan_name,
+                    r.display_status(),
+                    r.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    duration(&r)
+                );
             }
             Ok(exit::SUCCESS)
         }
@@ -111,9 +118,13 @@ impl RunView {
                 let (detail, outputs) = match &s.status {
                     UnitStatus::Succeeded { outputs, .. } => (None, Some(outputs.clone())),
                     UnitStatus::Failed { error, .. } => (Some(error.clone()), None),
-                    UnitStatus::Backoff { error, until, .. } => (Some(format!("{error} (next attempt at {})", until.format("%H:%M:%S"))), None),
+                    UnitStatus::Backoff { error, until, .. } => {
+                        (Some(format!("{error} (next attempt at {})", until.format("%H:%M:%S"))), None)
+                    }
                     UnitStatus::Skipped { reason } => (Some(reason.clone()), None),
-                    UnitStatus::Running { .. } if u.kind == "approval" => (Some(format!("waiting: lifeboat approve {} {}", state.run_id, u.id)), None),
+                    UnitStatus::Running { .. } if u.kind == "approval" => {
+                        (Some(format!("waiting: lifeboat approve {} {}", state.run_id, u.id)), None)
+                    }
                     _ => (None, None),
                 };
                 StepView {
@@ -153,12 +164,35 @@ impl RunView {
         if let Some(r) = &self.reason {
             out.push_str(&format!("reason: {r}\n"));
         }
-        out.push_str(&format!("started {}  finished {}  owner {}\n\n", self.created_at, self.finished_at.as_deref().unwrap_or("-"), self.owner));
-        out.push_str(&format!("{:<24} {:<10} {:<20} {:>8} {:>10}  {}\n", "STEP", "KIND", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"));
+        out.push_str(&format!(
+            "started {}  finished {}  owner {}\n\n",
+            self.created_at,
+            self.finished_at.as_deref().unwrap_or("-"),
+            self.owner
+        ));
+        out.push_str(&format!(
+            "{:<24} {:<10} {:<20} {:>8} {:>10}  {}\n",
+            "STEP", "KIND", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"
+        ));
         for s in &self.steps {
-            let id = if s.role == "step" { s.id.clone() } else { format!("{} ({})", s.id, s.role) };
-            let d = s.duration_ms.map(|ms| crate::plan::duration::format(std::time::Duration::from_millis(ms.max(0) as u64))).unwrap_or_else(|| "-".into());
-            out.push_str(&format!("{:<24} {:<10} {:<20} {:>8} {:>10}  {}\n", id, s.kind, s.status, s.attempts, d, s.detail.as_deref().unwrap_or("")));
+            let id = if s.role == "step" {
+                s.id.clone()
+            } else {
+                format!("{} ({})", s.id, s.role)
+            };
+            let d = s
+                .duration_ms
+                .map(|ms| crate::plan::duration::format(std::time::Duration::from_millis(ms.max(0) as u64)))
+                .unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "{:<24} {:<10} {:<20} {:>8} {:>10}  {}\n",
+                id,
+                s.kind,
+                s.status,
+                s.attempts,
+                d,
+                s.detail.as_deref().unwrap_or("")
+            ));
         }
         out
     }

@@ -26,10 +26,14 @@ impl ViewHandle {
 pub fn start() -> (RunOptions, ViewHandle) {
     let (tx, rx) = mpsc::unbounded_channel();
     let tty = std::io::stderr().is_terminal();
-    let task = tokio::spawn(async move {
-        if tty { fancy(rx).await } else { plain(rx).await }
-    });
-    (RunOptions { wait_for_lock: false, notices: Some(tx) }, ViewHandle { task })
+    let task = tokio::spawn(async move { if tty { fancy(rx).await } else { plain(rx).await } });
+    (
+        RunOptions {
+            wait_for_lock: false,
+            notices: Some(tx),
+        },
+        ViewHandle { task },
+    )
 }
 
 fn describe(plan: &CompiledPlan, run_id: &str, event: &Event) -> Option<(String, String)> {
@@ -45,7 +49,15 @@ fn describe(plan: &CompiledPlan, run_id: &str, event: &Event) -> Option<(String,
             }
         }
         Event::StepSucceeded { step, .. } => format!("✔ {step}"),
-        Event::StepFailed { step, error, retry_in_ms: Some(ms), .. } => format!("↻ {step} failed, retrying in {}: {error}", crate::plan::duration::format(Duration::from_millis(*ms))),
+        Event::StepFailed {
+            step,
+            error,
+            retry_in_ms: Some(ms),
+            ..
+        } => format!(
+            "↻ {step} failed, retrying in {}: {error}",
+            crate::plan::duration::format(Duration::from_millis(*ms))
+        ),
         Event::StepFailed { step, error, .. } => format!("✘ {step} failed: {error}"),
         Event::StepSkipped { step, reason } => format!("↷ {step} skipped: {reason}"),
         Event::RollbackStarted { reason } => format!("⟲ rolling back: {reason}"),
@@ -88,16 +100,26 @@ async fn fancy(mut rx: mpsc::UnboundedReceiver<Notice>) {
     while let Some(notice) = rx.recv().await {
         match notice {
             Notice::Begin { run_id, plan: p, resumed } => {
-                let total = p.units.iter().filter(|u| u.role != Role::Compensation { of: 0 } && !matches!(u.role, Role::Compensation { .. })).count() as u64;
+                let total = p
+                    .units
+                    .iter()
+                    .filter(|u| u.role != Role::Compensation { of: 0 } && !matches!(u.role, Role::Compensation { .. }))
+                    .count() as u64;
                 let bar = multi.add(ProgressBar::new(total));
-                bar.set_style(ProgressStyle::with_template("{prefix:.bold} [{bar:30.green/dim}] {pos}/{len} steps {elapsed}").expect("valid template").progress_chars("=> "));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:.bold} [{bar:30.green/dim}] {pos}/{len} steps {elapsed}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
                 bar.set_prefix(format!("{} {run_id}", if resumed { "resuming" } else { "run" }));
                 overall = Some(bar);
                 plan = Some((p, run_id));
             }
             Notice::Event { event, .. } => {
                 let Some((p, run_id)) = &plan else { continue };
-                let Some((step, line)) = describe(p, run_id, &event) else { continue };
+                let Some((step, line)) = describe(p, run_id, &event) else {
+                    continue;
+                };
                 match &event {
                     Event::StepStarted { .. } | Event::CompensationStarted { .. } => {
                         let bar = multi.add(ProgressBar::new_spinner());
@@ -114,7 +136,10 @@ async fn fancy(mut rx: mpsc::UnboundedReceiver<Notice>) {
                             multi.remove(&bar);
                         }
                         let _ = multi.println(format!("  {line}"));
-                        let done = matches!(event, Event::StepSucceeded { .. } | Event::StepSkipped { .. } | Event::StepFailed { retry_in_ms: None, .. });
+                        let done = matches!(
+                            event,
+                            Event::StepSucceeded { .. } | Event::StepSkipped { .. } | Event::StepFailed { retry_in_ms: None, .. }
+                        );
                         if done && let Some(o) = &overall {
                             o.inc(1);
                         }

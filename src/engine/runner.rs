@@ -36,7 +36,12 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("lock `{name}` is held by run {by_run} (pid {pid} on {host}); wait for it to finish, or pass --wait to queue behind it")]
-    LockHeld { name: String, by_run: String, pid: u32, host: String },
+    LockHeld {
+        name: String,
+        by_run: String,
+        pid: u32,
+        host: String,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("{0}")]
@@ -50,8 +55,15 @@ pub enum EngineError {
 /// What the live view is told: every journaled event, with the run's plan up front.
 #[derive(Debug, Clone)]
 pub enum Notice {
-    Begin { run_id: String, plan: Arc<CompiledPlan>, resumed: bool },
-    Event { at: DateTime<Utc>, event: Event },
+    Begin {
+        run_id: String,
+        plan: Arc<CompiledPlan>,
+        resumed: bool,
+    },
+    Event {
+        at: DateTime<Utc>,
+        event: Event,
+    },
 }
 
 #[derive(Clone, Default)]
@@ -99,7 +111,16 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
         params: new.params.clone(),
         lock: new.plan.lock.clone(),
     };
-    if let Err(e) = journal.create_run(&run_id, &new.plan.name, new.plan.lock.as_deref(), &me, std::slice::from_ref(&created)).await {
+    if let Err(e) = journal
+        .create_run(
+            &run_id,
+            &new.plan.name,
+            new.plan.lock.as_deref(),
+            &me,
+            std::slice::from_ref(&created),
+        )
+        .await
+    {
         if let Some(lock) = &new.plan.lock {
             let _ = journal.release_lock(lock, &run_id).await;
         }
@@ -109,7 +130,14 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
     let mut state = RunState::new(new.plan.clone(), run_id.clone(), Utc::now(), new.params, env.clone());
     state.apply(&created, Utc::now());
     tracing::info!(run = %run_id, plan = %new.plan.name, "run created");
-    notify(options, Notice::Begin { run_id: run_id.clone(), plan: new.plan.clone(), resumed: false });
+    notify(
+        options,
+        Notice::Begin {
+            run_id: run_id.clone(),
+            plan: new.plan.clone(),
+            resumed: false,
+        },
+    );
     Runner::new(journal.clone(), state, 1, &env, options.clone()).drive().await
 }
 
@@ -117,8 +145,17 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
 pub async fn load(journal: &Journal, run_id: &str) -> Result<(RunState, i64, crate::journal::RunRow), EngineError> {
     let row = journal.find_run(run_id).await?;
     let events = journal.events(&row.id).await?;
-    let Some(Event::RunCreated { plan_file, plan_source, params, .. }) = events.first().map(|r| &r.event) else {
-        return Err(EngineError::NotResumable(format!("run {} has no RunCreated event; the journal is damaged", row.id)));
+    let Some(Event::RunCreated {
+        plan_file,
+        plan_source,
+        params,
+        ..
+    }) = events.first().map(|r| &r.event)
+    else {
+        return Err(EngineError::NotResumable(format!(
+            "run {} has no RunCreated event; the journal is damaged",
+            row.id
+        )));
     };
     let plan = crate::plan::compile(plan_file, plan_source).map_err(|diags| EngineError::PlanChanged {
         run: row.id.clone(),
@@ -132,11 +169,19 @@ pub async fn load(journal: &Journal, run_id: &str) -> Result<(RunState, i64, cra
 }
 
 /// Continues an interrupted run. `abort` stops it (running `finally`) instead.
-pub async fn resume(journal: &Journal, run_id: &str, abort: Option<(String, Option<String>, bool)>, options: &RunOptions) -> Result<RunReport, EngineError> {
+pub async fn resume(
+    journal: &Journal,
+    run_id: &str,
+    abort: Option<(String, Option<String>, bool)>,
+    options: &RunOptions,
+) -> Result<RunReport, EngineError> {
     let (mut state, mut next_seq, row) = load(journal, run_id).await?;
     let run_id = row.id.clone();
     if row.status != RunStatus::Running || state.finished.is_some() {
-        return Err(EngineError::NotResumable(format!("run {run_id} already finished ({}); nothing to resume", row.status.as_str())));
+        return Err(EngineError::NotResumable(format!(
+            "run {run_id} already finished ({}); nothing to resume",
+            row.status.as_str()
+        )));
     }
     if !row.is_interrupted() {
         return Err(EngineError::NotResumable(format!(
@@ -146,7 +191,9 @@ pub async fn resume(journal: &Journal, run_id: &str, abort: Option<(String, Opti
     }
     let me = Owner::me();
     if !journal.claim(&run_id, &row.owner, &me).await? {
-        return Err(EngineError::NotResumable(format!("run {run_id} was taken over by another process just now")));
+        return Err(EngineError::NotResumable(format!(
+            "run {run_id} was taken over by another process just now"
+        )));
     }
     if let Some(lock) = &state.plan.lock {
         acquire_lock(journal, lock, &run_id, options.wait_for_lock).await?;
@@ -158,13 +205,24 @@ pub async fn resume(journal: &Journal, run_id: &str, abort: Option<(String, Opti
         .filter(|(_, u)| matches!(u.status, super::state::UnitStatus::Running { .. }))
         .map(|(i, _)| state.plan.units[i].id.clone())
         .collect();
-    let mut events = vec![Event::RunResumed { host: me.host.clone(), pid: me.pid, rerun: rerun.clone() }];
+    let mut events = vec![Event::RunResumed {
+        host: me.host.clone(),
+        pid: me.pid,
+        rerun: rerun.clone(),
+    }];
     if let Some((by, reason, rollback)) = abort {
         events.push(Event::AbortRequested { by, reason, rollback });
     }
     let at = journal.append(&run_id, next_seq, &events).await?;
     next_seq += events.len() as i64;
-    notify(options, Notice::Begin { run_id: run_id.clone(), plan: state.plan.clone(), resumed: true });
+    notify(
+        options,
+        Notice::Begin {
+            run_id: run_id.clone(),
+            plan: state.plan.clone(),
+            resumed: true,
+        },
+    );
     for e in &events {
         state.apply(e, at);
         notify(options, Notice::Event { at, event: e.clone() });
@@ -184,7 +242,12 @@ async fn acquire_lock(journal: &Journal, lock: &str, run_id: &str, wait: bool) -
                 return Ok(());
             }
             LockOutcome::Held { by_run, owner } if !wait => {
-                return Err(EngineError::LockHeld { name: lock.to_owned(), by_run, pid: owner.pid, host: owner.host });
+                return Err(EngineError::LockHeld {
+                    name: lock.to_owned(),
+                    by_run,
+                    pid: owner.pid,
+                    host: owner.host,
+                });
             }
             LockOutcome::Held { by_run, .. } => {
                 if !announced {
@@ -284,7 +347,10 @@ impl Runner {
                 tracing::info!(run = %run_id, status = status.as_str(), "run finished");
                 return Ok(RunReport { run_id, status, reason });
             }
-            let wake = decision.wake_at.map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)).unwrap_or(Duration::from_secs(3600));
+            let wake = decision
+                .wake_at
+                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.collect(joined);
@@ -329,7 +395,9 @@ impl Runner {
                 r
             }
             Err(e) => {
-                let Some((unit, attempt)) = self.task_units.remove(&e.id()) else { return };
+                let Some((unit, attempt)) = self.task_units.remove(&e.id()) else {
+                    return;
+                };
                 tracing::error!(error = %e, "a step adapter panicked");
                 (unit, attempt, Err(StepError::terminal(format!("the step adapter crashed: {e}"))))
             }
@@ -340,7 +408,10 @@ impl Runner {
                 Value::Object(m) => m,
                 _ => unreachable!("redaction keeps objects"),
             })
-            .map_err(|e| StepError { message: self.redactor.redact(&e.message), retryable: e.retryable });
+            .map_err(|e| StepError {
+                message: self.redactor.redact(&e.message),
+                retryable: e.retryable,
+            });
         let event = self.state.attempt_event(unit, attempt, result, rand::random::<f64>());
         self.state.apply(&event, Utc::now());
         self.pending.push(event);
@@ -375,7 +446,11 @@ impl Runner {
                 Err(e) => return (unit, attempt, Err(StepError::terminal(format!("evaluating options: {e}")))),
             };
             let Some(kind) = steps::kind(&spec.kind) else {
-                return (unit, attempt, Err(StepError::terminal(format!("unknown step kind `{}`", spec.kind))));
+                return (
+                    unit,
+                    attempt,
+                    Err(StepError::terminal(format!("unknown step kind `{}`", spec.kind))),
+                );
             };
             let work = (kind.run)(with, &cx);
             let result = match spec.timeout {
@@ -403,7 +478,13 @@ fn log_event(run_id: &str, event: &Event) {
     match event {
         Event::StepStarted { step, attempt, .. } => tracing::info!(run = %run_id, step = %step, attempt, "step started"),
         Event::StepSucceeded { step, attempt, .. } => tracing::info!(run = %run_id, step = %step, attempt, "step succeeded"),
-        Event::StepFailed { step, attempt, error, retryable, retry_in_ms } => {
+        Event::StepFailed {
+            step,
+            attempt,
+            error,
+            retryable,
+            retry_in_ms,
+        } => {
             tracing::warn!(run = %run_id, step = %step, attempt, error = %error, retryable, retry_in_ms = ?retry_in_ms, "step failed")
         }
         Event::StepSkipped { step, reason } => tracing::info!(run = %run_id, step = %step, reason = %reason, "step skipped"),
@@ -423,7 +504,10 @@ struct Signals {
 
 impl Signals {
     fn new() -> Self {
-        Signals { count: 0, term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok() }
+        Signals {
+            count: 0,
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
     }
 
     async fn next(&mut self) -> u32 {

@@ -18,18 +18,36 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum UnitStatus {
     Pending,
-    Running { attempt: u32 },
+    Running {
+        attempt: u32,
+    },
     /// The last attempt failed and another follows at `until`.
-    Backoff { attempt: u32, until: DateTime<Utc>, error: String },
-    Succeeded { attempt: u32, outputs: Map<String, Value> },
+    Backoff {
+        attempt: u32,
+        until: DateTime<Utc>,
+        error: String,
+    },
+    Succeeded {
+        attempt: u32,
+        outputs: Map<String, Value>,
+    },
     /// `tolerated` failures (`on_failure: continue`) let dependants run.
-    Failed { attempt: u32, error: String, tolerated: bool },
-    Skipped { reason: String },
+    Failed {
+        attempt: u32,
+        error: String,
+        tolerated: bool,
+    },
+    Skipped {
+        reason: String,
+    },
 }
 
 impl UnitStatus {
     pub fn is_terminal(&self) -> bool {
-        matches!(self, UnitStatus::Succeeded { .. } | UnitStatus::Failed { .. } | UnitStatus::Skipped { .. })
+        matches!(
+            self,
+            UnitStatus::Succeeded { .. } | UnitStatus::Failed { .. } | UnitStatus::Skipped { .. }
+        )
     }
 
     pub fn is_active(&self) -> bool {
@@ -88,11 +106,23 @@ pub struct RunState {
 pub type AttemptResult = Result<Map<String, Value>, crate::steps::StepError>;
 
 impl RunState {
-    pub fn new(plan: Arc<CompiledPlan>, run_id: String, started_at: DateTime<Utc>, params: BTreeMap<String, Value>, env: Arc<BTreeMap<String, String>>) -> Self {
+    pub fn new(
+        plan: Arc<CompiledPlan>,
+        run_id: String,
+        started_at: DateTime<Utc>,
+        params: BTreeMap<String, Value>,
+        env: Arc<BTreeMap<String, String>>,
+    ) -> Self {
         let units = plan
             .units
             .iter()
-            .map(|_| UnitState { status: UnitStatus::Pending, attempts: 0, failures: 0, started_at: None, finished_at: None })
+            .map(|_| UnitState {
+                status: UnitStatus::Pending,
+                attempts: 0,
+                failures: 0,
+                started_at: None,
+                finished_at: None,
+            })
             .collect();
         RunState {
             plan,
@@ -139,25 +169,49 @@ impl RunState {
             Event::StepSucceeded { step, attempt, outputs } | Event::CompensationSucceeded { step, attempt, outputs } => {
                 let id = compensation_id(event, step);
                 if let Some(i) = self.index(&id) {
-                    self.units[i].status = UnitStatus::Succeeded { attempt: *attempt, outputs: outputs.clone() };
+                    self.units[i].status = UnitStatus::Succeeded {
+                        attempt: *attempt,
+                        outputs: outputs.clone(),
+                    };
                     self.units[i].finished_at = Some(at);
                     if self.plan.units[i].role == Role::Main {
                         self.completion_order.push(i);
                     }
                 }
             }
-            Event::StepFailed { step, attempt, error, retry_in_ms, .. } | Event::CompensationFailed { step, attempt, error, retry_in_ms, .. } => {
+            Event::StepFailed {
+                step,
+                attempt,
+                error,
+                retry_in_ms,
+                ..
+            }
+            | Event::CompensationFailed {
+                step,
+                attempt,
+                error,
+                retry_in_ms,
+                ..
+            } => {
                 let id = compensation_id(event, step);
                 let Some(i) = self.index(&id) else { return };
                 self.units[i].failures += 1;
                 if let Some(ms) = retry_in_ms {
                     let until = at + chrono::Duration::milliseconds(*ms as i64);
-                    self.units[i].status = UnitStatus::Backoff { attempt: *attempt, until, error: error.clone() };
+                    self.units[i].status = UnitStatus::Backoff {
+                        attempt: *attempt,
+                        until,
+                        error: error.clone(),
+                    };
                     return;
                 }
                 let unit = &self.plan.units[i];
                 let tolerated = unit.role == Role::Main && unit.on_failure == OnFailure::Continue;
-                self.units[i].status = UnitStatus::Failed { attempt: *attempt, error: error.clone(), tolerated };
+                self.units[i].status = UnitStatus::Failed {
+                    attempt: *attempt,
+                    error: error.clone(),
+                    tolerated,
+                };
                 self.units[i].finished_at = Some(at);
                 if unit.role == Role::Main && !tolerated {
                     if unit.on_failure == OnFailure::Rollback {
@@ -196,13 +250,23 @@ impl RunState {
                 continue;
             }
             if let UnitStatus::Backoff { attempt, error, .. } = &unit.status {
-                unit.status = UnitStatus::Failed { attempt: *attempt, error: format!("{error} (not retried: the run is stopping)"), tolerated: false };
+                unit.status = UnitStatus::Failed {
+                    attempt: *attempt,
+                    error: format!("{error} (not retried: the run is stopping)"),
+                    tolerated: false,
+                };
             }
         }
     }
 
     /// Rebuilds a run's state from its journal.
-    pub fn replay(plan: Arc<CompiledPlan>, run_id: String, params: BTreeMap<String, Value>, env: Arc<BTreeMap<String, String>>, events: &[Recorded]) -> Self {
+    pub fn replay(
+        plan: Arc<CompiledPlan>,
+        run_id: String,
+        params: BTreeMap<String, Value>,
+        env: Arc<BTreeMap<String, String>>,
+        events: &[Recorded],
+    ) -> Self {
         let started = events.first().map_or_else(Utc::now, |r| r.at);
         let mut state = RunState::new(plan, run_id, started, params, env);
         for r in events {
@@ -228,16 +292,32 @@ impl RunState {
                 let retry_in_ms = (e.retryable && budget_left && !stopping)
                     .then(|| spec.retry.delay_before(self.units[unit].failures + 2, jitter).as_millis() as u64);
                 if compensation {
-                    Event::CompensationFailed { step, attempt, error: e.message, retryable: e.retryable, retry_in_ms }
+                    Event::CompensationFailed {
+                        step,
+                        attempt,
+                        error: e.message,
+                        retryable: e.retryable,
+                        retry_in_ms,
+                    }
                 } else {
-                    Event::StepFailed { step, attempt, error: e.message, retryable: e.retryable, retry_in_ms }
+                    Event::StepFailed {
+                        step,
+                        attempt,
+                        error: e.message,
+                        retryable: e.retryable,
+                        retry_in_ms,
+                    }
                 }
             }
         }
     }
 
     pub fn active_count(&self, role: impl Fn(Role) -> bool) -> usize {
-        self.units.iter().enumerate().filter(|(i, u)| role(self.plan.units[*i].role) && u.status.is_active()).count()
+        self.units
+            .iter()
+            .enumerate()
+            .filter(|(i, u)| role(self.plan.units[*i].role) && u.status.is_active())
+            .count()
     }
 
     fn main_done(&self) -> bool {
@@ -273,12 +353,23 @@ impl RunState {
             return decision;
         }
         self.schedule(Role::Finally, now, &mut decision);
-        let finally_done = self.plan.units.iter().enumerate().filter(|(_, u)| u.role == Role::Finally).all(|(i, _)| self.units[i].status.is_terminal());
+        let finally_done = self
+            .plan
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.role == Role::Finally)
+            .all(|(i, _)| self.units[i].status.is_terminal());
         if finally_done {
             let (status, reason) = self.final_status();
             self.emit(&mut decision, now, Event::RunFinished { status, reason });
         }
         decision
+    }
+
+    fn skip(&mut self, decision: &mut Decision, now: DateTime<Utc>, unit: usize, reason: String) {
+        let step = self.plan.units[unit].id.clone();
+        self.emit(decision, now, Event::StepSkipped { step, reason });
     }
 
     fn emit(&mut self, decision: &mut Decision, now: DateTime<Utc>, event: Event) {
@@ -296,8 +387,7 @@ impl RunState {
         };
         for i in 0..self.units.len() {
             if self.plan.units[i].role == Role::Main && self.units[i].status == UnitStatus::Pending {
-                let step = self.plan.units[i].id.clone();
-                self.emit(decision, now, Event::StepSkipped { step, reason: reason.clone() });
+                self.skip(decision, now, i, reason.clone());
             }
         }
     }
@@ -312,7 +402,12 @@ impl RunState {
             };
             self.emit(decision, now, Event::RollbackStarted { reason });
         }
-        let order: Vec<usize> = self.completion_order.iter().rev().filter_map(|&i| self.plan.units[i].compensation).collect();
+        let order: Vec<usize> = self
+            .completion_order
+            .iter()
+            .rev()
+            .filter_map(|&i| self.plan.units[i].compensation)
+            .collect();
         for c in order {
             match &self.units[c].status {
                 s if s.is_terminal() => continue,
@@ -339,9 +434,17 @@ impl RunState {
         let step = event_step_id(&self.plan, unit);
         let idempotency_key = format!("{}/{}", self.run_id, self.plan.units[unit].id);
         let event = if matches!(self.plan.units[unit].role, Role::Compensation { .. }) {
-            Event::CompensationStarted { step, attempt, idempotency_key }
+            Event::CompensationStarted {
+                step,
+                attempt,
+                idempotency_key,
+            }
         } else {
-            Event::StepStarted { step, attempt, idempotency_key }
+            Event::StepStarted {
+                step,
+                attempt,
+                idempotency_key,
+            }
         };
         self.emit(decision, now, event);
         decision.start.push((unit, attempt));
@@ -373,8 +476,7 @@ impl RunState {
                 match self.readiness(i) {
                     Readiness::Waiting => {}
                     Readiness::Skip(reason) => {
-                        let step = self.plan.units[i].id.clone();
-                        self.emit(decision, now, Event::StepSkipped { step, reason });
+                        self.skip(decision, now, i, reason);
                         changed = true;
                     }
                     Readiness::Ready if active < limit => match self.evaluate_when(i) {
@@ -385,13 +487,18 @@ impl RunState {
                         }
                         Ok(false) => {
                             let source = self.plan.units[i].when.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
-                            let step = self.plan.units[i].id.clone();
-                            self.emit(decision, now, Event::StepSkipped { step, reason: format!("`when` was false: {source}") });
+                            self.skip(decision, now, i, format!("`when` was false: {source}"));
                             changed = true;
                         }
                         Err(error) => {
                             let step = self.plan.units[i].id.clone();
-                            let event = Event::StepFailed { step, attempt: 0, error: format!("evaluating `when`: {error}"), retryable: false, retry_in_ms: None };
+                            let event = Event::StepFailed {
+                                step,
+                                attempt: 0,
+                                error: format!("evaluating `when`: {error}"),
+                                retryable: false,
+                                retry_in_ms: None,
+                            };
                             self.emit(decision, now, event);
                             changed = true;
                             if role == Role::Main && self.halt.is_some() {
@@ -420,7 +527,9 @@ impl RunState {
             }
         }
         match skipped_need {
-            Some(n) if unit.when_needs_skipped == NeedsSkipped::Skip => Readiness::Skip(format!("needs `{}`, which was skipped", self.plan.units[n].id)),
+            Some(n) if unit.when_needs_skipped == NeedsSkipped::Skip => {
+                Readiness::Skip(format!("needs `{}`, which was skipped", self.plan.units[n].id))
+            }
             _ => Readiness::Ready,
         }
     }
@@ -446,12 +555,21 @@ impl RunState {
             .enumerate()
             .find(|(i, u)| matches!(u.role, Role::Compensation { .. }) && matches!(self.units[*i].status, UnitStatus::Failed { .. }));
         if let Some((_, u)) = failed_compensation {
-            return (RunStatus::Failed, Some(format!("rollback incomplete: compensation `{}` failed", u.id)));
+            return (
+                RunStatus::Failed,
+                Some(format!("rollback incomplete: compensation `{}` failed", u.id)),
+            );
         }
         let (status, reason) = match &self.halt {
             Some(Halt::Aborted { by }) if self.rollback => (RunStatus::RolledBack, Some(format!("aborted by {by} and rolled back"))),
             Some(Halt::Aborted { by }) => (RunStatus::Aborted, Some(format!("aborted by {by}"))),
-            Some(Halt::StepFailed { unit }) if self.rollback => (RunStatus::RolledBack, Some(format!("step `{}` failed; completed steps were compensated", self.plan.units[*unit].id))),
+            Some(Halt::StepFailed { unit }) if self.rollback => (
+                RunStatus::RolledBack,
+                Some(format!(
+                    "step `{}` failed; completed steps were compensated",
+                    self.plan.units[*unit].id
+                )),
+            ),
             Some(Halt::StepFailed { unit }) => (RunStatus::Failed, Some(format!("step `{}` failed", self.plan.units[*unit].id))),
             None => (RunStatus::Succeeded, None),
         };
@@ -493,7 +611,9 @@ pub struct Decision {
 /// Compensation events name the step they compensate; the unit is `<step>.compensate`.
 fn compensation_id(event: &Event, step: &str) -> String {
     match event {
-        Event::CompensationStarted { .. } | Event::CompensationSucceeded { .. } | Event::CompensationFailed { .. } => format!("{step}.compensate"),
+        Event::CompensationStarted { .. } | Event::CompensationSucceeded { .. } | Event::CompensationFailed { .. } => {
+            format!("{step}.compensate")
+        }
         _ => step.to_owned(),
     }
 }
@@ -516,7 +636,10 @@ impl Scope for RunScope<'_> {
         match path.first().map(String::as_str) {
             Some("params") => plain(s.params.get(&path[1]).cloned().unwrap_or(Value::Null)),
             Some("env") => match s.env.get(&path[1]) {
-                Some(v) => Ok(Evaluated { value: Value::String(v.clone()), secret: true }),
+                Some(v) => Ok(Evaluated {
+                    value: Value::String(v.clone()),
+                    secret: true,
+                }),
                 None => Err(format!("environment variable `{}` is not set", path[1])),
             },
             Some("run") => match path.get(1).map(String::as_str) {
@@ -530,7 +653,9 @@ impl Scope for RunScope<'_> {
                 if path.get(2).map(String::as_str) == Some("outcome") {
                     return plain(Value::String(s.outcome(i).to_owned()));
                 }
-                let UnitStatus::Succeeded { outputs, .. } = &s.units[i].status else { return plain(Value::Null) };
+                let UnitStatus::Succeeded { outputs, .. } = &s.units[i].status else {
+                    return plain(Value::Null);
+                };
                 let mut value = outputs.get(&path[3]).cloned().unwrap_or(Value::Null);
                 for segment in &path[4..] {
                     value = match &value {

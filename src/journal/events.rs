@@ -23,18 +23,62 @@ pub enum Event {
     },
     /// A process took over an interrupted run; `rerun` lists steps that had started and
     /// not finished, which will be run again with the same idempotency key.
-    RunResumed { host: String, pid: u32, rerun: Vec<String> },
-    StepStarted { step: String, attempt: u32, idempotency_key: String },
-    StepSucceeded { step: String, attempt: u32, outputs: Map<String, Value> },
+    RunResumed {
+        host: String,
+        pid: u32,
+        rerun: Vec<String>,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+        idempotency_key: String,
+    },
+    StepSucceeded {
+        step: String,
+        attempt: u32,
+        outputs: Map<String, Value>,
+    },
     /// `retry_in_ms` is set when another attempt will follow after that wait.
-    StepFailed { step: String, attempt: u32, error: String, retryable: bool, retry_in_ms: Option<u64> },
-    StepSkipped { step: String, reason: String },
-    RollbackStarted { reason: String },
-    CompensationStarted { step: String, attempt: u32, idempotency_key: String },
-    CompensationSucceeded { step: String, attempt: u32, outputs: Map<String, Value> },
-    CompensationFailed { step: String, attempt: u32, error: String, retryable: bool, retry_in_ms: Option<u64> },
-    AbortRequested { by: String, reason: Option<String>, rollback: bool },
-    RunFinished { status: RunStatus, reason: Option<String> },
+    StepFailed {
+        step: String,
+        attempt: u32,
+        error: String,
+        retryable: bool,
+        retry_in_ms: Option<u64>,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    RollbackStarted {
+        reason: String,
+    },
+    CompensationStarted {
+        step: String,
+        attempt: u32,
+        idempotency_key: String,
+    },
+    CompensationSucceeded {
+        step: String,
+        attempt: u32,
+        outputs: Map<String, Value>,
+    },
+    CompensationFailed {
+        step: String,
+        attempt: u32,
+        error: String,
+        retryable: bool,
+        retry_in_ms: Option<u64>,
+    },
+    AbortRequested {
+        by: String,
+        reason: Option<String>,
+        rollback: bool,
+    },
+    RunFinished {
+        status: RunStatus,
+        reason: Option<String>,
+    },
 }
 
 impl Event {
@@ -92,9 +136,15 @@ impl RunStatus {
     }
 
     pub fn parse(s: &str) -> Option<RunStatus> {
-        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Aborted, RunStatus::RolledBack]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Aborted,
+            RunStatus::RolledBack,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 

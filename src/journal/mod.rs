@@ -46,7 +46,10 @@ pub enum JournalError {
 impl JournalError {
     /// Busy databases and dropped connections pass; corruption and missing runs do not.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, JournalError::Query(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Database(_)))
+        matches!(
+            self,
+            JournalError::Query(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Database(_))
+        )
     }
 }
 
@@ -84,7 +87,11 @@ impl RunRow {
     }
 
     pub fn display_status(&self) -> &'static str {
-        if self.is_interrupted() { "interrupted" } else { self.status.as_str() }
+        if self.is_interrupted() {
+            "interrupted"
+        } else {
+            self.status.as_str()
+        }
     }
 }
 
@@ -96,8 +103,13 @@ fn age(t: DateTime<Utc>) -> Duration {
 pub enum LockOutcome {
     Acquired,
     /// The previous holder was dead or finished; its lock was taken over.
-    TakenOver { from_run: String },
-    Held { by_run: String, owner: Owner },
+    TakenOver {
+        from_run: String,
+    },
+    Held {
+        by_run: String,
+        owner: Owner,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,13 +166,20 @@ impl Journal {
     pub async fn open(state: &str) -> Result<Journal, JournalError> {
         sqlx::any::install_default_drivers();
         let url = normalize_url(state);
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let mut connect_url = url.clone();
         if backend == Backend::Sqlite {
             let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
             if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| JournalError::Open { url: url.clone(), source: sqlx::Error::Io(e) })?;
+                std::fs::create_dir_all(dir).map_err(|e| JournalError::Open {
+                    url: url.clone(),
+                    source: sqlx::Error::Io(e),
+                })?;
             }
             if !connect_url.contains('?') {
                 connect_url.push_str("?mode=rwc");
@@ -184,9 +203,16 @@ impl Journal {
             })
             .connect(&connect_url)
             .await
-            .map_err(|source| JournalError::Open { url: redact_url(&url), source })?;
+            .map_err(|source| JournalError::Open {
+                url: redact_url(&url),
+                source,
+            })?;
         migrate(&pool).await?;
-        Ok(Journal { pool, backend, url_for_display: redact_url(&url) })
+        Ok(Journal {
+            pool,
+            backend,
+            url_for_display: redact_url(&url),
+        })
     }
 
     pub async fn close(&self) {
@@ -194,7 +220,14 @@ impl Journal {
     }
 
     /// Creates the run row and its first events atomically; `owner` becomes its owner.
-    pub async fn create_run(&self, run_id: &str, plan_name: &str, lock: Option<&str>, owner: &Owner, events: &[Event]) -> Result<(), JournalError> {
+    pub async fn create_run(
+        &self,
+        run_id: &str,
+        plan_name: &str,
+        lock: Option<&str>,
+        owner: &Owner,
+        events: &[Event],
+    ) -> Result<(), JournalError> {
         let now = micros(Utc::now());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -255,10 +288,12 @@ impl Journal {
             return Ok(row);
         }
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
-        let rows = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE $1 ORDER BY created_at DESC LIMIT 2"))
-            .bind(pattern)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE $1 ORDER BY created_at DESC LIMIT 2"
+        ))
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?;
         match rows.as_slice() {
             [one] => run_row(one),
             _ => Err(JournalError::NoSuchRun(id_or_prefix.to_owned())),
@@ -268,13 +303,20 @@ impl Journal {
     pub async fn runs(&self, plan: Option<&str>, limit: i64) -> Result<Vec<RunRow>, JournalError> {
         let rows = match plan {
             Some(p) => {
-                sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE plan_name = $1 ORDER BY created_at DESC LIMIT $2"))
-                    .bind(p)
+                sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE plan_name = $1 ORDER BY created_at DESC LIMIT $2"
+                ))
+                .bind(p)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC LIMIT $1"))
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?
             }
-            None => sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC LIMIT $1")).bind(limit).fetch_all(&self.pool).await?,
         };
         rows.iter().map(run_row).collect()
     }
@@ -288,8 +330,16 @@ impl Journal {
             .map(|row| {
                 let seq: i64 = row.try_get("seq")?;
                 let payload: String = row.try_get("payload")?;
-                let event = serde_json::from_str(&payload).map_err(|source| JournalError::Corrupt { run: run_id.to_owned(), seq, source })?;
-                Ok(Recorded { seq, at: from_micros(row.try_get("at")?), event })
+                let event = serde_json::from_str(&payload).map_err(|source| JournalError::Corrupt {
+                    run: run_id.to_owned(),
+                    seq,
+                    source,
+                })?;
+                Ok(Recorded {
+                    seq,
+                    at: from_micros(row.try_get("at")?),
+                    event,
+                })
             })
             .collect()
     }
@@ -315,7 +365,11 @@ impl Journal {
     }
 
     pub async fn heartbeat(&self, run_id: &str) -> Result<(), JournalError> {
-        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2").bind(micros(Utc::now())).bind(run_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
+            .bind(micros(Utc::now()))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -331,7 +385,11 @@ impl Journal {
             if inserted.rows_affected() == 1 {
                 return Ok(LockOutcome::Acquired);
             }
-            let Some(row) = sqlx::query("SELECT run_id FROM locks WHERE name = $1").bind(name).fetch_optional(&self.pool).await? else {
+            let Some(row) = sqlx::query("SELECT run_id FROM locks WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+            else {
                 continue; // released in between: try again
             };
             let holder: String = row.try_get("run_id")?;
@@ -339,7 +397,9 @@ impl Journal {
                 return Ok(LockOutcome::Acquired);
             }
             let holder_run = self.run(&holder).await.ok();
-            let holder_alive = holder_run.as_ref().is_some_and(|r| r.status == RunStatus::Running && !r.is_interrupted());
+            let holder_alive = holder_run
+                .as_ref()
+                .is_some_and(|r| r.status == RunStatus::Running && !r.is_interrupted());
             if holder_alive {
                 let owner = holder_run.map(|r| r.owner).expect("checked above");
                 return Ok(LockOutcome::Held { by_run: holder, owner });
@@ -355,16 +415,29 @@ impl Journal {
                 return Ok(LockOutcome::TakenOver { from_run: holder });
             }
         }
-        Err(JournalError::Query(sqlx::Error::Protocol(format!("lock `{name}` kept changing hands; try again"))))
+        Err(JournalError::Query(sqlx::Error::Protocol(format!(
+            "lock `{name}` kept changing hands; try again"
+        ))))
     }
 
     pub async fn release_lock(&self, name: &str, run_id: &str) -> Result<(), JournalError> {
-        sqlx::query("DELETE FROM locks WHERE name = $1 AND run_id = $2").bind(name).bind(run_id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM locks WHERE name = $1 AND run_id = $2")
+            .bind(name)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Posts a command for a run's owner: `abort`, `approve` or `reject`.
-    pub async fn post_command(&self, run_id: &str, kind: &str, step: Option<&str>, actor: &str, comment: Option<&str>) -> Result<(), JournalError> {
+    pub async fn post_command(
+        &self,
+        run_id: &str,
+        kind: &str,
+        step: Option<&str>,
+        actor: &str,
+        comment: Option<&str>,
+    ) -> Result<(), JournalError> {
         sqlx::query("INSERT INTO inbox (id, run_id, kind, step, actor, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(uuid::Uuid::now_v7().to_string())
             .bind(run_id)
@@ -380,17 +453,27 @@ impl Journal {
 
     /// Takes the unconsumed abort commands of a run (marking them consumed).
     pub async fn take_abort(&self, run_id: &str) -> Result<Option<AbortCommand>, JournalError> {
-        let rows = sqlx::query("SELECT id, actor, comment, step FROM inbox WHERE run_id = $1 AND kind = 'abort' AND consumed_at IS NULL ORDER BY created_at")
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, actor, comment, step FROM inbox WHERE run_id = $1 AND kind = 'abort' AND consumed_at IS NULL ORDER BY created_at",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
         let Some(first) = rows.first() else { return Ok(None) };
         for row in &rows {
             let id: String = row.try_get("id")?;
-            sqlx::query("UPDATE inbox SET consumed_at = $1 WHERE id = $2").bind(micros(Utc::now())).bind(id).execute(&self.pool).await?;
+            sqlx::query("UPDATE inbox SET consumed_at = $1 WHERE id = $2")
+                .bind(micros(Utc::now()))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         }
         let mode: Option<String> = first.try_get("step")?;
-        Ok(Some(AbortCommand { by: first.try_get("actor")?, reason: first.try_get("comment")?, rollback: mode.as_deref() == Some("rollback") }))
+        Ok(Some(AbortCommand {
+            by: first.try_get("actor")?,
+            reason: first.try_get("comment")?,
+            rollback: mode.as_deref() == Some("rollback"),
+        }))
     }
 
     /// The first approve/reject decision for an approval step, if any.
@@ -406,7 +489,11 @@ impl Journal {
         let Some(row) = row else { return Ok(None) };
         let kind: String = row.try_get("kind")?;
         Ok(Some(Decision {
-            kind: if kind == "approve" { DecisionKind::Approve } else { DecisionKind::Reject },
+            kind: if kind == "approve" {
+                DecisionKind::Approve
+            } else {
+                DecisionKind::Reject
+            },
             by: row.try_get("actor")?,
             at: from_micros(row.try_get("created_at")?),
             comment: row.try_get("comment")?,
@@ -451,7 +538,13 @@ fn run_row(row: &AnyRow) -> Result<RunRow, JournalError> {
     })
 }
 
-async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run_id: &str, seq: i64, at: i64, event: &Event) -> Result<(), JournalError> {
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: &str,
+    seq: i64,
+    at: i64,
+    event: &Event,
+) -> Result<(), JournalError> {
     let payload = serde_json::to_string(event).expect("events serialize");
     sqlx::query("INSERT INTO events (run_id, seq, at, kind, step, payload) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(run_id)

@@ -20,7 +20,11 @@ pub struct Owner {
 impl Owner {
     pub fn me() -> Owner {
         let pid = std::process::id();
-        Owner { host: this_host(), pid, started: process_start_ticks(pid).unwrap_or(0) }
+        Owner {
+            host: this_host(),
+            pid,
+            started: process_start_ticks(pid).unwrap_or(0),
+        }
     }
 
     /// Whether the owner is alive, given its last heartbeat age.
@@ -34,7 +38,9 @@ impl Owner {
 }
 
 pub fn this_host() -> String {
-    hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into())
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn process_start_ticks(pid: u32) -> Option<u64> {
@@ -54,9 +60,15 @@ mod tests {
         let me = Owner::me();
         assert!(me.started > 0);
         assert!(me.is_alive(Duration::ZERO));
-        let impostor = Owner { started: me.started + 1, ..me.clone() };
+        let impostor = Owner {
+            started: me.started + 1,
+            ..me.clone()
+        };
         assert!(!impostor.is_alive(Duration::ZERO));
-        let remote = Owner { host: "elsewhere".into(), ..me };
+        let remote = Owner {
+            host: "elsewhere".into(),
+            ..me
+        };
         assert!(remote.is_alive(Duration::from_secs(1)));
         assert!(!remote.is_alive(HEARTBEAT_STALE));
     }

@@ -35,7 +35,9 @@ pub enum Role {
     Main,
     Finally,
     /// Compensation of the main step with this index.
-    Compensation { of: usize },
+    Compensation {
+        of: usize,
+    },
 }
 
 /// One executable unit: a step, a `finally` step or a compensation.
@@ -65,7 +67,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 1, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300) }
+        RetryPolicy {
+            attempts: 1,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
     }
 }
 
@@ -95,7 +101,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy { attempts: 10, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(8) };
+        let p = RetryPolicy {
+            attempts: 10,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+        };
         assert_eq!(p.delay_before(2, 1.0), Duration::from_secs(1));
         assert_eq!(p.delay_before(3, 1.0), Duration::from_secs(2));
         assert_eq!(p.delay_before(9, 1.0), Duration::from_secs(8));

@@ -48,11 +48,19 @@ pub fn plan_schema_for_editors() -> Value {
 
 /// Compiles one plan file. `file` is only used in diagnostics.
 pub fn compile(file: &str, source: &str) -> Result<CompiledPlan, Vec<Diagnostic>> {
-    let mut cx = Compilation { file, diagnostics: Vec::new() };
+    let mut cx = Compilation {
+        file,
+        diagnostics: Vec::new(),
+    };
     let root = match yaml::parse(source) {
         Ok(root) => root,
         Err(e) => {
-            cx.error(e.pos, None, e.message, Some("fix the YAML syntax; indentation must use spaces".into()));
+            cx.error(
+                e.pos,
+                None,
+                e.message,
+                Some("fix the YAML syntax; indentation must use spaces".into()),
+            );
             return Err(cx.diagnostics);
         }
     };
@@ -100,7 +108,12 @@ impl<'f> Compilation<'f> {
         let schema = plan_schema();
         let checker = Checker::new(schema, false);
         if !matches!(root.value, yaml::NodeValue::Map(_)) {
-            self.error(root.pos, None, "a plan must be a YAML mapping with apiVersion, kind, metadata and spec", None);
+            self.error(
+                root.pos,
+                None,
+                "a plan must be a YAML mapping with apiVersion, kind, metadata and spec",
+                None,
+            );
             return None;
         }
         let mut clean = true;
@@ -115,29 +128,49 @@ impl<'f> Compilation<'f> {
                 None => issues.push(Issue {
                     pos: key.pos,
                     message: format!("unknown top-level field `{name}`"),
-                    help: did_you_mean(&name, ["apiVersion", "kind", "metadata", "spec"]).or(Some("a plan has apiVersion, kind, metadata and spec".into())),
+                    help: did_you_mean(&name, ["apiVersion", "kind", "metadata", "spec"])
+                        .or(Some("a plan has apiVersion, kind, metadata and spec".into())),
                 }),
             }
         }
         for required in ["apiVersion", "kind", "metadata", "spec"] {
             if root.get(required).is_none() {
-                issues.push(Issue { pos: root.pos, message: format!("missing required field `{required}`"), help: Some(format!("add `{required}:` at the top level")) });
+                issues.push(Issue {
+                    pos: root.pos,
+                    message: format!("missing required field `{required}`"),
+                    help: Some(format!("add `{required}:` at the top level")),
+                });
             }
         }
         clean &= self.issues(issues, None);
         if let Some(v) = root.get("apiVersion").and_then(Node::as_str)
             && v != model::API_VERSION
         {
-            self.error(root.get("apiVersion").unwrap().pos, None, format!("unsupported apiVersion `{v}`"), Some(format!("use `apiVersion: {}`", model::API_VERSION)));
+            self.error(
+                root.get("apiVersion").unwrap().pos,
+                None,
+                format!("unsupported apiVersion `{v}`"),
+                Some(format!("use `apiVersion: {}`", model::API_VERSION)),
+            );
             clean = false;
         }
         if let Some(v) = root.get("kind").and_then(Node::as_str)
             && v != model::KIND
         {
-            self.error(root.get("kind").unwrap().pos, None, format!("unsupported kind `{v}`"), Some(format!("use `kind: {}`", model::KIND)));
+            self.error(
+                root.get("kind").unwrap().pos,
+                None,
+                format!("unsupported kind `{v}`"),
+                Some(format!("use `kind: {}`", model::KIND)),
+            );
             clean = false;
         }
-        let name = root.get("metadata").and_then(|m| m.get("name")).and_then(Node::as_str).unwrap_or("").to_owned();
+        let name = root
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_owned();
         let spec_node = root.get("spec")?;
         self.compile_spec(spec_node, &checker, name).filter(|_| clean)
     }
@@ -157,7 +190,11 @@ impl<'f> Compilation<'f> {
             match props.get(&field) {
                 Some(_) if field == "steps" || field == "finally" => {
                     if !matches!(value.value, yaml::NodeValue::Seq(_)) {
-                        issues.push(Issue { pos: value.pos, message: format!("`{field}` must be a list of steps"), help: None });
+                        issues.push(Issue {
+                            pos: value.pos,
+                            message: format!("`{field}` must be a list of steps"),
+                            help: None,
+                        });
                     }
                 }
                 Some(prop) => checker.check(prop, value, &mut issues),
@@ -172,7 +209,11 @@ impl<'f> Compilation<'f> {
             }
         }
         if spec.get("steps").is_none() {
-            issues.push(Issue { pos: spec.pos, message: "missing required field `steps`".into(), help: Some("a plan needs at least one step under `spec.steps`".into()) });
+            issues.push(Issue {
+                pos: spec.pos,
+                message: "missing required field `steps`".into(),
+                help: Some("a plan needs at least one step under `spec.steps`".into()),
+            });
         }
         clean &= self.issues(issues, None);
         let params = self.params(spec);
@@ -187,19 +228,45 @@ impl<'f> Compilation<'f> {
         for (key, node) in params.entries() {
             let name = key.scalar_text();
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                self.error(key.pos, None, format!("param name `{name}` may only use letters, digits and `_`"), Some("expressions read params as `params.<name>`".into()));
+                self.error(
+                    key.pos,
+                    None,
+                    format!("param name `{name}` may only use letters, digits and `_`"),
+                    Some("expressions read params as `params.<name>`".into()),
+                );
             }
             let Ok(spec) = serde_json::from_value::<model::ParamSpec>(node.to_json()) else {
                 // Its shape was reported already; keep the name so expressions can use it.
-                out.insert(name, ParamDecl { kind: Default::default(), default: None, required: false, description: None });
+                out.insert(
+                    name,
+                    ParamDecl {
+                        kind: Default::default(),
+                        default: None,
+                        required: false,
+                        description: None,
+                    },
+                );
                 continue;
             };
             if let Some(default) = &spec.default
                 && let Err(e) = super::params::coerce(spec.kind, default)
             {
-                self.error(node.get("default").map_or(node.pos, |n| n.pos), None, format!("default of param `{name}`: {e}"), None);
+                self.error(
+                    node.get("default").map_or(node.pos, |n| n.pos),
+                    None,
+                    format!("default of param `{name}`: {e}"),
+                    None,
+                );
             }
-            out.insert(name, ParamDecl { kind: spec.kind, default: spec.default, required: spec.required, description: spec.description });
+            out.insert(
+                name,
+                ParamDecl {
+                    kind: spec.kind,
+                    default: spec.default,
+                    required: spec.required,
+                    description: spec.description,
+                },
+            );
         }
         out
     }
@@ -237,10 +304,21 @@ impl<'f> Compilation<'f> {
         (entries, broken_ids)
     }
 
-    fn analyse(&mut self, spec_node: &Node, (entries, broken): (Vec<StepEntry>, BTreeSet<String>), params: &BTreeMap<String, ParamDecl>, name: String) -> Option<CompiledPlan> {
+    fn analyse(
+        &mut self,
+        spec_node: &Node,
+        (entries, broken): (Vec<StepEntry>, BTreeSet<String>),
+        params: &BTreeMap<String, ParamDecl>,
+        name: String,
+    ) -> Option<CompiledPlan> {
         let main_count = entries.iter().filter(|e| !e.finally).count();
         if main_count == 0 {
-            self.error(spec_node.get("steps").map_or(spec_node.pos, |n| n.pos), None, "the plan has no steps", Some("add at least one step under `spec.steps`".into()));
+            self.error(
+                spec_node.get("steps").map_or(spec_node.pos, |n| n.pos),
+                None,
+                "the plan has no steps",
+                Some("add at least one step under `spec.steps`".into()),
+            );
         }
         // Ids.
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -250,7 +328,12 @@ impl<'f> Compilation<'f> {
             }
             if let Some(&first) = index.get(e.spec.id.as_str()) {
                 let first_line = entries[first].node.pos.line;
-                self.error(e.node.get("id").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), format!("duplicate step id `{}` (first defined at line {first_line})", e.spec.id), Some("give every step, including finally steps, a unique id".into()));
+                self.error(
+                    e.node.get("id").map_or(e.node.pos, |n| n.pos),
+                    Some(&e.spec.id),
+                    format!("duplicate step id `{}` (first defined at line {first_line})", e.spec.id),
+                    Some("give every step, including finally steps, a unique id".into()),
+                );
             } else {
                 index.insert(&e.spec.id, i);
             }
@@ -266,16 +349,36 @@ impl<'f> Compilation<'f> {
             for (n, need) in e.spec.needs.iter().enumerate() {
                 let pos = needs_nodes.get(n).map_or(e.node.pos, |n| n.pos);
                 match index.get(need.as_str()) {
-                    Some(&j) if j == i => self.error(pos, Some(&e.spec.id), format!("step `{need}` needs itself"), Some("remove it from `needs`".into())),
+                    Some(&j) if j == i => self.error(
+                        pos,
+                        Some(&e.spec.id),
+                        format!("step `{need}` needs itself"),
+                        Some("remove it from `needs`".into()),
+                    ),
                     Some(&j) => {
                         if !e.finally && entries[j].finally {
-                            self.error(pos, Some(&e.spec.id), format!("step `{}` needs `{need}`, which is a finally step", e.spec.id), Some("finally steps run after all steps; move the step into `finally` or drop the need".into()));
+                            self.error(
+                                pos,
+                                Some(&e.spec.id),
+                                format!("step `{}` needs `{need}`, which is a finally step", e.spec.id),
+                                Some("finally steps run after all steps; move the step into `finally` or drop the need".into()),
+                            );
                         } else if e.finally && !entries[j].finally {
-                            self.error(pos, Some(&e.spec.id), format!("finally step `{}` needs `{need}`, a main step", e.spec.id), Some("finally steps always run after every main step; `needs` may only name other finally steps".into()));
+                            self.error(
+                                pos,
+                                Some(&e.spec.id),
+                                format!("finally step `{}` needs `{need}`, a main step", e.spec.id),
+                                Some("finally steps always run after every main step; `needs` may only name other finally steps".into()),
+                            );
                         }
                         graph.add_edge(j, i, ());
                     }
-                    None => self.error(pos, Some(&e.spec.id), format!("`needs` names unknown step `{need}`"), did_you_mean(need, all_ids.iter().copied())),
+                    None => self.error(
+                        pos,
+                        Some(&e.spec.id),
+                        format!("`needs` names unknown step `{need}`"),
+                        did_you_mean(need, all_ids.iter().copied()),
+                    ),
                 }
             }
         }
@@ -286,7 +389,15 @@ impl<'f> Compilation<'f> {
             let marked: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].spec.mark == Some(mark)).collect();
             for &extra in marked.iter().skip(1) {
                 let e = &entries[extra];
-                self.error(e.node.get("mark").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), format!("more than one step is marked `{mark:?}`", ).to_lowercase(), Some(format!("the RTO clock has one start and one stop; keep the mark on `{}` only", entries[marked[0]].spec.id)));
+                self.error(
+                    e.node.get("mark").map_or(e.node.pos, |n| n.pos),
+                    Some(&e.spec.id),
+                    format!("more than one step is marked `{mark:?}`",).to_lowercase(),
+                    Some(format!(
+                        "the RTO clock has one start and one stop; keep the mark on `{}` only",
+                        entries[marked[0]].spec.id
+                    )),
+                );
             }
         }
         let disaster = entries.iter().position(|e| e.spec.mark == Some(Mark::Disaster));
@@ -294,24 +405,51 @@ impl<'f> Compilation<'f> {
             match disaster {
                 Some(d) if !reach.is_ancestor(d, rec) => {
                     let e = &entries[rec];
-                    self.error(e.node.get("mark").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), "the step marked `recovered` does not depend on the step marked `disaster`", Some(format!("add `{}` (or a step after it) to `needs`", entries[d].spec.id)));
+                    self.error(
+                        e.node.get("mark").map_or(e.node.pos, |n| n.pos),
+                        Some(&e.spec.id),
+                        "the step marked `recovered` does not depend on the step marked `disaster`",
+                        Some(format!("add `{}` (or a step after it) to `needs`", entries[d].spec.id)),
+                    );
                 }
                 None => {
                     let e = &entries[rec];
-                    self.error(e.node.get("mark").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), "a step is marked `recovered` but no step is marked `disaster`", Some("mark the fault-injecting step with `mark: disaster`".into()));
+                    self.error(
+                        e.node.get("mark").map_or(e.node.pos, |n| n.pos),
+                        Some(&e.spec.id),
+                        "a step is marked `recovered` but no step is marked `disaster`",
+                        Some("mark the fault-injecting step with `mark: disaster`".into()),
+                    );
                 }
                 _ => {}
             }
         }
         for e in entries.iter().filter(|e| e.finally && e.spec.mark.is_some()) {
-            self.error(e.node.get("mark").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), "finally steps cannot carry a drill mark", None);
+            self.error(
+                e.node.get("mark").map_or(e.node.pos, |n| n.pos),
+                Some(&e.spec.id),
+                "finally steps cannot carry a drill mark",
+                None,
+            );
         }
         for e in entries.iter().filter(|e| e.finally && e.spec.compensate.is_some()) {
-            self.error(e.node.get("compensate").map_or(e.node.pos, |n| n.pos), Some(&e.spec.id), "finally steps are never rolled back, so they cannot have `compensate`", None);
+            self.error(
+                e.node.get("compensate").map_or(e.node.pos, |n| n.pos),
+                Some(&e.spec.id),
+                "finally steps are never rolled back, so they cannot have `compensate`",
+                None,
+            );
         }
         // Expressions.
         for (i, e) in entries.iter().enumerate() {
-            let scope = ExprScope { entries: &entries, index: &index, reach: &reach, params, me: i, also_readable: None };
+            let scope = ExprScope {
+                entries: &entries,
+                index: &index,
+                reach: &reach,
+                params,
+                me: i,
+                also_readable: None,
+            };
             if let Some(when) = &e.spec.when {
                 let pos = e.node.get("when").map_or(e.node.pos, |n| n.pos);
                 self.check_when(when, pos, &scope);
@@ -319,9 +457,17 @@ impl<'f> Compilation<'f> {
             self.check_values(&Value::Object(e.spec.with.clone()), e.node.get("with"), e.node.pos, &scope);
             if let Some(comp) = &e.spec.compensate {
                 // A compensation may also read the outputs of the step it undoes.
-                let comp_scope = ExprScope { also_readable: Some(i), ..scope };
+                let comp_scope = ExprScope {
+                    also_readable: Some(i),
+                    ..scope
+                };
                 let comp_node = e.node.get("compensate");
-                self.check_values(&Value::Object(comp.with.clone()), comp_node.and_then(|c| c.get("with")), e.node.pos, &comp_scope);
+                self.check_values(
+                    &Value::Object(comp.with.clone()),
+                    comp_node.and_then(|c| c.get("with")),
+                    e.node.pos,
+                    &comp_scope,
+                );
             }
         }
         if !self.diagnostics.is_empty() || cyclic || !broken.is_empty() {
@@ -354,11 +500,20 @@ impl<'f> Compilation<'f> {
     }
 
     fn check_when(&mut self, when: &str, pos: Pos, scope: &ExprScope) {
-        let text = if template::contains_template(when) { when.to_owned() } else { format!("${{{{ {when} }}}}") };
+        let text = if template::contains_template(when) {
+            when.to_owned()
+        } else {
+            format!("${{{{ {when} }}}}")
+        };
         match template::parse(&text) {
             Ok(pieces) => {
                 if !matches!(pieces.as_slice(), [Piece::Expr { .. }]) {
-                    self.error(pos, Some(scope.me_id()), "`when` must be a single expression", Some("write e.g. `when: ${{ params.region == 'eu' }}`".into()));
+                    self.error(
+                        pos,
+                        Some(scope.me_id()),
+                        "`when` must be a single expression",
+                        Some("write e.g. `when: ${{ params.region == 'eu' }}`".into()),
+                    );
                 }
                 self.check_pieces(&pieces, pos, scope);
             }
@@ -370,12 +525,20 @@ impl<'f> Compilation<'f> {
         for (path, parsed) in template::expressions_in(value) {
             let segments: Vec<yaml::PathSegment> = path
                 .iter()
-                .map(|s| s.parse::<usize>().map_or_else(|_| yaml::PathSegment::Key(s.clone()), yaml::PathSegment::Index))
+                .map(|s| {
+                    s.parse::<usize>()
+                        .map_or_else(|_| yaml::PathSegment::Key(s.clone()), yaml::PathSegment::Index)
+                })
                 .collect();
             let pos = node.map_or(fallback, |n| n.pos_at(&segments));
             match parsed {
                 Ok(pieces) => self.check_pieces(&pieces, pos, scope),
-                Err(e) => self.error(pos, Some(scope.me_id()), e.message, Some("expressions look like `${{ params.name }}`".into())),
+                Err(e) => self.error(
+                    pos,
+                    Some(scope.me_id()),
+                    e.message,
+                    Some("expressions look like `${{ params.name }}`".into()),
+                ),
             }
         }
     }
@@ -396,7 +559,9 @@ impl<'f> Compilation<'f> {
 /// A step read field by field, skipping fields that do not have the right shape.
 fn lenient_step(node: &Node) -> StepSpec {
     fn field<T: serde::de::DeserializeOwned + Default>(node: &Node, key: &str) -> T {
-        node.get(key).and_then(|n| serde_json::from_value(n.to_json()).ok()).unwrap_or_default()
+        node.get(key)
+            .and_then(|n| serde_json::from_value(n.to_json()).ok())
+            .unwrap_or_default()
     }
     let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_owned);
     let compensate = node.get("compensate").map(|c| model::CompensateSpec {
@@ -408,7 +573,10 @@ fn lenient_step(node: &Node) -> StepSpec {
     StepSpec {
         id: text("id").unwrap_or_default(),
         kind: text("kind").unwrap_or_default(),
-        needs: node.get("needs").map(|n| n.items().iter().filter_map(Node::as_str).map(str::to_owned).collect()).unwrap_or_default(),
+        needs: node
+            .get("needs")
+            .map(|n| n.items().iter().filter_map(Node::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
         with: field(node, "with"),
         when: text("when"),
         when_needs_skipped: field(node, "when_needs_skipped"),
@@ -428,8 +596,12 @@ fn kind_issues(node: &Node) -> Vec<Issue> {
         None => issues.push(Issue {
             pos: kind_node.pos,
             message: format!("unknown step kind `{kind}`"),
-            help: did_you_mean(kind, steps::KINDS.iter().map(|k| k.name))
-                .or_else(|| Some(format!("known kinds: {}", steps::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")))),
+            help: did_you_mean(kind, steps::KINDS.iter().map(|k| k.name)).or_else(|| {
+                Some(format!(
+                    "known kinds: {}",
+                    steps::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ))
+            }),
         }),
         Some(k) => {
             let schema = steps::cached_options_schema(k);
@@ -437,10 +609,16 @@ fn kind_issues(node: &Node) -> Vec<Issue> {
             match node.get("with") {
                 Some(with) => checker.check(schema, with, &mut issues),
                 None => {
-                    let empty = Node { pos: node.pos, value: yaml::NodeValue::Map(Vec::new()) };
+                    let empty = Node {
+                        pos: node.pos,
+                        value: yaml::NodeValue::Map(Vec::new()),
+                    };
                     let mut missing = Vec::new();
                     checker.check(schema, &empty, &mut missing);
-                    issues.extend(missing.into_iter().map(|i| Issue { help: Some(format!("`{kind}` steps need a `with:` mapping: {}", i.message)), ..i }));
+                    issues.extend(missing.into_iter().map(|i| Issue {
+                        help: Some(format!("`{kind}` steps need a `with:` mapping: {}", i.message)),
+                        ..i
+                    }));
                 }
             }
         }
@@ -490,9 +668,12 @@ impl ExprScope<'_, '_> {
         let seg = &path.segments;
         match seg[0].as_str() {
             "params" => {
-                let Some(name) = seg.get(1) else { return Err(("`params` needs a name: `params.<name>`".into(), None)) };
+                let Some(name) = seg.get(1) else {
+                    return Err(("`params` needs a name: `params.<name>`".into(), None));
+                };
                 if !self.params.contains_key(name) {
-                    let help = did_you_mean(name, self.params.keys().map(String::as_str)).or(Some(format!("declare it under `spec.params.{name}`")));
+                    let help = did_you_mean(name, self.params.keys().map(String::as_str))
+                        .or(Some(format!("declare it under `spec.params.{name}`")));
                     return Err((format!("`{path}` reads unknown param `{name}`"), help));
                 }
                 Ok(())
@@ -503,10 +684,15 @@ impl ExprScope<'_, '_> {
             },
             "run" => match seg.get(1).map(String::as_str) {
                 Some("id" | "started_at" | "plan") if seg.len() == 2 => Ok(()),
-                _ => Err((format!("`{path}` is not a run attribute"), Some("available: run.id, run.started_at, run.plan".into()))),
+                _ => Err((
+                    format!("`{path}` is not a run attribute"),
+                    Some("available: run.id, run.started_at, run.plan".into()),
+                )),
             },
             "steps" => {
-                let Some(id) = seg.get(1) else { return Err(("`steps` needs a step id: `steps.<id>.outputs.<name>`".into(), None)) };
+                let Some(id) = seg.get(1) else {
+                    return Err(("`steps` needs a step id: `steps.<id>.outputs.<name>`".into(), None));
+                };
                 let Some(&j) = self.index.get(id.as_str()) else {
                     let ids: Vec<&str> = self.index.keys().copied().collect();
                     return Err((format!("`{path}` reads unknown step `{id}`"), did_you_mean(id, ids)));
@@ -514,13 +700,17 @@ impl ExprScope<'_, '_> {
                 match seg.get(2).map(String::as_str) {
                     Some("outputs") if seg.len() >= 4 => {}
                     Some("outcome") if seg.len() == 3 => {}
-                    _ => return Err((format!("`{path}`: read a step as `steps.{id}.outputs.<name>` or `steps.{id}.outcome`"), None)),
+                    _ => {
+                        return Err((
+                            format!("`{path}`: read a step as `steps.{id}.outputs.<name>` or `steps.{id}.outcome`"),
+                            None,
+                        ));
+                    }
                 }
                 let me = &self.entries[self.me];
                 // Finally steps run after every main step, so they may read any of them.
-                let readable = self.also_readable == Some(j)
-                    || (me.finally && !self.entries[j].finally)
-                    || self.reach.is_ancestor(j, self.me);
+                let readable =
+                    self.also_readable == Some(j) || (me.finally && !self.entries[j].finally) || self.reach.is_ancestor(j, self.me);
                 if !readable {
                     return Err((
                         format!("`{path}` reads step `{id}`, which `{}` does not (transitively) need", self.me_id()),
@@ -531,7 +721,8 @@ impl ExprScope<'_, '_> {
             }
             other => Err((
                 format!("`{path}`: unknown name `{other}`"),
-                did_you_mean(other, ["params", "steps", "run", "env"]).or(Some("expressions read params.*, steps.<id>.outputs.*, run.*, env.*".into())),
+                did_you_mean(other, ["params", "steps", "run", "env"])
+                    .or(Some("expressions read params.*, steps.<id>.outputs.*, run.*, env.*".into())),
             )),
         }
     }
@@ -586,14 +777,24 @@ fn retry_policy(spec: &Option<model::RetrySpec>) -> RetryPolicy {
 
 fn parse_when(when: &Option<String>) -> Option<(String, Expr)> {
     let when = when.as_ref()?;
-    let text = if template::contains_template(when) { when.clone() } else { format!("${{{{ {when} }}}}") };
+    let text = if template::contains_template(when) {
+        when.clone()
+    } else {
+        format!("${{{{ {when} }}}}")
+    };
     match template::parse(&text).ok()?.into_iter().next()? {
         Piece::Expr { expr, source, .. } => Some((source, expr)),
         Piece::Text(_) => None,
     }
 }
 
-fn build(spec_node: &Node, entries: Vec<StepEntry>, index: &HashMap<String, usize>, params: BTreeMap<String, ParamDecl>, name: String) -> CompiledPlan {
+fn build(
+    spec_node: &Node,
+    entries: Vec<StepEntry>,
+    index: &HashMap<String, usize>,
+    params: BTreeMap<String, ParamDecl>,
+    name: String,
+) -> CompiledPlan {
     let doc: Option<model::Spec> = serde_json::from_value(spec_node.to_json()).ok();
     let (description, objectives, concurrency, lock) = match &doc {
         Some(s) => (s.description.clone(), s.objectives.clone(), s.concurrency, s.lock.clone()),
@@ -611,7 +812,14 @@ fn build(spec_node: &Node, entries: Vec<StepEntry>, index: &HashMap<String, usiz
                 id: s.id.clone(),
                 kind: s.kind.clone(),
                 role: if entries[i].finally { Role::Finally } else { Role::Main },
-                needs: s.needs.iter().filter_map(|n| index.get(n.as_str())).map(|j| position[j]).collect::<BTreeSet<_>>().into_iter().collect(),
+                needs: s
+                    .needs
+                    .iter()
+                    .filter_map(|n| index.get(n.as_str()))
+                    .map(|j| position[j])
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 with: s.with.clone(),
                 when: parse_when(&s.when),
                 when_needs_skipped: s.when_needs_skipped,

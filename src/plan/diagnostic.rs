@@ -18,11 +18,19 @@ impl Diagnostic {
     pub fn render(&self, source: &str) -> String {
         let mut out = String::new();
         let step = self.step.as_ref().map(|s| format!(" [step `{s}`]")).unwrap_or_default();
-        let _ = writeln!(out, "error: {}:{}:{}{}: {}", self.file, self.pos.line, self.pos.col, step, self.message);
+        let _ = writeln!(
+            out,
+            "error: {}:{}:{}{}: {}",
+            self.file, self.pos.line, self.pos.col, step, self.message
+        );
         if let Some(line) = self.pos.line.checked_sub(1).and_then(|i| source.lines().nth(i)) {
             let number = self.pos.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret_pad: String = line.chars().take(self.pos.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let caret_pad: String = line
+                .chars()
+                .take(self.pos.col.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             let _ = writeln!(out, "{pad} |\n{number} | {line}\n{pad} | {caret_pad}^");
         }
         if let Some(help) = &self.help {

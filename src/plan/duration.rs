@@ -13,7 +13,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration: expected a number at `{rest}`; write e.g. `90s`, `5m` or `1h30m`"));
+            return Err(format!(
+                "`{text}` is not a duration: expected a number at `{rest}`; write e.g. `90s`, `5m` or `1h30m`"
+            ));
         }
         let amount: u64 = rest[..digits]
             .parse()
@@ -27,8 +29,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(amount.saturating_mul(60)),
             "h" => Duration::from_secs(amount.saturating_mul(3600)),
             "d" => Duration::from_secs(amount.saturating_mul(86_400)),
-            "" => return Err(format!("`{text}` has no unit; write `{amount}s` for seconds (units: ms, s, m, h, d)")),
-            other => return Err(format!("`{text}` has an unknown unit `{}`; write e.g. `90s`, `5m` or `1h30m` (units: ms, s, m, h, d)", other.trim())),
+            "" => {
+                return Err(format!(
+                    "`{text}` has no unit; write `{amount}s` for seconds (units: ms, s, m, h, d)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "`{text}` has an unknown unit `{}`; write e.g. `90s`, `5m` or `1h30m` (units: ms, s, m, h, d)",
+                    other.trim()
+                ));
+            }
         };
         total = total.saturating_add(part);
         rest = &rest[unit_len..];
@@ -42,7 +53,7 @@ pub fn format(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         if ms < 1000 {
             return format!("{ms}ms");
         }

@@ -52,11 +52,18 @@ pub struct ParseError {
 
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
     let tokens = tokenize(text)?;
-    let mut parser = ExprParser { tokens, at: 0, len: text.len() };
+    let mut parser = ExprParser {
+        tokens,
+        at: 0,
+        len: text.len(),
+    };
     let expr = parser.or()?;
     match parser.peek() {
         None => Ok(expr),
-        Some((tok, offset)) => Err(ParseError { offset, message: format!("unexpected `{}` after the expression", tok.text()) }),
+        Some((tok, offset)) => Err(ParseError {
+            offset,
+            message: format!("unexpected `{}` after the expression", tok.text()),
+        }),
     }
 }
 
@@ -188,9 +195,10 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             continue;
         }
         if c == '\'' || c == '"' {
-            let end = text[i + 1..]
-                .find(c)
-                .ok_or_else(|| ParseError { offset: i, message: format!("unterminated string starting with {c}") })?;
+            let end = text[i + 1..].find(c).ok_or_else(|| ParseError {
+                offset: i,
+                message: format!("unterminated string starting with {c}"),
+            })?;
             out.push((Token::Str(text[i + 1..i + 1 + end].to_owned()), i));
             i += end + 2;
             continue;
@@ -201,9 +209,10 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
                 i += 1;
             }
-            let number = text[start..i]
-                .parse::<f64>()
-                .map_err(|_| ParseError { offset: start, message: format!("`{}` is not a number", &text[start..i]) })?;
+            let number = text[start..i].parse::<f64>().map_err(|_| ParseError {
+                offset: start,
+                message: format!("`{}` is not a number", &text[start..i]),
+            })?;
             out.push((Token::Num(number), start));
             continue;
         }
@@ -220,7 +229,12 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, ParseError> {
                 out.push((Token::Op(op), i));
                 i += op.len();
             }
-            None => return Err(ParseError { offset: i, message: format!("unexpected character `{c}`") }),
+            None => {
+                return Err(ParseError {
+                    offset: i,
+                    message: format!("unexpected character `{c}`"),
+                });
+            }
         }
     }
     Ok(out)
@@ -293,7 +307,10 @@ impl ExprParser {
     fn primary(&mut self) -> Result<Expr, ParseError> {
         let offset = self.offset();
         let Some((token, _)) = self.peek() else {
-            return Err(ParseError { offset, message: "expected a value, found the end of the expression".into() });
+            return Err(ParseError {
+                offset,
+                message: "expected a value, found the end of the expression".into(),
+            });
         };
         self.at += 1;
         match token {
@@ -302,7 +319,10 @@ impl ExprParser {
             Token::Op("(") => {
                 let inner = self.or()?;
                 if !self.eat_op(")") {
-                    return Err(ParseError { offset: self.offset(), message: "expected `)`".into() });
+                    return Err(ParseError {
+                        offset: self.offset(),
+                        message: "expected `)`".into(),
+                    });
                 }
                 Ok(inner)
             }
@@ -312,7 +332,10 @@ impl ExprParser {
                 "null" => Ok(Expr::Literal(Value::Null)),
                 _ => self.path(word, offset),
             },
-            Token::Op(op) => Err(ParseError { offset, message: format!("expected a value, found `{op}`") }),
+            Token::Op(op) => Err(ParseError {
+                offset,
+                message: format!("expected a value, found `{op}`"),
+            }),
         }
     }
 
@@ -329,17 +352,30 @@ impl ExprParser {
                         self.at += 1;
                         segments.push((n as i64).to_string());
                     }
-                    _ => return Err(ParseError { offset: self.offset(), message: "expected a name after `.`".into() }),
+                    _ => {
+                        return Err(ParseError {
+                            offset: self.offset(),
+                            message: "expected a name after `.`".into(),
+                        });
+                    }
                 }
             } else if self.eat_op("[") {
                 match self.peek() {
                     Some((Token::Str(s), _)) => segments.push(s),
                     Some((Token::Num(n), _)) if n.fract() == 0.0 && n >= 0.0 => segments.push((n as i64).to_string()),
-                    _ => return Err(ParseError { offset: self.offset(), message: "expected a quoted key or an index inside `[ ]`".into() }),
+                    _ => {
+                        return Err(ParseError {
+                            offset: self.offset(),
+                            message: "expected a quoted key or an index inside `[ ]`".into(),
+                        });
+                    }
                 }
                 self.at += 1;
                 if !self.eat_op("]") {
-                    return Err(ParseError { offset: self.offset(), message: "expected `]`".into() });
+                    return Err(ParseError {
+                        offset: self.offset(),
+                        message: "expected `]`".into(),
+                    });
                 }
             } else {
                 return Ok(Expr::Path(Path { segments, offset }));
@@ -368,7 +404,10 @@ mod tests {
             for s in path {
                 v = v.get(s).ok_or_else(|| format!("no {s}"))?;
             }
-            Ok(Evaluated { value: v.clone(), secret: path[0] == "env" })
+            Ok(Evaluated {
+                value: v.clone(),
+                secret: path[0] == "env",
+            })
         }
     }
 
@@ -376,7 +415,13 @@ mod tests {
     fn parses_and_evaluates_logic() {
         let scope = MapScope(json!({"params": {"region": "eu", "n": 3}, "env": {"TOKEN": "x"}}));
         let e = parse("params.region == 'eu' && !(params.n < 2)").unwrap();
-        assert_eq!(e.eval(&scope).unwrap(), Evaluated { value: json!(true), secret: false });
+        assert_eq!(
+            e.eval(&scope).unwrap(),
+            Evaluated {
+                value: json!(true),
+                secret: false
+            }
+        );
         let e = parse("env.TOKEN").unwrap();
         assert!(e.eval(&scope).unwrap().secret);
         let e = parse("params['region'] != \"us\" || false").unwrap();

@@ -40,7 +40,13 @@ fn mermaid(plan: &CompiledPlan) -> String {
             let _ = writeln!(out, "  {} --> {}", node_id(&plan.units[need].id), node_id(&unit.id));
         }
         if let Some(c) = unit.compensation {
-            let _ = writeln!(out, "  {}[\"{}<br/><small>{}</small>\"]", node_id(&plan.units[c].id), plan.units[c].id, plan.units[c].kind);
+            let _ = writeln!(
+                out,
+                "  {}[\"{}<br/><small>{}</small>\"]",
+                node_id(&plan.units[c].id),
+                plan.units[c].id,
+                plan.units[c].kind
+            );
             let _ = writeln!(out, "  {} -. compensate .-> {}", node_id(&unit.id), node_id(&plan.units[c].id));
         }
     }
@@ -48,7 +54,10 @@ fn mermaid(plan: &CompiledPlan) -> String {
 }
 
 fn dot(plan: &CompiledPlan) -> String {
-    let mut out = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n", plan.name);
+    let mut out = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+        plan.name
+    );
     for unit in &plan.units {
         let style = match unit.role {
             Role::Main => "",
@@ -62,7 +71,11 @@ fn dot(plan: &CompiledPlan) -> String {
             let _ = writeln!(out, "  \"{}\" -> \"{}\";", plan.units[need].id, unit.id);
         }
         if let Some(c) = unit.compensation {
-            let _ = writeln!(out, "  \"{}\" -> \"{}\" [style=dotted, label=\"compensate\"];", unit.id, plan.units[c].id);
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\" [style=dotted, label=\"compensate\"];",
+                unit.id, plan.units[c].id
+            );
         }
     }
     out.push_str("}\n");
@@ -109,8 +122,15 @@ fn text(plan: &CompiledPlan) -> String {
             for &i in wave {
                 let u = &plan.units[i];
                 let needs: Vec<&str> = u.needs.iter().map(|&n| plan.units[n].id.as_str()).collect();
-                let after = if needs.is_empty() { String::new() } else { format!("  ← {}", needs.join(", ")) };
-                let comp = u.compensation.map(|c| format!("  (compensate: {})", plan.units[c].kind)).unwrap_or_default();
+                let after = if needs.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ← {}", needs.join(", "))
+                };
+                let comp = u
+                    .compensation
+                    .map(|c| format!("  (compensate: {})", plan.units[c].kind))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "    {} [{}]{after}{comp}", u.id, u.kind);
             }
         }

@@ -13,7 +13,11 @@ pub fn coerce(kind: ParamType, value: &Value) -> Result<Value, String> {
         (ParamType::String, Value::String(_)) => Ok(value.clone()),
         (ParamType::String, Value::Number(_) | Value::Bool(_)) => Ok(Value::String(text)),
         (ParamType::Integer, Value::Number(n)) if n.is_i64() => Ok(value.clone()),
-        (ParamType::Integer, Value::String(s)) => s.trim().parse::<i64>().map(Value::from).map_err(|_| format!("`{s}` is not an integer")),
+        (ParamType::Integer, Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("`{s}` is not an integer")),
         (ParamType::Number, Value::Number(_)) => Ok(value.clone()),
         (ParamType::Number, Value::String(s)) => s
             .trim()
@@ -46,11 +50,16 @@ pub fn resolve(plan: &CompiledPlan, given: &BTreeMap<String, String>) -> Result<
     let mut out = BTreeMap::new();
     for name in given.keys() {
         if !plan.params.contains_key(name) {
-            let hint = did_you_mean(name, plan.params.keys().map(String::as_str)).map(|h| format!("; {h}")).unwrap_or_default();
+            let hint = did_you_mean(name, plan.params.keys().map(String::as_str))
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
             let declared = plan.params.keys().cloned().collect::<Vec<_>>().join(", ");
             errors.push(ParamError {
                 param: name.clone(),
-                message: format!("--param {name}: the plan declares no such param{hint} (declared: {})", if declared.is_empty() { "none" } else { &declared }),
+                message: format!(
+                    "--param {name}: the plan declares no such param{hint} (declared: {})",
+                    if declared.is_empty() { "none" } else { &declared }
+                ),
             });
         }
     }
@@ -68,7 +77,10 @@ pub fn resolve(plan: &CompiledPlan, given: &BTreeMap<String, String>) -> Result<
             Ok(v) => {
                 out.insert(name.clone(), v);
             }
-            Err(message) => errors.push(ParamError { param: name.clone(), message }),
+            Err(message) => errors.push(ParamError {
+                param: name.clone(),
+                message,
+            }),
         }
     }
     if errors.is_empty() { Ok(out) } else { Err(errors) }

@@ -49,19 +49,17 @@ impl<'a> Checker<'a> {
         if let Some(types) = schema.get("type")
             && !type_matches(types, node)
         {
-            out.push(issue(node.pos, format!("expected {}, found {}", self.expected(schema), describe_node(node)), None));
+            out.push(issue(
+                node.pos,
+                format!("expected {}, found {}", self.expected(schema), describe_node(node)),
+                None,
+            ));
             return;
         }
         if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
             let json = node.to_json();
             if !allowed.contains(&json) {
-                let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
-                let help = node.as_str().and_then(|s| did_you_mean(s, names.iter().copied()));
-                out.push(issue(
-                    node.pos,
-                    format!("`{}` is not one of: {}", node.scalar_text(), names.join(", ")),
-                    help,
-                ));
+                out.push(not_one_of(node, allowed.iter()));
             }
             return;
         }
@@ -92,8 +90,12 @@ impl<'a> Checker<'a> {
     {
         let mut current = schema;
         for _ in 0..32 {
-            let Some(reference) = current.get("$ref").and_then(Value::as_str) else { break };
-            let Some(found) = reference.strip_prefix('#').and_then(|ptr| self.root.pointer(ptr)) else { break };
+            let Some(reference) = current.get("$ref").and_then(Value::as_str) else {
+                break;
+            };
+            let Some(found) = reference.strip_prefix('#').and_then(|ptr| self.root.pointer(ptr)) else {
+                break;
+            };
             current = found;
         }
         current
@@ -114,13 +116,13 @@ impl<'a> Checker<'a> {
             .iter()
             .flat_map(|b| {
                 let b = self.resolve(b);
-                b.get("const").into_iter().chain(b.get("enum").and_then(Value::as_array).into_iter().flatten())
+                b.get("const")
+                    .into_iter()
+                    .chain(b.get("enum").and_then(Value::as_array).into_iter().flatten())
             })
             .collect();
         if !values.is_empty() && values.iter().all(|v| v.is_string()) && per_branch.len() == branches.len() {
-            let names: Vec<&str> = values.iter().filter_map(|v| v.as_str()).collect();
-            let help = node.as_str().and_then(|s| did_you_mean(s, names.iter().copied()));
-            out.push(issue(node.pos, format!("`{}` is not one of: {}", node.scalar_text(), names.join(", ")), help));
+            out.push(not_one_of(node, values.into_iter()));
             return;
         }
         // Report the branch whose type fits the node, if one does; that is the branch the
@@ -133,7 +135,9 @@ impl<'a> Checker<'a> {
             out.extend(issues.iter().cloned());
             return;
         }
-        let expected = self.expected(&Value::Object([("anyOf".to_owned(), Value::Array(branches.to_vec()))].into_iter().collect()));
+        let expected = self.expected(&Value::Object(
+            [("anyOf".to_owned(), Value::Array(branches.to_vec()))].into_iter().collect(),
+        ));
         out.push(issue(node.pos, format!("expected {expected}, found {}", describe_node(node)), None));
     }
 
@@ -188,8 +192,8 @@ impl<'a> Checker<'a> {
             match additional {
                 Some(Value::Bool(false)) => {
                     let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-                    let help = did_you_mean(&name, known.iter().copied())
-                        .or_else(|| Some(format!("known fields here: {}", known.join(", "))));
+                    let help =
+                        did_you_mean(&name, known.iter().copied()).or_else(|| Some(format!("known fields here: {}", known.join(", "))));
                     out.push(issue(key.pos, format!("unknown field `{name}`"), help));
                 }
                 Some(extra @ Value::Object(_)) => self.check(extra, value, out),
@@ -199,7 +203,11 @@ impl<'a> Checker<'a> {
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for field in required.iter().filter_map(Value::as_str) {
                 if node.get(field).is_none() {
-                    out.push(issue(node.pos, format!("missing required field `{field}`"), Some(format!("add `{field}:` to this mapping"))));
+                    out.push(issue(
+                        node.pos,
+                        format!("missing required field `{field}`"),
+                        Some(format!("add `{field}:` to this mapping")),
+                    ));
                 }
             }
         }
@@ -218,14 +226,20 @@ fn pattern_matches(pattern: &str, text: &str) -> bool {
     })
 }
 
+/// A value outside an enumeration, with the closest allowed value suggested.
+fn not_one_of<'v>(node: &Node, allowed: impl Iterator<Item = &'v Value>) -> Issue {
+    let names: Vec<&str> = allowed.filter_map(Value::as_str).collect();
+    let help = node.as_str().and_then(|s| did_you_mean(s, names.iter().copied()));
+    issue(node.pos, format!("`{}` is not one of: {}", node.scalar_text(), names.join(", ")), help)
+}
+
 fn issue(pos: Pos, message: String, help: Option<String>) -> Issue {
     Issue { pos, message, help }
 }
 
 fn is_whole_expression(node: &Node) -> bool {
-    node.as_str().is_some_and(|s| {
-        matches!(template::parse(s).as_deref(), Ok([template::Piece::Expr { .. }]))
-    })
+    node.as_str()
+        .is_some_and(|s| matches!(template::parse(s).as_deref(), Ok([template::Piece::Expr { .. }])))
 }
 
 fn check_number(schema: &Value, node: &Node, out: &mut Vec<Issue>) {
@@ -237,12 +251,20 @@ fn check_number(schema: &Value, node: &Node, out: &mut Vec<Issue>) {
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
         && n < min
     {
-        out.push(issue(node.pos, format!("{} is below the minimum of {min}", node.scalar_text()), None));
+        out.push(issue(
+            node.pos,
+            format!("{} is below the minimum of {min}", node.scalar_text()),
+            None,
+        ));
     }
     if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
         && n > max
     {
-        out.push(issue(node.pos, format!("{} is above the maximum of {max}", node.scalar_text()), None));
+        out.push(issue(
+            node.pos,
+            format!("{} is above the maximum of {max}", node.scalar_text()),
+            None,
+        ));
     }
 }
 
@@ -279,7 +301,13 @@ fn describe_types(types: &Value) -> String {
     match types {
         Value::String(t) if t == "null" => String::new(),
         Value::String(t) => word(t).into(),
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").map(word).collect::<Vec<_>>().join(" or "),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .map(word)
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => "a value".into(),
     }
 }

@@ -11,7 +11,11 @@ use serde_json::Value;
 pub enum Piece {
     Text(String),
     /// An expression, with its source text and byte offset of that text in the string.
-    Expr { expr: Expr, source: String, offset: usize },
+    Expr {
+        expr: Expr,
+        source: String,
+        offset: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,14 +39,21 @@ pub fn parse(s: &str) -> Result<Vec<Piece>, TemplateError> {
         }
         let body_start = start + 3;
         let Some(len) = rest[body_start..].find("}}") else {
-            return Err(TemplateError { offset: base + start, message: "`${{` is never closed; end the expression with `}}`".into() });
+            return Err(TemplateError {
+                offset: base + start,
+                message: "`${{` is never closed; end the expression with `}}`".into(),
+            });
         };
         let source = &rest[body_start..body_start + len];
         let expr = expr::parse(source).map_err(|e| TemplateError {
             offset: base + body_start + e.offset,
             message: format!("invalid expression `{}`: {}", source.trim(), e.message),
         })?;
-        pieces.push(Piece::Expr { expr, source: source.trim().to_owned(), offset: base + body_start });
+        pieces.push(Piece::Expr {
+            expr,
+            source: source.trim().to_owned(),
+            offset: base + body_start,
+        });
         rest = &rest[body_start + len + 2..];
         base += body_start + len + 2;
     }
@@ -70,7 +81,10 @@ pub fn render_str(s: &str, scope: &dyn Scope) -> Result<Evaluated, String> {
             }
         }
     }
-    Ok(Evaluated { value: Value::String(out), secret })
+    Ok(Evaluated {
+        value: Value::String(out),
+        secret,
+    })
 }
 
 /// Renders every string inside a JSON value.
@@ -105,14 +119,17 @@ pub fn value_as_text(value: &Value) -> String {
     }
 }
 
+/// A templated string found inside a value: its JSON path and its parsed pieces.
+pub type FoundTemplate = (Vec<String>, Result<Vec<Piece>, TemplateError>);
+
 /// Every expression in every string of a JSON value, with the JSON path of the string.
-pub fn expressions_in(value: &Value) -> Vec<(Vec<String>, Result<Vec<Piece>, TemplateError>)> {
+pub fn expressions_in(value: &Value) -> Vec<FoundTemplate> {
     let mut out = Vec::new();
     collect(value, &mut Vec::new(), &mut out);
     out
 }
 
-fn collect(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Result<Vec<Piece>, TemplateError>)>) {
+fn collect(value: &Value, path: &mut Vec<String>, out: &mut Vec<FoundTemplate>) {
     match value {
         Value::String(s) if contains_template(s) => out.push((path.clone(), parse(s))),
         Value::Array(items) => {
@@ -142,8 +159,14 @@ mod tests {
     impl Scope for Fixed {
         fn lookup(&self, path: &[String]) -> Result<Evaluated, String> {
             match path.join(".").as_str() {
-                "params.port" => Ok(Evaluated { value: json!(5432), secret: false }),
-                "env.PW" => Ok(Evaluated { value: json!("hunter2"), secret: true }),
+                "params.port" => Ok(Evaluated {
+                    value: json!(5432),
+                    secret: false,
+                }),
+                "env.PW" => Ok(Evaluated {
+                    value: json!("hunter2"),
+                    secret: true,
+                }),
                 other => Err(format!("unknown {other}")),
             }
         }

@@ -16,7 +16,10 @@ pub struct Pos {
 
 impl Pos {
     fn from_span(span: &Span) -> Pos {
-        Pos { line: span.start.line(), col: span.start.col() + 1 }
+        Pos {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        }
     }
 }
 
@@ -113,12 +116,7 @@ impl Node {
             NodeValue::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
             NodeValue::Str(s) => Value::String(s.clone()),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
-            NodeValue::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.scalar_text(), v.to_json()))
-                    .collect(),
-            ),
+            NodeValue::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.scalar_text(), v.to_json())).collect()),
         }
     }
 
@@ -143,13 +141,19 @@ pub enum PathSegment {
 
 /// Parses one YAML document. An empty document is an error: a plan must say something.
 pub fn parse(source: &str) -> Result<Node, YamlError> {
-    let mut loader = Loader { parser: Parser::new_from_str(source), anchors: HashMap::new() };
+    let mut loader = Loader {
+        parser: Parser::new_from_str(source),
+        anchors: HashMap::new(),
+    };
     loop {
         let (event, span) = loader.next()?;
         match event {
             Event::StreamStart | Event::DocumentStart(_) => continue,
             Event::StreamEnd => {
-                return Err(YamlError { pos: Pos::from_span(&span), message: "the file is empty".into() });
+                return Err(YamlError {
+                    pos: Pos::from_span(&span),
+                    message: "the file is empty".into(),
+                });
             }
             other => {
                 let node = loader.node(other, span)?;
@@ -162,7 +166,10 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                         }),
                         _ => Ok(node),
                     },
-                    _ => Err(YamlError { pos: Pos::from_span(&after_span), message: "unexpected content after the document".into() }),
+                    _ => Err(YamlError {
+                        pos: Pos::from_span(&after_span),
+                        message: "unexpected content after the document".into(),
+                    }),
                 };
             }
         }
@@ -179,10 +186,16 @@ impl<'a> Loader<'a> {
         match self.parser.next_event() {
             Some(Ok(pair)) => Ok(pair),
             Some(Err(e)) => Err(YamlError {
-                pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 },
+                pos: Pos {
+                    line: e.marker().line(),
+                    col: e.marker().col() + 1,
+                },
                 message: format!("YAML syntax error: {}", e.info()),
             }),
-            None => Err(YamlError { pos: Pos::default(), message: "unexpected end of YAML input".into() }),
+            None => Err(YamlError {
+                pos: Pos::default(),
+                message: "unexpected end of YAML input".into(),
+            }),
         }
     }
 
@@ -214,7 +227,10 @@ impl<'a> Loader<'a> {
                     }
                     items.push(self.node(ev, sp)?);
                 }
-                let node = Node { pos, value: NodeValue::Seq(items) };
+                let node = Node {
+                    pos,
+                    value: NodeValue::Seq(items),
+                };
                 self.remember(anchor, &node);
                 Ok(node)
             }
@@ -240,15 +256,24 @@ impl<'a> Loader<'a> {
                     }
                     entries.push((key, value));
                 }
-                let node = Node { pos, value: NodeValue::Map(entries) };
+                let node = Node {
+                    pos,
+                    value: NodeValue::Map(entries),
+                };
                 self.remember(anchor, &node);
                 Ok(node)
             }
             Event::Alias(anchor) => match self.anchors.get(&anchor) {
                 Some(node) => Ok(Node { pos, ..node.clone() }),
-                None => Err(YamlError { pos, message: "alias refers to an unknown anchor".into() }),
+                None => Err(YamlError {
+                    pos,
+                    message: "alias refers to an unknown anchor".into(),
+                }),
             },
-            other => Err(YamlError { pos, message: format!("unexpected YAML event {other:?}") }),
+            other => Err(YamlError {
+                pos,
+                message: format!("unexpected YAML event {other:?}"),
+            }),
         }
     }
 }
@@ -269,7 +294,10 @@ fn resolve_plain(text: &str) -> NodeValue {
     {
         return NodeValue::Int(i);
     }
-    let looks_numeric = text.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
+    let looks_numeric = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '.');
     if looks_numeric
         && text.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
         && let Ok(f) = text.parse::<f64>()

@@ -83,7 +83,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         command.current_dir(cwd);
     }
     let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => StepError::terminal(format!("cannot run `{program}`: no such program or working directory; check `command` and `cwd`")),
+        std::io::ErrorKind::NotFound => StepError::terminal(format!(
+            "cannot run `{program}`: no such program or working directory; check `command` and `cwd`"
+        )),
         std::io::ErrorKind::PermissionDenied => StepError::terminal(format!("cannot run `{program}`: permission denied")),
         _ => StepError::retryable(format!("cannot start `{program}`: {e}")),
     })?;
@@ -121,7 +123,13 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
                 format!("was killed by signal {}", status.signal().unwrap_or(0))
             }
         };
-        let last = stderr.text().lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim())).unwrap_or_default();
+        let last = stderr
+            .text()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| format!(": {}", l.trim()))
+            .unwrap_or_default();
         return Err(StepError::retryable(format!("`{program}` {how}{last}")));
     }
     let structured = match &options.outputs_file {
@@ -129,9 +137,16 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             let text = tokio::fs::read_to_string(path)
                 .await
                 .map_err(|e| StepError::terminal(format!("reading outputs_file `{path}`: {e}")))?;
-            Some(serde_json::from_str::<Value>(&text).map_err(|e| StepError::terminal(format!("outputs_file `{path}` is not a JSON object: {e}")))?)
+            Some(
+                serde_json::from_str::<Value>(&text)
+                    .map_err(|e| StepError::terminal(format!("outputs_file `{path}` is not a JSON object: {e}")))?,
+            )
         }
-        None => stdout_text.lines().rev().find(|l| !l.trim().is_empty()).and_then(|l| serde_json::from_str::<Value>(l.trim()).ok()),
+        None => stdout_text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| serde_json::from_str::<Value>(l.trim()).ok()),
     };
     match structured {
         Some(Value::Object(fields)) => {

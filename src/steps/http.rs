@@ -51,12 +51,18 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| reqwest::Client::builder().user_agent(concat!("lifeboat/", env!("CARGO_PKG_VERSION"))).build().expect("http client builds"))
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .user_agent(concat!("lifeboat/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("http client builds")
+    })
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let method_text = options.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-    let method = reqwest::Method::from_bytes(method_text.as_bytes()).map_err(|_| StepError::terminal(format!("`{method_text}` is not an HTTP method")))?;
+    let method = reqwest::Method::from_bytes(method_text.as_bytes())
+        .map_err(|_| StepError::terminal(format!("`{method_text}` is not an HTTP method")))?;
     let body_regex = options
         .expect
         .body_regex
@@ -64,7 +70,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         .map(regex::Regex::new)
         .transpose()
         .map_err(|e| StepError::terminal(format!("expect.body_regex: {e}")))?;
-    let mut request = client().request(method, &options.url).header("Idempotency-Key", &cx.idempotency_key);
+    let mut request = client()
+        .request(method, &options.url)
+        .header("Idempotency-Key", &cx.idempotency_key);
     for (name, value) in &options.headers {
         request = request.header(name.as_str(), value.0.as_str());
     }
@@ -98,18 +106,28 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         // A client error will not fix itself; server errors, timeouts and rate limits may.
         let retryable = !(400..500).contains(&status) || status == 408 || status == 429;
         let snippet: String = body.chars().take(200).collect();
-        return Err(StepError { message: format!("{} answered {status}: {snippet}", options.url), retryable });
+        return Err(StepError {
+            message: format!("{} answered {status}: {snippet}", options.url),
+            retryable,
+        });
     }
     if let Some(re) = &body_regex
         && !re.is_match(&body)
     {
-        return Err(StepError::retryable(format!("the body of {} does not match `{}`", options.url, re.as_str())));
+        return Err(StepError::retryable(format!(
+            "the body of {} does not match `{}`",
+            options.url,
+            re.as_str()
+        )));
     }
     for (pointer, expected) in &options.expect.json {
         let actual = json.as_ref().and_then(|j| j.pointer(pointer));
         if actual != Some(expected) {
             let shown = actual.map_or("nothing".to_owned(), Value::to_string);
-            return Err(StepError::retryable(format!("{}: JSON at `{pointer}` is {shown}, expected {expected}", options.url)));
+            return Err(StepError::retryable(format!(
+                "{}: JSON at `{pointer}` is {shown}, expected {expected}",
+                options.url
+            )));
         }
     }
     Ok(outputs)

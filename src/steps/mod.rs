@@ -30,11 +30,17 @@ pub struct StepError {
 
 impl StepError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        StepError { message: message.into(), retryable: true }
+        StepError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     pub fn terminal(message: impl Into<String>) -> Self {
-        StepError { message: message.into(), retryable: false }
+        StepError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -122,7 +128,9 @@ impl<'de> Deserialize<'de> for Text {
         match Value::deserialize(d)? {
             Value::String(s) => Ok(Text(s)),
             v @ (Value::Number(_) | Value::Bool(_)) => Ok(Text(v.to_string())),
-            other => Err(serde::de::Error::custom(format!("expected a string, number or boolean, found {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a string, number or boolean, found {other}"
+            ))),
         }
     }
 }
@@ -147,7 +155,11 @@ pub struct Tail {
 
 impl Tail {
     pub fn new(limit: usize) -> Self {
-        Tail { buf: Default::default(), limit, total: 0 }
+        Tail {
+            buf: Default::default(),
+            limit,
+            total: 0,
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {

@@ -30,20 +30,32 @@ pub async fn sqlite() -> TestJournal {
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("state.db").display().to_string();
     let journal = Journal::open(&url).await.unwrap();
-    TestJournal { name: "sqlite", url, journal, _dir: Some(dir) }
+    TestJournal {
+        name: "sqlite",
+        url,
+        journal,
+        _dir: Some(dir),
+    }
 }
 
 /// A fresh database on the test server, so tests never see each other's runs.
 pub async fn postgres(admin_url: &str) -> TestJournal {
     use sqlx::Connection;
     let db = format!("lb_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(admin_url).await.expect("connect to the test PostgreSQL");
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.unwrap();
     admin.close().await.unwrap();
     let (base, _) = admin_url.rsplit_once('/').expect("URL ends with /dbname");
     let url = format!("{base}/{db}");
     let journal = Journal::open(&url).await.unwrap();
-    TestJournal { name: "postgres", url, journal, _dir: None }
+    TestJournal {
+        name: "postgres",
+        url,
+        journal,
+        _dir: None,
+    }
 }
 
 pub fn compile(source: &str) -> lifeboat::plan::CompiledPlan {
@@ -65,7 +77,17 @@ pub async fn run(journal: &Journal, source: &str) -> RunReport {
 pub async fn try_run(journal: &Journal, source: &str) -> Result<RunReport, runner::EngineError> {
     let plan = compile(source);
     let params = lifeboat::plan::params::resolve(&plan, &Default::default()).expect("params resolve");
-    runner::start(journal, NewRun { plan_file: "test.yaml".into(), plan_source: source.into(), plan: Arc::new(plan), params }, &RunOptions::default()).await
+    runner::start(
+        journal,
+        NewRun {
+            plan_file: "test.yaml".into(),
+            plan_source: source.into(),
+            plan: Arc::new(plan),
+            params,
+        },
+        &RunOptions::default(),
+    )
+    .await
 }
 
 pub async fn events(journal: &Journal, run_id: &str) -> Vec<Event> {
@@ -74,17 +96,30 @@ pub async fn events(journal: &Journal, run_id: &str) -> Vec<Event> {
 
 /// The ids of steps in the order they were started (each attempt once).
 pub fn started(events: &[Event]) -> Vec<String> {
-    events.iter().filter_map(|e| if let Event::StepStarted { step, .. } = e { Some(step.clone()) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| {
+            if let Event::StepStarted { step, .. } = e {
+                Some(step.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 pub fn lines(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn process_alive(pid: i32) -> bool {
     // A zombie still has /proc/<pid>; only a running or sleeping process counts.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next() != Some('Z')))
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
