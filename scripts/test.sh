@@ -61,7 +61,5 @@ start_postgres() {
 trap stop_postgres EXIT
 install_prerequisites
 start_postgres
-echo "==> building"
-cargo build --release --bin lifeboat
 echo "==> running the test suite"
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -230,7 +230,11 @@ fn pattern_matches(pattern: &str, text: &str) -> bool {
 fn not_one_of<'v>(node: &Node, allowed: impl Iterator<Item = &'v Value>) -> Issue {
     let names: Vec<&str> = allowed.filter_map(Value::as_str).collect();
     let help = node.as_str().and_then(|s| did_you_mean(s, names.iter().copied()));
-    issue(node.pos, format!("`{}` is not one of: {}", node.scalar_text(), names.join(", ")), help)
+    issue(
+        node.pos,
+        format!("`{}` is not one of: {}", node.scalar_text(), names.join(", ")),
+        help,
+    )
 }
 
 fn issue(pos: Pos, message: String, help: Option<String>) -> Issue {
