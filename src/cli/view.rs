@@ -124,7 +124,7 @@ async fn fancy(mut rx: mpsc::UnboundedReceiver<Notice>) {
                     Event::StepStarted { .. } | Event::CompensationStarted { .. } => {
                         let bar = multi.add(ProgressBar::new_spinner());
                         bar.set_style(spinner_style.clone());
-                        bar.set_message(line.trim_start_matches("▶ ").to_owned());
+                        bar.set_message(line.trim_start_matches("▶ ").replacen(" started", "", 1));
                         bar.enable_steady_tick(Duration::from_millis(120));
                         if let Some(old) = running.insert(step, bar) {
                             old.finish_and_clear();
