@@ -87,17 +87,7 @@ async fn a_timeout_kills_the_whole_process_group() {
     );
     let report = run(&tj.journal, &source).await;
     assert_eq!(report.status, RunStatus::Failed);
-    let failure = events(&tj.journal, &report.run_id)
-        .await
-        .into_iter()
-        .find_map(|e| {
-            if let Event::StepFailed { error, .. } = e {
-                Some(error)
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let failure = first_error(&events(&tj.journal, &report.run_id).await);
     assert!(failure.contains("timed out after 300ms"), "{failure}");
     let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     assert!(
@@ -116,16 +106,7 @@ async fn continue_lets_dependants_run_and_the_run_succeed() {
         let report = run(&tj.journal, &source).await;
         assert_eq!(report.status, RunStatus::Succeeded);
         let events = events(&tj.journal, &report.run_id).await;
-        let out = events
-            .iter()
-            .find_map(|e| {
-                if let Event::StepSucceeded { step, outputs, .. } = e {
-                    (step == "after").then(|| outputs["stdout"].clone())
-                } else {
-                    None
-                }
-            })
-            .unwrap();
+        let out = outputs_of(&events, "after")["stdout"].clone();
         assert_eq!(out, "failed (tolerated)\n");
     }
 }
@@ -254,30 +235,12 @@ async fn approval_waits_for_a_decision_and_records_who_and_when() {
             assert_eq!(report.status, expected, "{} {decision}", tj.name);
             let events = events(&tj.journal, &report.run_id).await;
             if decision == "approve" {
-                let outputs = events
-                    .iter()
-                    .find_map(|e| {
-                        if let Event::StepSucceeded { step, outputs, .. } = e {
-                            (step == "gate").then(|| outputs.clone())
-                        } else {
-                            None
-                        }
-                    })
-                    .unwrap();
+                let outputs = outputs_of(&events, "gate");
                 assert_eq!(outputs["by"], "alice");
                 assert_eq!(outputs["comment"], "checked dashboards");
                 assert!(outputs["at"].as_str().unwrap().starts_with("20"));
             } else {
-                let error = events
-                    .iter()
-                    .find_map(|e| {
-                        if let Event::StepFailed { error, .. } = e {
-                            Some(error.clone())
-                        } else {
-                            None
-                        }
-                    })
-                    .unwrap();
+                let error = first_error(&events);
                 assert_eq!(error, "rejected by alice: checked dashboards");
             }
         }

@@ -429,7 +429,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Posts a command for a run's owner: `abort`, `approve` or `reject`.
+    /// Posts a command for a run's owner: `abort`, `approve` or `reject`. For approvals
+    /// `step` names the approval step; for `abort` it carries the mode (`rollback` or none).
     pub async fn post_command(
         &self,
         run_id: &str,

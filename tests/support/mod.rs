@@ -94,6 +94,28 @@ pub async fn events(journal: &Journal, run_id: &str) -> Vec<Event> {
     journal.events(run_id).await.unwrap().into_iter().map(|r| r.event).collect()
 }
 
+/// The outputs the journal recorded for a step's success.
+pub fn outputs_of(events: &[Event], id: &str) -> serde_json::Map<String, serde_json::Value> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::StepSucceeded { step, outputs, .. } if step == id => Some(outputs.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("step {id} did not succeed"))
+}
+
+/// The error of the first failed attempt.
+pub fn first_error(events: &[Event]) -> String {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::StepFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("an attempt failed")
+}
+
 /// The ids of steps in the order they were started (each attempt once).
 pub fn started(events: &[Event]) -> Vec<String> {
     events
