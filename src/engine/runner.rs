@@ -126,8 +126,7 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
         }
         return Err(e.into());
     }
-    let env = env_snapshot(&new.plan);
-    let mut state = RunState::new(new.plan.clone(), run_id.clone(), Utc::now(), new.params, env.clone());
+    let mut state = RunState::new(new.plan.clone(), run_id.clone(), Utc::now(), new.params, env_snapshot(&new.plan));
     state.apply(&created, Utc::now());
     tracing::info!(run = %run_id, plan = %new.plan.name, "run created");
     notify(
@@ -138,7 +137,7 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
             resumed: false,
         },
     );
-    Runner::new(journal.clone(), state, 1, &env, options.clone()).drive().await
+    Runner::new(journal.clone(), state, 1, options.clone()).drive().await
 }
 
 /// Loads a run from the journal, rebuilding its state. Does not take ownership.
@@ -228,8 +227,7 @@ pub async fn resume(
         notify(options, Notice::Event { at, event: e.clone() });
     }
     tracing::info!(run = %run_id, rerun = ?rerun, "run resumed");
-    let env = env_snapshot(&state.plan);
-    Runner::new(journal.clone(), state, next_seq, &env, options.clone()).drive().await
+    Runner::new(journal.clone(), state, next_seq, options.clone()).drive().await
 }
 
 async fn acquire_lock(journal: &Journal, lock: &str, run_id: &str, wait: bool) -> Result<(), EngineError> {
@@ -310,12 +308,13 @@ struct Runner {
 }
 
 impl Runner {
-    fn new(journal: Journal, state: RunState, next_seq: i64, env: &BTreeMap<String, String>, options: RunOptions) -> Self {
+    fn new(journal: Journal, state: RunState, next_seq: i64, options: RunOptions) -> Self {
+        let redactor = Arc::new(Redactor::new(state.env().values().cloned()));
         Runner {
             journal,
             state,
             next_seq,
-            redactor: Arc::new(Redactor::new(env.values().cloned())),
+            redactor,
             options,
             tasks: JoinSet::new(),
             task_units: HashMap::new(),

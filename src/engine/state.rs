@@ -579,6 +579,11 @@ impl RunState {
         }
     }
 
+    /// The environment values the plan reads (secrets), captured when the run was loaded.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
     /// The expression scope of this run (params, step outputs, run attributes, env).
     pub fn scope(&self) -> RunScope<'_> {
         RunScope { state: self }

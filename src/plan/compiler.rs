@@ -795,11 +795,14 @@ fn build(
     params: BTreeMap<String, ParamDecl>,
     name: String,
 ) -> CompiledPlan {
-    let doc: Option<model::Spec> = serde_json::from_value(spec_node.to_json()).ok();
-    let (description, objectives, concurrency, lock) = match &doc {
-        Some(s) => (s.description.clone(), s.objectives.clone(), s.concurrency, s.lock.clone()),
-        None => (None, None, None, None),
-    };
+    // Only these scalar sections are needed here; the steps were read already.
+    fn section<T: serde::de::DeserializeOwned>(spec: &Node, key: &str) -> Option<T> {
+        spec.get(key).and_then(|n| serde_json::from_value(n.to_json()).ok())
+    }
+    let description: Option<String> = section(spec_node, "description");
+    let objectives: Option<model::Objectives> = section(spec_node, "objectives");
+    let concurrency: Option<u32> = section(spec_node, "concurrency");
+    let lock: Option<String> = section(spec_node, "lock");
     // Main steps first, then finally steps, keeping document order within each.
     let mut order: Vec<usize> = (0..entries.len()).filter(|&i| !entries[i].finally).collect();
     order.extend((0..entries.len()).filter(|&i| entries[i].finally));
