@@ -1,7 +1,24 @@
 //! lifeboat-backup: object storage (S3 through aws-sdk-s3, local directories), PostgreSQL
-//! base backups, the WAL archive and point-in-time restore, and Velero orchestration.
+//! base backups, the WAL archive and point-in-time restore, and throwaway local PostgreSQL
+//! instances to restore into.
 //!
-//! This crate knows nothing about plans, DAGs or the journal: it will expose plain async
-//! functions taking option structs and returning typed errors that say whether they are
-//! retryable. The engine adapts it in `src/steps/`. Its functionality arrives with the
-//! PostgreSQL point-in-time recovery work; until then the crate is intentionally empty.
+//! This crate knows nothing about plans, DAGs or the journal: it exposes plain async
+//! functions taking option structs and returning [`BackupError`], which says whether a retry
+//! can help. The engine adapts it in `src/steps/`; the CLI in `src/cli/pg_cmd.rs`.
+
+pub mod archive;
+pub mod basebackup;
+pub mod catalog;
+pub mod codec;
+pub mod error;
+pub mod instance;
+pub mod layout;
+pub mod manifest;
+pub mod repo_url;
+pub mod restore;
+pub mod store;
+pub mod wal;
+pub mod wal_name;
+
+pub use error::{BackupError, Result};
+pub use repo_url::RepoUrl;

@@ -2,6 +2,7 @@
 //! input, 3 lock held.
 
 mod bench;
+mod pg_cmd;
 mod plan_cmd;
 mod run_cmd;
 mod runs_cmd;
@@ -79,6 +80,9 @@ enum Command {
     Approve(run_cmd::DecisionArgs),
     /// Reject a step waiting for approval (the step fails).
     Reject(run_cmd::DecisionArgs),
+    /// PostgreSQL backups, WAL archive and point-in-time restore through object storage.
+    #[command(subcommand)]
+    Pg(pg_cmd::PgCommand),
     /// Benchmarks of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -126,6 +130,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Abort(args) => run_cmd::abort(&cli.state, args).await,
         Command::Approve(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve).await,
         Command::Reject(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Reject).await,
+        Command::Pg(cmd) => pg_cmd::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -1,0 +1,120 @@
+//! The backup manifest: what a base backup contains and where in the WAL it starts and ends.
+//! It is written last; a backup without a manifest does not exist for restore.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BackupError, Result};
+use crate::layout;
+use crate::store::Store;
+use crate::wal_name::{Segment, parse_lsn};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: String,
+    pub pg_version: String,
+    pub pg_version_num: i32,
+    pub system_identifier: String,
+    pub timeline: u32,
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    pub start_wal: String,
+    pub stop_wal: String,
+    pub start_time: DateTime<Utc>,
+    pub stop_time: DateTime<Utc>,
+    pub wal_segment_size: u64,
+    pub backup_label: String,
+    pub tablespace_map: Option<String>,
+    pub total_size: u64,
+    pub stored_size: u64,
+    pub parts: Vec<Part>,
+    pub dirs: Vec<DirEntry>,
+    pub files: Vec<FileEntry>,
+}
+
+/// A stored object holding the bytes of one or more files (or a slice of a large one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Part {
+    pub key: String,
+    pub raw_size: u64,
+    pub stored_size: u64,
+    /// SHA-256 of the stored (compressed) object.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub path: String,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub mode: u32,
+    /// SHA-256 of the file's content as backed up.
+    pub sha256: String,
+    pub chunks: Vec<Chunk>,
+}
+
+/// `len` bytes of a file, at the file's running offset, are at `offset` in part `part`'s raw bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Chunk {
+    pub part: usize,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Manifest {
+    pub fn start_lsn(&self) -> u64 {
+        parse_lsn(&self.start_lsn).unwrap_or(0)
+    }
+
+    pub fn stop_lsn(&self) -> u64 {
+        parse_lsn(&self.stop_lsn).unwrap_or(0)
+    }
+
+    pub fn start_segment(&self) -> Segment {
+        Segment::parse(&self.start_wal, self.wal_segment_size).expect("manifests hold valid segment names")
+    }
+
+    pub fn stop_segment(&self) -> Segment {
+        Segment::parse(&self.stop_wal, self.wal_segment_size).expect("manifests hold valid segment names")
+    }
+}
+
+pub async fn write(store: &Store, manifest: &Manifest) -> Result<()> {
+    let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+    store.put(&layout::manifest_key(&manifest.id), body.into(), Default::default()).await
+}
+
+pub async fn read(store: &Store, id: &str) -> Result<Option<Manifest>> {
+    let Some((body, _)) = store.get(&layout::manifest_key(id)).await? else { return Ok(None) };
+    let manifest: Manifest = serde_json::from_slice(&body)
+        .map_err(|e| BackupError::Restore(format!("manifest of backup {id} is unreadable: {e}")))?;
+    if manifest.format != FORMAT {
+        return Err(BackupError::Restore(format!(
+            "backup {id} has manifest format {}, this lifeboat reads format {FORMAT}; use a matching lifeboat version",
+            manifest.format
+        )));
+    }
+    Ok(Some(manifest))
+}
+
+/// Every complete backup (one with a manifest), oldest first.
+pub async fn list(store: &Store) -> Result<Vec<Manifest>> {
+    let mut manifests = Vec::new();
+    for object in store.list(layout::BACKUPS_DIR).await? {
+        let Some(rest) = object.key.strip_prefix(layout::BACKUPS_DIR) else { continue };
+        let Some((id, layout::MANIFEST)) = rest.split_once('/') else { continue };
+        if let Some(manifest) = read(store, id).await? {
+            manifests.push(manifest);
+        }
+    }
+    manifests.sort_by(|a, b| a.stop_time.cmp(&b.stop_time));
+    Ok(manifests)
+}

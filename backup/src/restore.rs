@@ -1,0 +1,434 @@
+//! Point-in-time restore. Recovery never happens in place: lifeboat unpacks a base backup
+//! into a new (or, with `delta`, a matching) directory, checks that the WAL needed to reach
+//! the target is all archived, writes the recovery settings, and optionally starts the server
+//! and waits until it has reached the target and been promoted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, PgConnection, Row};
+
+use crate::archive::{WalArchive, ranges};
+use crate::codec;
+use crate::error::{BackupError, Result};
+use crate::instance::{LocalInstance, ServerUser, append, log_tail, postmaster_pid, quote_conf};
+use crate::manifest::{self, FileEntry, Manifest};
+use crate::store::Store;
+use crate::wal_name::{Segment, format_lsn};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Replay every archived WAL segment.
+    Latest,
+    /// Stop as soon as the backup is consistent.
+    Immediate,
+    Time(DateTime<Utc>),
+    Lsn(u64),
+    Name(String),
+    Xid(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Latest => write!(f, "latest"),
+            Target::Immediate => write!(f, "immediate"),
+            Target::Time(t) => write!(f, "time {}", t.to_rfc3339()),
+            Target::Lsn(l) => write!(f, "LSN {}", format_lsn(*l)),
+            Target::Name(n) => write!(f, "restore point `{n}`"),
+            Target::Xid(x) => write!(f, "xid {x}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The repository URL as text, written into `restore_command`.
+    pub repo_url: String,
+    pub pgdata: PathBuf,
+    pub target: Target,
+    /// Restore this backup instead of the newest one that can reach the target.
+    pub backup: Option<String>,
+    /// Reuse files already in `pgdata` whose checksum matches; remove files the backup lacks.
+    pub delta: bool,
+    pub parallel: usize,
+    /// The lifeboat executable PostgreSQL runs as `restore_command`.
+    pub lifeboat_exe: PathBuf,
+    pub port: Option<u16>,
+    pub start: bool,
+    /// Database role to connect as when waiting for recovery.
+    pub user: String,
+    /// Keep WAL archiving on in the restored server (off by default: a scratch copy must not
+    /// push a new timeline into the production archive).
+    pub keep_archiving: bool,
+    pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub backup: String,
+    pub target: String,
+    pub pgdata: PathBuf,
+    pub files_written: usize,
+    pub files_reused: usize,
+    pub bytes_written: u64,
+    pub started: bool,
+    pub dsn: Option<String>,
+    /// The last WAL position replayed and the commit time of the last transaction replayed.
+    pub reached_lsn: Option<String>,
+    pub reached_time: Option<DateTime<Utc>>,
+    pub timeline: Option<u32>,
+}
+
+/// Picks the newest complete backup that can reach `target`.
+pub fn choose_backup<'a>(backups: &'a [Manifest], target: &Target, explicit: Option<&str>) -> Result<&'a Manifest> {
+    if let Some(id) = explicit {
+        return backups.iter().find(|m| m.id == id).ok_or_else(|| {
+            BackupError::NotFound(format!(
+                "backup {id} is not in the repository (or has no manifest); `lifeboat pg backups` lists them: {}",
+                backups.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        });
+    }
+    let Some(oldest) = backups.first() else {
+        return Err(BackupError::NotFound("the repository has no complete backup; take one with `lifeboat pg backup`".into()));
+    };
+    let candidate = match target {
+        Target::Time(t) => backups.iter().rev().find(|m| m.stop_time <= *t),
+        Target::Lsn(l) => backups.iter().rev().find(|m| m.stop_lsn() <= *l),
+        _ => backups.last(),
+    };
+    candidate.ok_or_else(|| {
+        BackupError::Restore(format!(
+            "target {target} is older than the oldest backup, which is consistent from {} (LSN {}); the restorable window starts there",
+            oldest.stop_time.to_rfc3339(),
+            oldest.stop_lsn
+        ))
+    })
+}
+
+/// Checks that the archive holds every segment replay needs from `backup` to `target`.
+pub fn check_wal_for(archive: &WalArchive, backup: &Manifest, target: &Target) -> Result<()> {
+    let timeline = archive.latest_timeline_from(backup.timeline);
+    let start = backup.start_segment().segno;
+    let stop = backup.stop_segment().segno;
+    let newest = archive.newest_segno(timeline).unwrap_or(start);
+    let size = backup.wal_segment_size;
+    let end = match target {
+        Target::Immediate => stop,
+        Target::Lsn(lsn) => {
+            let needed = Segment::containing(timeline, *lsn, size).segno;
+            if needed > newest {
+                return Err(BackupError::Restore(format!(
+                    "target {target} is newer than the archive, which ends in segment {}; wait for archiving or pick an earlier target",
+                    archive.expected(timeline, newest).name(size)
+                )));
+            }
+            needed
+        }
+        Target::Time(time) => {
+            if let Some(last) = archive.newest_archived_at(timeline)
+                && *time > last
+            {
+                return Err(BackupError::Restore(format!(
+                    "target {target} is newer than the archive: its newest segment was archived at {}; \
+                     WAL written after that is not in the repository yet",
+                    last.to_rfc3339()
+                )));
+            }
+            archive.first_segno_archived_after(timeline, start, *time).unwrap_or(newest)
+        }
+        Target::Latest | Target::Name(_) | Target::Xid(_) => newest,
+    }
+    .max(stop);
+    let missing = archive.missing(timeline, start, end);
+    if !missing.is_empty() {
+        return Err(BackupError::Restore(format!(
+            "WAL gap: the archive lacks {} needed to replay backup {} to {target}; replay would stop early at the gap. \
+             Restore to a target before the gap or put the missing WAL back",
+            ranges(&missing, size).join(", "),
+            backup.id
+        )));
+    }
+    Ok(())
+}
+
+pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreReport> {
+    let backups = manifest::list(store).await?;
+    let backup = choose_backup(&backups, &options.target, options.backup.as_deref())?.clone();
+    let archive = WalArchive::load(store, backup.wal_segment_size).await?;
+    check_wal_for(&archive, &backup, &options.target)?;
+    prepare_directory(&options.pgdata, options.delta)?;
+    tracing::info!(backup = %backup.id, target = %options.target, pgdata = %options.pgdata.display(), "restoring");
+
+    let reuse = if options.delta { reusable_files(&options.pgdata, &backup)? } else { BTreeSet::new() };
+    let (files_written, bytes_written) = unpack(store, &backup, &options.pgdata, &reuse, options.parallel).await?;
+    write_recovery_settings(&backup, options)?;
+    let user = ServerUser::current_or_postgres()?;
+    ServerUser::chown_tree(user, &options.pgdata)?;
+
+    let mut report = RestoreReport {
+        backup: backup.id.clone(),
+        target: options.target.to_string(),
+        pgdata: options.pgdata.clone(),
+        files_written,
+        files_reused: reuse.len(),
+        bytes_written,
+        started: false,
+        dsn: None,
+        reached_lsn: None,
+        reached_time: None,
+        timeline: None,
+    };
+    if options.start {
+        let port = options.port.unwrap_or(5432);
+        let mut instance = LocalInstance::for_pgdata(&options.pgdata, port)?;
+        instance.superuser = options.user.clone();
+        let (lsn, time, timeline) = start_and_wait(&instance, options.wait_timeout).await?;
+        report.started = true;
+        report.dsn = Some(instance.dsn("postgres"));
+        report.reached_lsn = lsn;
+        report.reached_time = time;
+        report.timeline = Some(timeline);
+    }
+    Ok(report)
+}
+
+fn prepare_directory(pgdata: &Path, delta: bool) -> Result<()> {
+    if let Some(pid) = postmaster_pid(pgdata) {
+        return Err(BackupError::Restore(format!(
+            "{} belongs to a running PostgreSQL (pid {pid}); lifeboat never restores over a running cluster. Stop it first",
+            pgdata.display()
+        )));
+    }
+    let non_empty = std::fs::read_dir(pgdata).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if non_empty && !delta {
+        return Err(BackupError::Restore(format!(
+            "{} is not empty; restore into a new directory, or pass --delta to reuse the files that match the backup",
+            pgdata.display()
+        )));
+    }
+    std::fs::create_dir_all(pgdata).map_err(BackupError::io(pgdata))?;
+    std::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700)).map_err(BackupError::io(pgdata))
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Delta restore: files whose size and checksum match the backup stay; files the backup does
+/// not have are removed (they would confuse recovery).
+fn reusable_files(pgdata: &Path, backup: &Manifest) -> Result<BTreeSet<String>> {
+    let wanted: BTreeMap<&str, &FileEntry> = backup.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let dirs: BTreeSet<&str> = backup.dirs.iter().map(|d| d.path.as_str()).collect();
+    let mut reuse = BTreeSet::new();
+    let mut stack = vec![pgdata.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(BackupError::io(&dir))? {
+            let path = entry.map_err(BackupError::io(&dir))?.path();
+            let relative = path.strip_prefix(pgdata).expect("below pgdata").to_string_lossy().into_owned();
+            let metadata = std::fs::symlink_metadata(&path).map_err(BackupError::io(&path))?;
+            if metadata.is_dir() {
+                if dirs.contains(relative.as_str()) {
+                    stack.push(path);
+                } else {
+                    std::fs::remove_dir_all(&path).map_err(BackupError::io(&path))?;
+                }
+                continue;
+            }
+            match wanted.get(relative.as_str()) {
+                Some(entry) if metadata.len() == entry.size && file_sha256(&path).map_err(BackupError::io(&path))? == entry.sha256 => {
+                    reuse.insert(relative);
+                }
+                _ => std::fs::remove_file(&path).map_err(BackupError::io(&path))?,
+            }
+        }
+    }
+    Ok(reuse)
+}
+
+/// One slice of a part destined for a file: (file index, offset in file, offset in part, length).
+type Placement = (usize, u64, u64, u64);
+
+async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSet<String>, parallel: usize) -> Result<(usize, u64)> {
+    for dir in &backup.dirs {
+        let path = pgdata.join(&dir.path);
+        std::fs::create_dir_all(&path).map_err(BackupError::io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(dir.mode.max(0o700))).map_err(BackupError::io(&path))?;
+    }
+    let mut placements: BTreeMap<usize, Vec<Placement>> = BTreeMap::new();
+    let mut written = 0;
+    let mut bytes = 0;
+    for (index, file) in backup.files.iter().enumerate() {
+        if reuse.contains(&file.path) {
+            continue;
+        }
+        let path = pgdata.join(&file.path);
+        let handle = std::fs::File::create(&path).map_err(BackupError::io(&path))?;
+        handle.set_len(file.size).map_err(BackupError::io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode)).map_err(BackupError::io(&path))?;
+        let mut offset = 0;
+        for chunk in &file.chunks {
+            placements.entry(chunk.part).or_default().push((index, offset, chunk.offset, chunk.len));
+            offset += chunk.len;
+        }
+        written += 1;
+        bytes += file.size;
+    }
+    let jobs = placements.into_iter().map(|(part_index, slices)| {
+        let part = backup.parts[part_index].clone();
+        let files: Vec<PathBuf> = slices.iter().map(|(i, ..)| pgdata.join(&backup.files[*i].path)).collect();
+        async move {
+            let (stored, _) = store.get(&part.key).await?.ok_or_else(|| {
+                BackupError::Restore(format!("backup object {} is missing from the repository; the backup is damaged", part.key))
+            })?;
+            if crate::store::sha256_hex(&stored) != part.sha256 {
+                return Err(BackupError::Checksum { key: part.key.clone(), expected: part.sha256.clone(), actual: crate::store::sha256_hex(&stored) });
+            }
+            tokio::task::spawn_blocking(move || {
+                let raw = codec::decompress(&part.key, &stored, part.raw_size as usize)?;
+                for ((_, file_offset, part_offset, len), path) in slices.iter().zip(&files) {
+                    let slice = raw.get(*part_offset as usize..(*part_offset + *len) as usize).ok_or_else(|| {
+                        BackupError::Restore(format!("{} is shorter than its manifest says; the backup is damaged", part.key))
+                    })?;
+                    let file = std::fs::OpenOptions::new().write(true).open(path).map_err(BackupError::io(path))?;
+                    file.write_all_at(slice, *file_offset).map_err(BackupError::io(path))?;
+                }
+                Ok(())
+            })
+            .await
+            .expect("unpacking does not panic")
+        }
+    });
+    futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).try_collect::<Vec<()>>().await?;
+    Ok((written, bytes))
+}
+
+fn write_recovery_settings(backup: &Manifest, options: &RestoreOptions) -> Result<()> {
+    let pgdata = &options.pgdata;
+    let write = |name: &str, text: &str| {
+        let path = pgdata.join(name);
+        std::fs::write(&path, text).map_err(BackupError::io(&path))
+    };
+    write("backup_label", &backup.backup_label)?;
+    if let Some(map) = &backup.tablespace_map {
+        write("tablespace_map", map)?;
+    }
+    write("recovery.signal", "")?;
+    let restore_command = format!(
+        "'{}' pg wal-fetch --repo '{}' %f %p",
+        options.lifeboat_exe.display().to_string().replace('\'', "'\\''"),
+        options.repo_url.replace('\'', "'\\''")
+    );
+    let mut settings = vec![("restore_command".to_string(), restore_command)];
+    match &options.target {
+        Target::Latest => {}
+        Target::Immediate => settings.push(("recovery_target".into(), "immediate".into())),
+        Target::Time(t) => settings.push(("recovery_target_time".into(), t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
+        Target::Lsn(l) => settings.push(("recovery_target_lsn".into(), format_lsn(*l))),
+        Target::Name(n) => settings.push(("recovery_target_name".into(), n.clone())),
+        Target::Xid(x) => settings.push(("recovery_target_xid".into(), x.clone())),
+    }
+    settings.push(("recovery_target_action".into(), "promote".into()));
+    settings.push(("recovery_target_timeline".into(), "latest".into()));
+    if !options.keep_archiving {
+        settings.push(("archive_mode".into(), "off".into()));
+    }
+    if let Some(port) = options.port {
+        let instance = LocalInstance::for_pgdata(pgdata, port)?;
+        settings.extend(instance.placement_settings());
+    }
+    let text: String = settings.iter().map(|(k, v)| format!("{k} = {}\n", quote_conf(v))).collect();
+    append(&pgdata.join("postgresql.auto.conf"), &format!("\n# lifeboat restore of backup {} to {}\n{text}", backup.id, options.target))
+}
+
+/// Starts the restored server and waits until recovery has finished and it accepts writes.
+async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Result<(Option<String>, Option<DateTime<Utc>>, u32)> {
+    instance.spawn().await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let started = tokio::time::Instant::now();
+    let dsn = instance.dsn("postgres");
+    loop {
+        if let Ok(mut conn) = PgConnection::connect(&dsn).await
+            && let Ok(false) = sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await
+        {
+            let row = sqlx::query(
+                "SELECT pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(), \
+                 ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            let _ = conn.close().await;
+            return Ok((row.get(0), row.get(1), row.get::<i32, _>(2) as u32));
+        }
+        if instance.running_pid().is_none() && started.elapsed() > Duration::from_secs(3) {
+            return Err(recovery_failure(&instance.log_file()));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(BackupError::Restore(format!(
+                "recovery did not finish within {} s; the server is still running in {} (log: {})",
+                timeout.as_secs(),
+                instance.pgdata().display(),
+                instance.log_file().display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn recovery_failure(log: &Path) -> BackupError {
+    let tail = log_tail(log, 15);
+    let reason = if tail.contains("recovery ended before configured recovery target was reached") {
+        "WAL ended before the recovery target was reached: the target is newer than the archive, or a WAL segment is missing"
+    } else if tail.contains("before consistent recovery point") {
+        "the target lies before the end of the chosen backup; pick an older backup with --backup or a later target"
+    } else if tail.contains("could not locate required checkpoint record") || tail.contains("could not find redo location") {
+        "the backup's starting WAL could not be fetched from the repository"
+    } else {
+        "PostgreSQL stopped during recovery"
+    };
+    BackupError::Restore(format!("{reason}. Last lines of {}:\n{tail}", log.display()))
+}
+
+/// Parses a recovery target time: RFC 3339, or PostgreSQL's `YYYY-MM-DD HH:MM:SS[.ffffff][+TZ]`
+/// (UTC when no zone is given).
+pub fn parse_target_time(text: &str) -> Result<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(BackupError::invalid(format!("`{text}` is not a time; use RFC 3339 like 2026-11-22T10:15:00Z or `2026-11-22 10:15:00+00`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_target_times() {
+        let expected = DateTime::parse_from_rfc3339("2026-11-22T10:15:00.25Z").unwrap().with_timezone(&Utc);
+        for text in ["2026-11-22T10:15:00.25Z", "2026-11-22 10:15:00.25+00", "2026-11-22 12:15:00.25+02:00", "2026-11-22 10:15:00.25"] {
+            assert_eq!(parse_target_time(text).unwrap(), expected, "{text}");
+        }
+        assert!(parse_target_time("yesterday").unwrap_err().to_string().contains("RFC 3339"));
+    }
+}

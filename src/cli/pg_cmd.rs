@@ -1,0 +1,435 @@
+//! `lifeboat pg …`: the PostgreSQL backup tool on the command line: WAL archiving commands
+//! for PostgreSQL itself, base backups, listing, verification, pruning and point-in-time
+//! restore. All of it is `lifeboat_backup`; this module only parses and prints.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use lifeboat_backup::restore::{RestoreOptions, Target, parse_target_time};
+use lifeboat_backup::wal::{FetchOutcome, PushOutcome};
+use lifeboat_backup::wal_name::{DEFAULT_SEGMENT_SIZE, parse_lsn};
+use lifeboat_backup::{BackupError, RepoUrl, basebackup, catalog, store, wal};
+
+use super::{Exit, exit};
+
+/// PostgreSQL treats a `restore_command` exit status above 125 as fatal and stops recovery,
+/// instead of taking the file as missing and ending recovery early at that point.
+const FETCH_FATAL: u8 = 126;
+
+#[derive(Subcommand, Debug)]
+pub enum PgCommand {
+    /// Archive one WAL file (archive_command = 'lifeboat pg wal-push --repo URL %p').
+    WalPush(WalPushArgs),
+    /// Fetch one WAL file (restore_command = 'lifeboat pg wal-fetch --repo URL %f %p').
+    /// Exits 1 when the file is not archived, 126 on errors (so recovery stops instead of ending early).
+    WalFetch(WalFetchArgs),
+    #[command(hide = true)]
+    WalPrefetch(WalPrefetchArgs),
+    /// Take a base backup of a running server.
+    Backup(BackupArgs),
+    /// List backups and the archived WAL: the restorable window.
+    Backups(RepoArgs),
+    /// Check every object's checksum and that WAL is continuous from each backup on.
+    Verify(VerifyArgs),
+    /// Remove all but the newest N backups and the WAL only they needed.
+    Prune(PruneArgs),
+    /// Restore to a point in time into a new data directory.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RepoArgs {
+    /// Repository: file:///path or s3://bucket/prefix?endpoint=URL&region=NAME.
+    /// S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the usual AWS chain.
+    #[arg(long, env = "LIFEBOAT_REPO")]
+    repo: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WalPushArgs {
+    #[arg(long, env = "LIFEBOAT_REPO")]
+    repo: String,
+    /// Also push up to N-1 other segments PostgreSQL has marked ready, in parallel.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// The WAL file (%p).
+    path: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct WalFetchArgs {
+    #[arg(long, env = "LIFEBOAT_REPO")]
+    repo: String,
+    /// Segments to prefetch ahead of replay into the spool (0 turns prefetch off).
+    #[arg(long, default_value_t = 16)]
+    prefetch: usize,
+    /// Parallel downloads of the prefetcher.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// The WAL file name PostgreSQL wants (%f).
+    name: String,
+    /// Where to put it (%p).
+    dest: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct WalPrefetchArgs {
+    #[arg(long)]
+    repo: String,
+    #[arg(long)]
+    spool: PathBuf,
+    #[arg(long)]
+    parallel: usize,
+    names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Data directory of the server (its port and socket are read from postmaster.pid).
+    #[arg(long, required_unless_present = "dsn")]
+    pgdata: Option<PathBuf>,
+    /// Connection to the server, e.g. postgres://postgres@127.0.0.1:5432/postgres.
+    #[arg(long)]
+    dsn: Option<String>,
+    /// Database role used with --pgdata.
+    #[arg(long, default_value = "postgres")]
+    user: String,
+    /// Backup id (default: the start time, 20261122T103000Z).
+    #[arg(long)]
+    id: Option<String>,
+    /// Parallel compression and upload.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Only this backup (default: all).
+    backup: Option<String>,
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// How many of the newest backups to keep.
+    #[arg(long)]
+    keep: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["target_time", "target_lsn", "target_name", "target_xid", "latest", "immediate"]))]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// New data directory (must not exist or be empty, unless --delta).
+    #[arg(long)]
+    pgdata: PathBuf,
+    /// Recover up to this time (RFC 3339, or `2026-11-22 10:15:00+00`).
+    #[arg(long)]
+    target_time: Option<String>,
+    /// Recover up to this WAL position, e.g. 0/5A3B2C8.
+    #[arg(long)]
+    target_lsn: Option<String>,
+    /// Recover up to this restore point (pg_create_restore_point).
+    #[arg(long)]
+    target_name: Option<String>,
+    /// Recover up to the commit of this transaction id.
+    #[arg(long)]
+    target_xid: Option<String>,
+    /// Recover all archived WAL.
+    #[arg(long)]
+    latest: bool,
+    /// Stop as soon as the backup is consistent.
+    #[arg(long)]
+    immediate: bool,
+    /// Restore this backup instead of the newest one that reaches the target.
+    #[arg(long)]
+    backup: Option<String>,
+    /// Reuse files in a non-empty --pgdata whose checksums match the backup.
+    #[arg(long)]
+    delta: bool,
+    /// Start PostgreSQL, wait until it reached the target and was promoted.
+    #[arg(long)]
+    start: bool,
+    /// Port for the restored server.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Role to connect as while waiting for recovery.
+    #[arg(long, default_value = "postgres")]
+    user: String,
+    /// Keep WAL archiving on in the restored server (off by default).
+    #[arg(long)]
+    keep_archiving: bool,
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Give up waiting for recovery after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    wait_timeout: u64,
+}
+
+fn to_anyhow(error: BackupError) -> anyhow::Error {
+    let code = match error {
+        BackupError::Invalid(_) => exit::INVALID_INPUT,
+        _ => exit::RUN_FAILED,
+    };
+    Exit { code, message: error.to_string() }.into()
+}
+
+async fn open(repo: &str) -> anyhow::Result<store::Store> {
+    let url = RepoUrl::parse(repo).map_err(|e| super::invalid(format!("--repo: {e}")))?;
+    store::open(&url).await.map_err(to_anyhow)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("reports serialize"));
+}
+
+pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
+    match command {
+        PgCommand::WalPush(args) => {
+            let store = open(&args.repo).await?;
+            match wal::push_with_ready(&store, &args.path, args.parallel).await.map_err(to_anyhow)? {
+                PushOutcome::Pushed => {}
+                PushOutcome::AlreadyArchived => tracing::info!(path = %args.path.display(), "already archived with identical content"),
+            }
+            Ok(exit::SUCCESS)
+        }
+        PgCommand::WalFetch(args) => Ok(wal_fetch(args).await),
+        PgCommand::WalPrefetch(args) => {
+            let store = open(&args.repo).await?;
+            wal::prefetch(&store, &args.names, &args.spool, args.parallel).await.map_err(to_anyhow)?;
+            Ok(exit::SUCCESS)
+        }
+        PgCommand::Backup(args) => {
+            let store = open(&args.repo.repo).await?;
+            let dsn = match (&args.dsn, &args.pgdata) {
+                (Some(dsn), _) => dsn.clone(),
+                (None, Some(pgdata)) => basebackup::dsn_from_pgdata(pgdata, &args.user).map_err(to_anyhow)?,
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            let options = basebackup::BackupOptions { dsn, pgdata: args.pgdata, id: args.id, parallel: args.parallel };
+            let manifest = basebackup::take(&store, &options).await.map_err(to_anyhow)?;
+            if args.repo.json {
+                print_json(&serde_json::json!({
+                    "id": manifest.id, "start_lsn": manifest.start_lsn, "stop_lsn": manifest.stop_lsn,
+                    "start_time": manifest.start_time, "stop_time": manifest.stop_time, "size": manifest.total_size,
+                    "stored_size": manifest.stored_size, "files": manifest.files.len(),
+                }));
+            } else {
+                println!(
+                    "backup {}: {} files, {} → {} stored, WAL {} .. {} ({} s)",
+                    manifest.id,
+                    manifest.files.len(),
+                    human_bytes(manifest.total_size),
+                    human_bytes(manifest.stored_size),
+                    manifest.start_lsn,
+                    manifest.stop_lsn,
+                    (manifest.stop_time - manifest.start_time).num_milliseconds() as f64 / 1000.0
+                );
+            }
+            Ok(exit::SUCCESS)
+        }
+        PgCommand::Backups(args) => {
+            let store = open(&args.repo).await?;
+            let catalog = catalog::catalog(&store).await.map_err(to_anyhow)?;
+            if args.json {
+                print_json(&catalog);
+                return Ok(exit::SUCCESS);
+            }
+            println!("{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}", "BACKUP", "TLI", "START", "CONSISTENT AT", "SIZE", "STORED");
+            for b in &catalog.backups {
+                println!(
+                    "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}",
+                    b.id,
+                    b.timeline,
+                    b.start_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    b.stop_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    human_bytes(b.size),
+                    human_bytes(b.stored_size)
+                );
+            }
+            let wal = &catalog.wal;
+            println!(
+                "WAL: {} segments, {} .. {}, timelines {:?}",
+                wal.segments,
+                wal.first.as_deref().unwrap_or("-"),
+                wal.last.as_deref().unwrap_or("-"),
+                wal.timelines
+            );
+            match catalog.window() {
+                Some((from, to)) => println!("restorable window: {} .. {}", from.to_rfc3339(), to.to_rfc3339()),
+                None => println!("restorable window: none (no complete backup, or no archived WAL)"),
+            }
+            Ok(exit::SUCCESS)
+        }
+        PgCommand::Verify(args) => {
+            let store = open(&args.repo.repo).await?;
+            let report = catalog::verify(&store, args.backup.as_deref(), args.parallel).await.map_err(to_anyhow)?;
+            if args.repo.json {
+                print_json(&report);
+            } else {
+                println!(
+                    "checked {} backup(s), {} objects, {}",
+                    report.backups_checked.len(),
+                    report.objects_checked,
+                    human_bytes(report.bytes_checked)
+                );
+                for problem in &report.problems {
+                    println!("PROBLEM: {problem}");
+                }
+                println!("{}", if report.ok() { "OK" } else { "FAILED" });
+            }
+            Ok(if report.ok() { exit::SUCCESS } else { exit::RUN_FAILED })
+        }
+        PgCommand::Prune(args) => {
+            let store = open(&args.repo.repo).await?;
+            let report = catalog::prune(&store, args.keep).await.map_err(to_anyhow)?;
+            if args.repo.json {
+                print_json(&report);
+            } else {
+                println!(
+                    "kept {:?}; removed {} backup(s) {:?} and {} WAL file(s)",
+                    report.kept,
+                    report.removed_backups.len(),
+                    report.removed_backups,
+                    report.removed_wal
+                );
+            }
+            Ok(exit::SUCCESS)
+        }
+        PgCommand::Restore(args) => restore(args).await,
+    }
+}
+
+fn restore_target(args: &RestoreArgs) -> anyhow::Result<Target> {
+    Ok(if let Some(time) = &args.target_time {
+        Target::Time(parse_target_time(time).map_err(|e| super::invalid(format!("--target-time: {e}")))?)
+    } else if let Some(lsn) = &args.target_lsn {
+        Target::Lsn(parse_lsn(lsn).map_err(|e| super::invalid(format!("--target-lsn: {e}")))?)
+    } else if let Some(name) = &args.target_name {
+        Target::Name(name.clone())
+    } else if let Some(xid) = &args.target_xid {
+        if xid.parse::<u64>().is_err() {
+            return Err(super::invalid(format!("--target-xid: `{xid}` is not a transaction id (a number)")));
+        }
+        Target::Xid(xid.clone())
+    } else if args.immediate {
+        Target::Immediate
+    } else {
+        Target::Latest
+    })
+}
+
+async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
+    let target = restore_target(&args)?;
+    let store = open(&args.repo.repo).await?;
+    let options = RestoreOptions {
+        repo_url: args.repo.repo.clone(),
+        pgdata: std::path::absolute(&args.pgdata)?,
+        target,
+        backup: args.backup,
+        delta: args.delta,
+        parallel: args.parallel,
+        lifeboat_exe: std::env::current_exe()?,
+        port: args.port,
+        start: args.start,
+        user: args.user,
+        keep_archiving: args.keep_archiving,
+        wait_timeout: Duration::from_secs(args.wait_timeout),
+    };
+    let report = lifeboat_backup::restore::restore(&store, &options).await.map_err(to_anyhow)?;
+    if args.repo.json {
+        print_json(&report);
+    } else {
+        println!(
+            "restored backup {} into {} ({} files written, {} reused, {}) for target {}",
+            report.backup,
+            report.pgdata.display(),
+            report.files_written,
+            report.files_reused,
+            human_bytes(report.bytes_written),
+            report.target
+        );
+        if report.started {
+            println!(
+                "recovered and promoted: reached LSN {}, last commit {}, timeline {}; connect with {}",
+                report.reached_lsn.as_deref().unwrap_or("-"),
+                report.reached_time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
+                report.timeline.unwrap_or(0),
+                report.dsn.as_deref().unwrap_or("-")
+            );
+        } else {
+            println!("start it with: pg_ctl -D {} start", report.pgdata.display());
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn wal_fetch(args: WalFetchArgs) -> u8 {
+    let store = match RepoUrl::parse(&args.repo) {
+        Ok(url) => store::open(&url).await,
+        Err(e) => Err(e),
+    };
+    let spool = wal::default_spool(&args.dest);
+    let prefetch = args.prefetch > 0;
+    let result = match store {
+        Ok(store) => wal::fetch(&store, &args.name, &args.dest, prefetch.then_some(spool.as_path())).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(FetchOutcome::Missing) => exit::RUN_FAILED,
+        Ok(outcome) => {
+            if prefetch {
+                wal::clean_spool(&spool, &args.name, DEFAULT_SEGMENT_SIZE);
+                let names = wal::prefetch_candidates(&args.name, DEFAULT_SEGMENT_SIZE, args.prefetch);
+                if !names.is_empty() && outcome != FetchOutcome::Missing {
+                    spawn_prefetcher(&args.repo, &spool, args.parallel, &names);
+                }
+            }
+            exit::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: wal-fetch {}: {e}", args.name);
+            FETCH_FATAL
+        }
+    }
+}
+
+/// Starts a detached prefetcher so this `restore_command` returns at once.
+fn spawn_prefetcher(repo: &str, spool: &std::path::Path, parallel: usize, names: &[String]) {
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["pg", "wal-prefetch", "--repo", repo, "--spool"])
+        .arg(spool)
+        .args(["--parallel", &parallel.to_string()])
+        .args(names)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let _ = command.spawn();
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
