@@ -132,6 +132,9 @@ pub struct LocalInstance {
     pub superuser: String,
     pub bins: PgBinaries,
     pub user: Option<ServerUser>,
+    /// Environment for the server, e.g. the object store's credentials its
+    /// `archive_command` / `restore_command` need; never written to any file.
+    pub env: Vec<(String, String)>,
 }
 
 pub fn quote_conf(value: &str) -> String {
@@ -170,6 +173,7 @@ impl LocalInstance {
             superuser: "postgres".into(),
             bins: PgBinaries::locate()?,
             user: ServerUser::current_or_postgres()?,
+            env: Vec::new(),
         })
     }
 
@@ -269,6 +273,7 @@ impl LocalInstance {
             ServerUser::chown_tree(self.user, &self.log_file())?;
         }
         let mut command = ServerUser::command(self.user, &self.bins.tool("pg_ctl"));
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.arg("start").arg("-D").arg(self.pgdata()).arg("-l").arg(self.log_file()).arg("-W");
         run_checked(command, "pg_ctl start").await
     }

@@ -68,6 +68,8 @@ pub struct RestoreOptions {
     /// push a new timeline into the production archive).
     pub keep_archiving: bool,
     pub wait_timeout: Duration,
+    /// Environment for the started server (object-store credentials for `restore_command`).
+    pub server_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -190,6 +192,7 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
         let port = options.port.unwrap_or(5432);
         let mut instance = LocalInstance::for_pgdata(&options.pgdata, port)?;
         instance.superuser = options.user.clone();
+        instance.env = options.server_env.clone();
         let (lsn, time, timeline) = start_and_wait(&instance, options.wait_timeout).await?;
         report.started = true;
         report.dsn = Some(instance.dsn("postgres"));
@@ -333,7 +336,7 @@ fn write_recovery_settings(backup: &Manifest, options: &RestoreOptions) -> Resul
     match &options.target {
         Target::Latest => {}
         Target::Immediate => settings.push(("recovery_target".into(), "immediate".into())),
-        Target::Time(t) => settings.push(("recovery_target_time".into(), t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
+        Target::Time(t) => settings.push(("recovery_target_time".into(), t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())),
         Target::Lsn(l) => settings.push(("recovery_target_lsn".into(), format_lsn(*l))),
         Target::Name(n) => settings.push(("recovery_target_name".into(), n.clone())),
         Target::Xid(x) => settings.push(("recovery_target_xid".into(), x.clone())),
@@ -371,6 +374,8 @@ async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Result<(
             return Ok((row.get(0), row.get(1), row.get::<i32, _>(2) as u32));
         }
         if instance.running_pid().is_none() && started.elapsed() > Duration::from_secs(3) {
+            // The postmaster's last log lines may land just after it is gone.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             return Err(recovery_failure(&instance.log_file()));
         }
         if tokio::time::Instant::now() > deadline {

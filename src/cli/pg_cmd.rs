@@ -347,6 +347,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
         user: args.user,
         keep_archiving: args.keep_archiving,
         wait_timeout: Duration::from_secs(args.wait_timeout),
+        server_env: Vec::new(),
     };
     let report = lifeboat_backup::restore::restore(&store, &options).await.map_err(to_anyhow)?;
     if args.repo.json {

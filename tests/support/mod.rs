@@ -1,6 +1,8 @@
 //! Shared test support: journals on both backends, plan helpers.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use lifeboat::engine::runner::{self, NewRun, RunOptions, RunReport};
 use lifeboat::journal::{Event, Journal};
 use std::sync::Arc;
