@@ -17,7 +17,11 @@ const BATCHES: i32 = 6;
 const ROWS_PER_BATCH: i32 = 15;
 
 async fn insert(conn: &mut PgConnection, seq: i32) {
-    sqlx::query("INSERT INTO ledger (seq, committed_at) VALUES ($1, clock_timestamp())").bind(seq).execute(&mut *conn).await.unwrap();
+    sqlx::query("INSERT INTO ledger (seq, committed_at) VALUES ($1, clock_timestamp())")
+        .bind(seq)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
 }
 
 async fn now(conn: &mut PgConnection) -> chrono::DateTime<chrono::Utc> {
@@ -33,7 +37,10 @@ struct Targets {
 /// batch 1, and one recovery target of each kind along the way.
 async fn write_history(primary: &Primary, repo: &TestRepo, store: &lifeboat_backup::store::Store) -> Targets {
     let mut conn = primary.connect().await;
-    sqlx::query("CREATE TABLE ledger (seq int PRIMARY KEY, committed_at timestamptz NOT NULL)").execute(&mut conn).await.unwrap();
+    sqlx::query("CREATE TABLE ledger (seq int PRIMARY KEY, committed_at timestamptz NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut cases = Vec::new();
     let mut seq = 0;
     for batch in 0..BATCHES {
@@ -49,11 +56,17 @@ async fn write_history(primary: &Primary, repo: &TestRepo, store: &lifeboat_back
                     cases.push((Target::Time(between), seq));
                 }
                 (3, 4) => {
-                    sqlx::query("SELECT pg_create_restore_point('before_batch_3_row_5')").execute(&mut conn).await.unwrap();
+                    sqlx::query("SELECT pg_create_restore_point('before_batch_3_row_5')")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
                     cases.push((Target::Name("before_batch_3_row_5".into()), seq));
                 }
                 (4, 10) => {
-                    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(&mut conn).await.unwrap();
+                    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
                     cases.push((Target::Lsn(parse_lsn(&lsn).unwrap()), seq));
                 }
                 _ => {}
@@ -61,9 +74,17 @@ async fn write_history(primary: &Primary, repo: &TestRepo, store: &lifeboat_back
         }
         sqlx::query("SELECT pg_switch_wal()").execute(&mut conn).await.unwrap();
         if batch == 1 {
-            let options = BackupOptions { dsn: primary.instance.dsn("postgres"), pgdata: None, id: None, parallel: 3 };
+            let options = BackupOptions {
+                dsn: primary.instance.dsn("postgres"),
+                pgdata: None,
+                id: None,
+                parallel: 3,
+            };
             let manifest = basebackup::take(store, &options).await.unwrap();
-            assert!(manifest.files.iter().any(|f| f.path == "PG_VERSION"), "backup holds the data directory");
+            assert!(
+                manifest.files.iter().any(|f| f.path == "PG_VERSION"),
+                "backup holds the data directory"
+            );
         }
     }
     cases.push((Target::Latest, seq));
@@ -75,7 +96,10 @@ async fn write_history(primary: &Primary, repo: &TestRepo, store: &lifeboat_back
 async fn restored_rows(dsn: &str) -> Vec<i32> {
     use sqlx::Connection;
     let mut conn = PgConnection::connect(dsn).await.unwrap();
-    sqlx::query_scalar("SELECT seq FROM ledger ORDER BY seq").fetch_all(&mut conn).await.unwrap()
+    sqlx::query_scalar("SELECT seq FROM ledger ORDER BY seq")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
 }
 
 async fn pitr_round_trip(repo: TestRepo, dir: &std::path::Path) {
@@ -101,11 +125,17 @@ async fn pitr_round_trip(repo: TestRepo, dir: &std::path::Path) {
             wait_timeout: Duration::from_secs(120),
             server_env: repo.env.clone(),
         };
-        let report = restore::restore(&store, &options).await.unwrap_or_else(|e| panic!("{} restore to {target}: {e}", repo.kind));
+        let report = restore::restore(&store, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{} restore to {target}: {e}", repo.kind));
         let dsn = report.dsn.clone().unwrap();
         let rows = restored_rows(&dsn).await;
         let expected: Vec<i32> = (1..=last_seq).collect();
-        assert_eq!(rows, expected, "{} restore to {target}: exactly the rows committed up to the target", repo.kind);
+        assert_eq!(
+            rows, expected,
+            "{} restore to {target}: exactly the rows committed up to the target",
+            repo.kind
+        );
         assert!(report.reached_lsn.is_some(), "the report says where replay stopped");
         if let Target::Time(time) = target {
             let reached = report.reached_time.expect("a time target reports the last commit replayed");

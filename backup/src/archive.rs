@@ -22,7 +22,10 @@ pub struct WalArchive {
 
 impl WalArchive {
     pub async fn load(store: &Store, segment_size: u64) -> Result<WalArchive> {
-        let mut archive = WalArchive { segment_size, ..Default::default() };
+        let mut archive = WalArchive {
+            segment_size,
+            ..Default::default()
+        };
         for object in store.list(layout::WAL_DIR).await? {
             let Some(name) = layout::wal_name(&object.key) else { continue };
             match WalFile::parse(name, segment_size) {
@@ -67,19 +70,31 @@ impl WalArchive {
     /// from the newest timeline on the path that had begun by then.
     pub fn expected(&self, timeline: u32, segno: u64) -> Segment {
         let path = self.path(timeline);
-        let tli = path.iter().rev().find(|(_, begin)| *begin <= segno).map(|(t, _)| *t).unwrap_or(timeline);
+        let tli = path
+            .iter()
+            .rev()
+            .find(|(_, begin)| *begin <= segno)
+            .map(|(t, _)| *t)
+            .unwrap_or(timeline);
         Segment { timeline: tli, segno }
     }
 
     /// The newest segment number archived on the path to `timeline`.
     pub fn newest_segno(&self, timeline: u32) -> Option<u64> {
         let path = self.path(timeline);
-        self.segments.keys().filter(|s| path.iter().any(|(t, _)| *t == s.timeline)).map(|s| s.segno).max()
+        self.segments
+            .keys()
+            .filter(|s| path.iter().any(|(t, _)| *t == s.timeline))
+            .map(|s| s.segno)
+            .max()
     }
 
     /// Segments replay would need from `from` to `to` (inclusive) that are not archived.
     pub fn missing(&self, timeline: u32, from: u64, to: u64) -> Vec<Segment> {
-        (from..=to).map(|segno| self.expected(timeline, segno)).filter(|s| !self.segments.contains_key(s)).collect()
+        (from..=to)
+            .map(|segno| self.expected(timeline, segno))
+            .filter(|s| !self.segments.contains_key(s))
+            .collect()
     }
 
     /// The first segment on the path archived at or after `time`: replay of everything committed
@@ -105,7 +120,11 @@ impl WalArchive {
                 children.entry(parent.timeline).or_default().insert(*timeline);
             }
         }
-        children.into_iter().filter(|(_, c)| c.len() > 1).map(|(p, c)| (p, c.into_iter().collect())).collect()
+        children
+            .into_iter()
+            .filter(|(_, c)| c.len() > 1)
+            .map(|(p, c)| (p, c.into_iter().collect()))
+            .collect()
     }
 }
 
@@ -119,6 +138,12 @@ pub fn ranges(segments: &[Segment], segment_size: u64) -> Vec<String> {
         }
     }
     out.into_iter()
-        .map(|(a, b)| if a == b { a.name(segment_size) } else { format!("{}..{}", a.name(segment_size), b.name(segment_size)) })
+        .map(|(a, b)| {
+            if a == b {
+                a.name(segment_size)
+            } else {
+                format!("{}..{}", a.name(segment_size), b.name(segment_size))
+            }
+        })
         .collect()
 }

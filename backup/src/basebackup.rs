@@ -36,23 +36,45 @@ pub struct BackupOptions {
 }
 
 /// Directories whose contents are never backed up (PostgreSQL recreates or does not need them).
-const CONTENTS_EXCLUDED: &[&str] =
-    &["pg_wal", "pg_replslot", "pg_dynshmem", "pg_notify", "pg_serial", "pg_snapshots", "pg_stat_tmp", "pg_subtrans"];
-const FILES_EXCLUDED: &[&str] =
-    &["postmaster.pid", "postmaster.opts", "backup_label", "tablespace_map", "backup_manifest", "standby.signal", "recovery.signal"];
+const CONTENTS_EXCLUDED: &[&str] = &[
+    "pg_wal",
+    "pg_replslot",
+    "pg_dynshmem",
+    "pg_notify",
+    "pg_serial",
+    "pg_snapshots",
+    "pg_stat_tmp",
+    "pg_subtrans",
+];
+const FILES_EXCLUDED: &[&str] = &[
+    "postmaster.pid",
+    "postmaster.opts",
+    "backup_label",
+    "tablespace_map",
+    "backup_manifest",
+    "standby.signal",
+    "recovery.signal",
+];
 
 /// Builds a connection string for a server from its data directory's `postmaster.pid`
 /// (port and socket directory).
 pub fn dsn_from_pgdata(pgdata: &Path, user: &str) -> Result<String> {
     let pid_file = pgdata.join("postmaster.pid");
     let text = std::fs::read_to_string(&pid_file).map_err(|e| {
-        BackupError::invalid(format!("{}: {e}; is PostgreSQL running on this data directory? Or pass --dsn", pid_file.display()))
+        BackupError::invalid(format!(
+            "{}: {e}; is PostgreSQL running on this data directory? Or pass --dsn",
+            pid_file.display()
+        ))
     })?;
     let lines: Vec<&str> = text.lines().collect();
     let (Some(port), Some(socket)) = (lines.get(3), lines.get(4)) else {
         return Err(BackupError::invalid(format!("{} is incomplete; pass --dsn", pid_file.display())));
     };
-    let host = if socket.trim().is_empty() { "127.0.0.1".to_string() } else { socket.trim().to_string() };
+    let host = if socket.trim().is_empty() {
+        "127.0.0.1".to_string()
+    } else {
+        socket.trim().to_string()
+    };
     Ok(format!("postgres:///postgres?host={}&port={}&user={user}", host, port.trim()))
 }
 
@@ -87,7 +109,9 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
         ));
     }
     if in_recovery {
-        return Err(BackupError::invalid("the server is a standby; back up the primary (standby backups are not supported yet)"));
+        return Err(BackupError::invalid(
+            "the server is a standby; back up the primary (standby backups are not supported yet)",
+        ));
     }
     let pgdata = options.pgdata.clone().unwrap_or_else(|| PathBuf::from(&data_directory));
     if !pgdata.join("PG_VERSION").is_file() {
@@ -98,32 +122,48 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
     }
     let tablespaces = pgdata.join("pg_tblspc");
     if std::fs::read_dir(&tablespaces).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        return Err(BackupError::invalid("the cluster has tablespaces outside the data directory, which lifeboat does not back up yet"));
+        return Err(BackupError::invalid(
+            "the cluster has tablespaces outside the data directory, which lifeboat does not back up yet",
+        ));
     }
 
     let start_time = Utc::now();
-    let id = options.id.clone().unwrap_or_else(|| start_time.format("%Y%m%dT%H%M%SZ").to_string());
+    let id = options
+        .id
+        .clone()
+        .unwrap_or_else(|| start_time.format("%Y%m%dT%H%M%SZ").to_string());
     let label = format!("lifeboat {id}");
-    let start_sql = if version_num >= 150000 { "SELECT pg_backup_start($1, true)::text" } else { "SELECT pg_start_backup($1, true, false)::text" };
+    let start_sql = if version_num >= 150000 {
+        "SELECT pg_backup_start($1, true)::text"
+    } else {
+        "SELECT pg_start_backup($1, true, false)::text"
+    };
     let start_lsn: String = sqlx::query_scalar(start_sql).bind(&label).fetch_one(&mut conn).await?;
     tracing::info!(backup = %id, start_lsn = %start_lsn, pgdata = %pgdata.display(), "backup started");
 
     let copied = copy_data_directory(store, &id, &pgdata, options.parallel).await;
-    // Always end backup mode, even when the copy failed, so the server is not left in it.
+    // Always end backup mode, even when the copy failed, so the server is not left in it. A
+    // failed backup must not wait for archiving: the repository may be the thing that is down.
+    let wait_for_archive = copied.is_ok();
     let stop_sql = if version_num >= 150000 {
-        "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)"
+        "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop($1)"
     } else {
-        "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, true)"
+        "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, $1)"
     };
-    let stop = sqlx::query(stop_sql).fetch_one(&mut conn).await;
+    let stop = sqlx::query(stop_sql).bind(wait_for_archive).fetch_one(&mut conn).await;
     let (parts, dirs, files) = copied?;
     let stop = stop?;
     let (stop_lsn, backup_label, tablespace_map): (String, String, Option<String>) = (stop.get(0), stop.get(1), stop.get(2));
-    let stop_wal: String = sqlx::query_scalar("SELECT pg_walfile_name($1::pg_lsn)").bind(&stop_lsn).fetch_one(&mut conn).await?;
+    let stop_wal: String = sqlx::query_scalar("SELECT pg_walfile_name($1::pg_lsn)")
+        .bind(&stop_lsn)
+        .fetch_one(&mut conn)
+        .await?;
     let _ = conn.close().await;
 
     let segment_size = segment_size as u64;
-    let timeline = label_field(&backup_label, "START TIMELINE:").and_then(|t| t.parse().ok()).unwrap_or(1);
+    let timeline = label_field(&backup_label, "START TIMELINE:")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
     let start_wal = Segment::containing(timeline, parse_lsn(&start_lsn)?, segment_size).name(segment_size);
     // pg_backup_stop(true) waited for archiving, so the stop segment must be in the repository.
     if store.head(&layout::wal_key(&stop_wal)).await?.is_none() {
@@ -194,11 +234,21 @@ async fn copy_data_directory(store: &Store, id: &str, pgdata: &Path, parallel: u
             let stored = codec::compress_blocking(Bytes::from(raw.bytes)).await;
             let sha256 = {
                 let stored = stored.clone();
-                tokio::task::spawn_blocking(move || sha256_hex(&stored)).await.expect("hashing does not panic")
+                tokio::task::spawn_blocking(move || sha256_hex(&stored))
+                    .await
+                    .expect("hashing does not panic")
             };
             let stored_size = stored.len() as u64;
             store.put(&key, stored, Default::default()).await?;
-            Ok::<_, BackupError>((raw.index, Part { key, raw_size, stored_size, sha256 }))
+            Ok::<_, BackupError>((
+                raw.index,
+                Part {
+                    key,
+                    raw_size,
+                    stored_size,
+                    sha256,
+                },
+            ))
         });
     }
     while !uploads.is_empty() {
@@ -275,7 +325,11 @@ fn pack(pgdata: &Path, sender: mpsc::Sender<RawPart>) -> Result<(Vec<DirEntry>, 
             let read = (filled - start) as u64;
             if read > 0 {
                 hasher.update(&buffer[start..filled]);
-                chunks.push(Chunk { part: index, offset: start as u64, len: read });
+                chunks.push(Chunk {
+                    part: index,
+                    offset: start as u64,
+                    len: read,
+                });
                 size += read;
             }
             if buffer.len() < PART_SIZE {
@@ -287,7 +341,13 @@ fn pack(pgdata: &Path, sender: mpsc::Sender<RawPart>) -> Result<(Vec<DirEntry>, 
             }
             index += 1;
         }
-        files.push(FileEntry { path: relative, size, mode, sha256: hex::encode(hasher.finalize()), chunks });
+        files.push(FileEntry {
+            path: relative,
+            size,
+            mode,
+            sha256: hex::encode(hasher.finalize()),
+            chunks,
+        });
     }
     if !buffer.is_empty() {
         let _ = sender.blocking_send(RawPart { index, bytes: buffer });
@@ -310,11 +370,17 @@ fn walk(root: &Path, dir: &Path, dirs: &mut Vec<DirEntry>, files: &mut Vec<Strin
             if name.starts_with("pgsql_tmp") {
                 continue;
             }
-            dirs.push(DirEntry { path: relative.clone(), mode: metadata.permissions().mode() & 0o7777 });
+            dirs.push(DirEntry {
+                path: relative.clone(),
+                mode: metadata.permissions().mode() & 0o7777,
+            });
             if !CONTENTS_EXCLUDED.contains(&relative.as_str()) {
                 walk(root, &path, dirs, files)?;
             } else if relative == "pg_wal" {
-                dirs.push(DirEntry { path: "pg_wal/archive_status".into(), mode: 0o700 });
+                dirs.push(DirEntry {
+                    path: "pg_wal/archive_status".into(),
+                    mode: 0o700,
+                });
             }
         } else if metadata.is_file() && !excluded_file(&name) {
             files.push(relative);

@@ -78,7 +78,9 @@ pub async fn catalog(store: &Store) -> Result<Catalog> {
             segments: archive.segments.len(),
             first: archive.segments.keys().next().map(|s| s.name(size)),
             last: archive.segments.keys().next_back().map(|s| s.name(size)),
-            last_archived_at: timeline.and_then(|t| archive.newest_archived_at(t)).or_else(|| archive.segments.values().flatten().max().copied()),
+            last_archived_at: timeline
+                .and_then(|t| archive.newest_archived_at(t))
+                .or_else(|| archive.segments.values().flatten().max().copied()),
             timelines,
         },
     })
@@ -103,7 +105,11 @@ impl VerifyReport {
 pub async fn verify(store: &Store, backup: Option<&str>, parallel: usize) -> Result<VerifyReport> {
     let all = manifest::list(store).await?;
     let chosen: Vec<&Manifest> = match backup {
-        Some(id) => vec![all.iter().find(|m| m.id == id).ok_or_else(|| BackupError::NotFound(format!("backup {id} is not in the repository")))?],
+        Some(id) => vec![
+            all.iter()
+                .find(|m| m.id == id)
+                .ok_or_else(|| BackupError::NotFound(format!("backup {id} is not in the repository")))?,
+        ],
         None => all.iter().collect(),
     };
     let mut report = VerifyReport::default();
@@ -139,10 +145,13 @@ pub async fn verify(store: &Store, backup: Option<&str>, parallel: usize) -> Res
             }
         }
     }
-    let checks = futures::stream::iter(wal_needed.into_iter().map(|name| async move { (wal::download(store, &name).await, name) }))
-        .buffer_unordered(parallel.max(1))
-        .collect::<Vec<_>>()
-        .await;
+    let checks = futures::stream::iter(wal_needed.into_iter().map(|name| {
+        let store = store.clone();
+        async move { (wal::download(&store, &name).await, name) }
+    }))
+    .buffer_unordered(parallel.max(1))
+    .collect::<Vec<_>>()
+    .await;
     for (result, name) in checks {
         report.objects_checked += 1;
         match result {
@@ -165,17 +174,20 @@ async fn verify_backup(store: &Store, backup: &Manifest, parallel: usize, report
             }
         }
     }
-    let mut parts = futures::stream::iter(backup.parts.iter().map(|part| async move {
-        let fetched = store.get(&part.key).await;
-        let raw = match fetched {
-            Ok(Some((stored, _))) if sha256_hex(&stored) != part.sha256 => {
-                Err(format!("{}: content does not match the manifest's checksum", part.key))
-            }
-            Ok(Some((stored, _))) => codec::decompress(&part.key, &stored, part.raw_size as usize).map_err(|e| e.to_string()),
-            Ok(None) => Err(format!("{} is missing", part.key)),
-            Err(e) => Err(e.to_string()),
-        };
-        (part, raw)
+    let mut parts = futures::stream::iter(backup.parts.clone().into_iter().map(|part| {
+        let store = store.clone();
+        async move {
+            let fetched = store.get(&part.key).await;
+            let raw = match fetched {
+                Ok(Some((stored, _))) if sha256_hex(&stored) != part.sha256 => {
+                    Err(format!("{}: content does not match the manifest's checksum", part.key))
+                }
+                Ok(Some((stored, _))) => codec::decompress(&part.key, &stored, part.raw_size as usize).map_err(|e| e.to_string()),
+                Ok(None) => Err(format!("{} is missing", part.key)),
+                Err(e) => Err(e.to_string()),
+            };
+            (part, raw)
+        }
     }))
     .buffered(parallel.max(1));
     let mut index = 0;
@@ -209,7 +221,9 @@ async fn verify_backup(store: &Store, backup: &Manifest, parallel: usize, report
         }
         let actual = hex::encode(sha2::Digest::finalize(hasher));
         if actual != file.sha256 {
-            report.problems.push(format!("backup {}: file {} does not match its checksum", backup.id, file.path));
+            report
+                .problems
+                .push(format!("backup {}: file {} does not match its checksum", backup.id, file.path));
         }
     }
     if let Err(e) = store.head(&layout::manifest_key(&backup.id)).await {
@@ -229,7 +243,9 @@ pub struct PruneReport {
 /// that restore would pick.
 pub async fn prune(store: &Store, keep: usize) -> Result<PruneReport> {
     if keep == 0 {
-        return Err(BackupError::invalid("--keep must be at least 1: pruning every backup would leave nothing to restore"));
+        return Err(BackupError::invalid(
+            "--keep must be at least 1: pruning every backup would leave nothing to restore",
+        ));
     }
     let backups = manifest::list(store).await?;
     let mut report = PruneReport::default();

@@ -12,10 +12,15 @@ pub fn compress(raw: &[u8]) -> Bytes {
 }
 
 pub fn decompress(key: &str, stored: &[u8], raw_size: usize) -> Result<Vec<u8>> {
-    zstd::bulk::decompress(stored, raw_size.max(1))
-        .map_err(|e| BackupError::Restore(format!("{key}: cannot decompress ({e}); the object is corrupt or not written by lifeboat")))
+    zstd::bulk::decompress(stored, raw_size.max(1)).map_err(|e| {
+        BackupError::Restore(format!(
+            "{key}: cannot decompress ({e}); the object is corrupt or not written by lifeboat"
+        ))
+    })
 }
 
 pub async fn compress_blocking(raw: Bytes) -> Bytes {
-    tokio::task::spawn_blocking(move || compress(&raw)).await.expect("compression does not panic")
+    tokio::task::spawn_blocking(move || compress(&raw))
+        .await
+        .expect("compression does not panic")
 }

@@ -12,7 +12,12 @@ pub enum BackupError {
     Invalid(String),
 
     #[error("object store: {op} {key}: {message}")]
-    Store { op: &'static str, key: String, message: String, retryable: bool },
+    Store {
+        op: &'static str,
+        key: String,
+        message: String,
+        retryable: bool,
+    },
 
     #[error("checksum mismatch in {key}: metadata says sha256 {expected}, content has {actual}; the object is corrupt")]
     Checksum { key: String, expected: String, actual: String },
@@ -62,6 +67,9 @@ impl BackupError {
 impl From<sqlx::Error> for BackupError {
     fn from(error: sqlx::Error) -> Self {
         let retryable = matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_));
-        BackupError::Postgres { message: error.to_string(), retryable }
+        BackupError::Postgres {
+            message: error.to_string(),
+            retryable,
+        }
     }
 }

@@ -24,7 +24,10 @@ impl PgBinaries {
             if dir.join("postgres").is_file() {
                 return Ok(PgBinaries { dir });
             }
-            return Err(BackupError::invalid(format!("LIFEBOAT_PG_BIN={} has no `postgres` binary", dir.display())));
+            return Err(BackupError::invalid(format!(
+                "LIFEBOAT_PG_BIN={} has no `postgres` binary",
+                dir.display()
+            )));
         }
         let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -69,7 +72,10 @@ impl ServerUser {
         let user = nix::unistd::User::from_name("postgres").ok().flatten().ok_or_else(|| {
             BackupError::invalid("running as root, but PostgreSQL refuses to run as root and there is no `postgres` user to run it as; create one (Debian's postgresql package does)")
         })?;
-        Ok(Some(ServerUser { uid: user.uid, gid: user.gid }))
+        Ok(Some(ServerUser {
+            uid: user.uid,
+            gid: user.gid,
+        }))
     }
 
     pub fn command(user: Option<ServerUser>, program: &Path) -> Command {
@@ -110,7 +116,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { superuser: "postgres".into(), data_checksums: true, archive_command: None, settings: Vec::new() }
+        InitOptions {
+            superuser: "postgres".into(),
+            data_checksums: true,
+            archive_command: None,
+            settings: Vec::new(),
+        }
     }
 }
 
@@ -217,7 +228,10 @@ impl LocalInstance {
         }
         ServerUser::chown_tree(self.user, &self.dir)?;
         let mut command = ServerUser::command(self.user, &self.bins.tool("initdb"));
-        command.arg("-D").arg(&pgdata).args(["-U", &options.superuser, "--auth=trust", "-E", "UTF8", "--locale=C"]);
+        command
+            .arg("-D")
+            .arg(&pgdata)
+            .args(["-U", &options.superuser, "--auth=trust", "-E", "UTF8", "--locale=C"]);
         if options.data_checksums {
             command.arg("--data-checksums");
         }
@@ -253,12 +267,19 @@ impl LocalInstance {
             // pg_ctl returns before the postmaster writes its pid file; give it a moment.
             if self.running_pid().is_none() && started.elapsed() > Duration::from_secs(3) {
                 return Err(BackupError::Postgres {
-                    message: format!("server in {} exited during start-up: {}", self.pgdata().display(), log_tail(&self.log_file(), 10)),
+                    message: format!(
+                        "server in {} exited during start-up: {}",
+                        self.pgdata().display(),
+                        log_tail(&self.log_file(), 10)
+                    ),
                     retryable: false,
                 });
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(BackupError::Postgres { message: format!("server on port {} not ready after 120 s", self.port), retryable: true });
+                return Err(BackupError::Postgres {
+                    message: format!("server on port {} not ready after 120 s", self.port),
+                    retryable: true,
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -274,7 +295,13 @@ impl LocalInstance {
         }
         let mut command = ServerUser::command(self.user, &self.bins.tool("pg_ctl"));
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        command.arg("start").arg("-D").arg(self.pgdata()).arg("-l").arg(self.log_file()).arg("-W");
+        command
+            .arg("start")
+            .arg("-D")
+            .arg(self.pgdata())
+            .arg("-l")
+            .arg(self.log_file())
+            .arg("-W");
         run_checked(command, "pg_ctl start").await
     }
 
@@ -287,7 +314,11 @@ impl LocalInstance {
             StopMode::Fast => "fast",
             StopMode::Immediate => "immediate",
         };
-        command.arg("stop").arg("-D").arg(self.pgdata()).args(["-m", mode, "-w", "-t", "60"]);
+        command
+            .arg("stop")
+            .arg("-D")
+            .arg(self.pgdata())
+            .args(["-m", mode, "-w", "-t", "60"]);
         run_checked(command, "pg_ctl stop").await
     }
 }
@@ -312,17 +343,52 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 
 pub fn append(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(BackupError::io(path))?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(BackupError::io(path))?;
     file.write_all(text.as_bytes()).map_err(BackupError::io(path))
 }
 
 pub async fn run_checked(mut command: Command, what: &str) -> Result<()> {
-    let output = command.output().await.map_err(|e| BackupError::invalid(format!("cannot run {what}: {e}")))?;
+    let output = command
+        .output()
+        .await
+        .map_err(|e| BackupError::invalid(format!("cannot run {what}: {e}")))?;
     if !output.status.success() {
         return Err(BackupError::Postgres {
-            message: format!("{what} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim()),
+            message: format!(
+                "{what} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
             retryable: false,
         });
     }
     Ok(())
+}
+
+/// The lifeboat executable as the server user can run it (for `archive_command` and
+/// `restore_command`). As root the server runs as `postgres`, which may not be able to reach
+/// the build or install directory, so the binary is copied into `dir` (which it owns).
+pub fn executable_for_server(exe: &Path, dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(user) = ServerUser::current_or_postgres()? else {
+        return Ok(exe.to_path_buf());
+    };
+    std::fs::create_dir_all(dir).map_err(BackupError::io(dir))?;
+    let copy = dir.join("lifeboat");
+    let same = std::fs::metadata(&copy)
+        .ok()
+        .zip(std::fs::metadata(exe).ok())
+        .is_some_and(|(a, b)| a.len() == b.len());
+    if !same {
+        let temp = dir.join(".lifeboat.tmp");
+        std::fs::copy(exe, &temp).map_err(BackupError::io(&temp))?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755)).map_err(BackupError::io(&temp))?;
+        std::fs::rename(&temp, &copy).map_err(BackupError::io(&copy))?;
+    }
+    ServerUser::chown_tree(Some(user), &copy)?;
+    Ok(copy)
 }

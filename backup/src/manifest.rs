@@ -89,13 +89,17 @@ impl Manifest {
 
 pub async fn write(store: &Store, manifest: &Manifest) -> Result<()> {
     let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
-    store.put(&layout::manifest_key(&manifest.id), body.into(), Default::default()).await
+    store
+        .put(&layout::manifest_key(&manifest.id), body.into(), Default::default())
+        .await
 }
 
 pub async fn read(store: &Store, id: &str) -> Result<Option<Manifest>> {
-    let Some((body, _)) = store.get(&layout::manifest_key(id)).await? else { return Ok(None) };
-    let manifest: Manifest = serde_json::from_slice(&body)
-        .map_err(|e| BackupError::Restore(format!("manifest of backup {id} is unreadable: {e}")))?;
+    let Some((body, _)) = store.get(&layout::manifest_key(id)).await? else {
+        return Ok(None);
+    };
+    let manifest: Manifest =
+        serde_json::from_slice(&body).map_err(|e| BackupError::Restore(format!("manifest of backup {id} is unreadable: {e}")))?;
     if manifest.format != FORMAT {
         return Err(BackupError::Restore(format!(
             "backup {id} has manifest format {}, this lifeboat reads format {FORMAT}; use a matching lifeboat version",
@@ -109,8 +113,12 @@ pub async fn read(store: &Store, id: &str) -> Result<Option<Manifest>> {
 pub async fn list(store: &Store) -> Result<Vec<Manifest>> {
     let mut manifests = Vec::new();
     for object in store.list(layout::BACKUPS_DIR).await? {
-        let Some(rest) = object.key.strip_prefix(layout::BACKUPS_DIR) else { continue };
-        let Some((id, layout::MANIFEST)) = rest.split_once('/') else { continue };
+        let Some(rest) = object.key.strip_prefix(layout::BACKUPS_DIR) else {
+            continue;
+        };
+        let Some((id, layout::MANIFEST)) = rest.split_once('/') else {
+            continue;
+        };
         if let Some(manifest) = read(store, id).await? {
             manifests.push(manifest);
         }

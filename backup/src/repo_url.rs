@@ -77,7 +77,9 @@ impl RepoUrl {
                 location.path_style = path_style.unwrap_or(location.endpoint.is_some());
                 Ok(RepoUrl::S3(location))
             }
-            other => Err(BackupError::invalid(format!("repository URL `{text}`: unsupported scheme `{other}`; {help}"))),
+            other => Err(BackupError::invalid(format!(
+                "repository URL `{text}`: unsupported scheme `{other}`; {help}"
+            ))),
         }
     }
 }
@@ -101,7 +103,9 @@ fn parse_bool(url: &str, key: &str, value: &str) -> Result<bool> {
     match value {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        _ => Err(BackupError::invalid(format!("repository URL `{url}`: `{key}={value}` must be true or false"))),
+        _ => Err(BackupError::invalid(format!(
+            "repository URL `{url}`: `{key}={value}` must be true or false"
+        ))),
     }
 }
 
@@ -128,19 +132,34 @@ mod tests {
 
     #[test]
     fn parses_both_forms() {
-        assert_eq!(RepoUrl::parse("file:///var/lib/repo").unwrap(), RepoUrl::Local { root: "/var/lib/repo".into() });
-        let RepoUrl::S3(s3) = RepoUrl::parse("s3://bkt/a/b/?endpoint=http://127.0.0.1:3900&region=garage&multipart_threshold=6MiB").unwrap()
+        assert_eq!(
+            RepoUrl::parse("file:///var/lib/repo").unwrap(),
+            RepoUrl::Local {
+                root: "/var/lib/repo".into()
+            }
+        );
+        let RepoUrl::S3(s3) =
+            RepoUrl::parse("s3://bkt/a/b/?endpoint=http://127.0.0.1:3900&region=garage&multipart_threshold=6MiB").unwrap()
         else {
             panic!("expected s3")
         };
-        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_deref()), ("bkt", "a/b", Some("garage")));
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str(), s3.region.as_deref()),
+            ("bkt", "a/b", Some("garage"))
+        );
         assert!(s3.path_style);
         assert_eq!(s3.multipart_threshold, 6 * 1024 * 1024);
     }
 
     #[test]
     fn rejects_bad_urls_with_help() {
-        for bad in ["ftp://x/y", "s3:///prefix", "file://host/path", "s3://b/p?colour=red", "s3://b/p?multipart_threshold=lots"] {
+        for bad in [
+            "ftp://x/y",
+            "s3:///prefix",
+            "file://host/path",
+            "s3://b/p?colour=red",
+            "s3://b/p?multipart_threshold=lots",
+        ] {
             let message = RepoUrl::parse(bad).unwrap_err().to_string();
             assert!(message.contains(bad), "{message}");
         }

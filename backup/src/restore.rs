@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Row};
 
@@ -72,7 +72,7 @@ pub struct RestoreOptions {
     pub server_env: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestoreReport {
     pub backup: String,
     pub target: String,
@@ -99,7 +99,9 @@ pub fn choose_backup<'a>(backups: &'a [Manifest], target: &Target, explicit: Opt
         });
     }
     let Some(oldest) = backups.first() else {
-        return Err(BackupError::NotFound("the repository has no complete backup; take one with `lifeboat pg backup`".into()));
+        return Err(BackupError::NotFound(
+            "the repository has no complete backup; take one with `lifeboat pg backup`".into(),
+        ));
     };
     let candidate = match target {
         Target::Time(t) => backups.iter().rev().find(|m| m.stop_time <= *t),
@@ -169,7 +171,11 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     prepare_directory(&options.pgdata, options.delta)?;
     tracing::info!(backup = %backup.id, target = %options.target, pgdata = %options.pgdata.display(), "restoring");
 
-    let reuse = if options.delta { reusable_files(&options.pgdata, &backup)? } else { BTreeSet::new() };
+    let reuse = if options.delta {
+        reusable_files(&options.pgdata, &backup)?
+    } else {
+        BTreeSet::new()
+    };
     let (files_written, bytes_written) = unpack(store, &backup, &options.pgdata, &reuse, options.parallel).await?;
     write_recovery_settings(&backup, options)?;
     let user = ServerUser::current_or_postgres()?;
@@ -281,7 +287,10 @@ async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSe
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode)).map_err(BackupError::io(&path))?;
         let mut offset = 0;
         for chunk in &file.chunks {
-            placements.entry(chunk.part).or_default().push((index, offset, chunk.offset, chunk.len));
+            placements
+                .entry(chunk.part)
+                .or_default()
+                .push((index, offset, chunk.offset, chunk.len));
             offset += chunk.len;
         }
         written += 1;
@@ -292,10 +301,17 @@ async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSe
         let files: Vec<PathBuf> = slices.iter().map(|(i, ..)| pgdata.join(&backup.files[*i].path)).collect();
         async move {
             let (stored, _) = store.get(&part.key).await?.ok_or_else(|| {
-                BackupError::Restore(format!("backup object {} is missing from the repository; the backup is damaged", part.key))
+                BackupError::Restore(format!(
+                    "backup object {} is missing from the repository; the backup is damaged",
+                    part.key
+                ))
             })?;
             if crate::store::sha256_hex(&stored) != part.sha256 {
-                return Err(BackupError::Checksum { key: part.key.clone(), expected: part.sha256.clone(), actual: crate::store::sha256_hex(&stored) });
+                return Err(BackupError::Checksum {
+                    key: part.key.clone(),
+                    expected: part.sha256.clone(),
+                    actual: crate::store::sha256_hex(&stored),
+                });
             }
             tokio::task::spawn_blocking(move || {
                 let raw = codec::decompress(&part.key, &stored, part.raw_size as usize)?;
@@ -312,7 +328,10 @@ async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSe
             .expect("unpacking does not panic")
         }
     });
-    futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).try_collect::<Vec<()>>().await?;
+    futures::stream::iter(jobs)
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok((written, bytes))
 }
 
@@ -343,26 +362,45 @@ fn write_recovery_settings(backup: &Manifest, options: &RestoreOptions) -> Resul
     }
     settings.push(("recovery_target_action".into(), "promote".into()));
     settings.push(("recovery_target_timeline".into(), "latest".into()));
-    if !options.keep_archiving {
+    settings.extend(server_settings(pgdata, options.port, options.keep_archiving)?);
+    append_settings(
+        pgdata,
+        &format!("lifeboat restore of backup {} to {}", backup.id, options.target),
+        &settings,
+    )
+}
+
+/// Where a restored server listens, and whether it archives; shared with the pgBackRest provider.
+pub fn server_settings(pgdata: &Path, port: Option<u16>, keep_archiving: bool) -> Result<Vec<(String, String)>> {
+    let mut settings = Vec::new();
+    if !keep_archiving {
         settings.push(("archive_mode".into(), "off".into()));
     }
-    if let Some(port) = options.port {
-        let instance = LocalInstance::for_pgdata(pgdata, port)?;
-        settings.extend(instance.placement_settings());
+    if let Some(port) = port {
+        settings.extend(LocalInstance::for_pgdata(pgdata, port)?.placement_settings());
     }
+    Ok(settings)
+}
+
+pub fn append_settings(pgdata: &Path, comment: &str, settings: &[(String, String)]) -> Result<()> {
     let text: String = settings.iter().map(|(k, v)| format!("{k} = {}\n", quote_conf(v))).collect();
-    append(&pgdata.join("postgresql.auto.conf"), &format!("\n# lifeboat restore of backup {} to {}\n{text}", backup.id, options.target))
+    append(&pgdata.join("postgresql.auto.conf"), &format!("\n# {comment}\n{text}"))
 }
 
 /// Starts the restored server and waits until recovery has finished and it accepts writes.
-async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Result<(Option<String>, Option<DateTime<Utc>>, u32)> {
+/// Where recovery ended: last replayed LSN, last replayed commit time, the new timeline.
+pub type Reached = (Option<String>, Option<DateTime<Utc>>, u32);
+
+pub async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Result<Reached> {
     instance.spawn().await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let started = tokio::time::Instant::now();
     let dsn = instance.dsn("postgres");
     loop {
         if let Ok(mut conn) = PgConnection::connect(&dsn).await
-            && let Ok(false) = sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await
+            && let Ok(false) = sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()")
+                .fetch_one(&mut conn)
+                .await
         {
             let row = sqlx::query(
                 "SELECT pg_last_wal_replay_lsn()::text, pg_last_xact_replay_timestamp(), \
@@ -421,7 +459,9 @@ pub fn parse_target_time(text: &str) -> Result<DateTime<Utc>> {
             return Ok(t.and_utc());
         }
     }
-    Err(BackupError::invalid(format!("`{text}` is not a time; use RFC 3339 like 2026-11-22T10:15:00Z or `2026-11-22 10:15:00+00`")))
+    Err(BackupError::invalid(format!(
+        "`{text}` is not a time; use RFC 3339 like 2026-11-22T10:15:00Z or `2026-11-22 10:15:00+00`"
+    )))
 }
 
 #[cfg(test)]
@@ -431,7 +471,12 @@ mod tests {
     #[test]
     fn parses_target_times() {
         let expected = DateTime::parse_from_rfc3339("2026-11-22T10:15:00.25Z").unwrap().with_timezone(&Utc);
-        for text in ["2026-11-22T10:15:00.25Z", "2026-11-22 10:15:00.25+00", "2026-11-22 12:15:00.25+02:00", "2026-11-22 10:15:00.25"] {
+        for text in [
+            "2026-11-22T10:15:00.25Z",
+            "2026-11-22 10:15:00.25+00",
+            "2026-11-22 12:15:00.25+02:00",
+            "2026-11-22 10:15:00.25",
+        ] {
             assert_eq!(parse_target_time(text).unwrap(), expected, "{text}");
         }
         assert!(parse_target_time("yesterday").unwrap_err().to_string().contains("RFC 3339"));

@@ -53,21 +53,30 @@ pub async fn push_bytes(store: &Store, name: &str, raw: Bytes) -> Result<PushOut
     let key = layout::wal_key(name);
     let raw_sha = {
         let raw = raw.clone();
-        tokio::task::spawn_blocking(move || sha256_hex(&raw)).await.expect("hashing does not panic")
+        tokio::task::spawn_blocking(move || sha256_hex(&raw))
+            .await
+            .expect("hashing does not panic")
     };
     if let Some(existing) = store.head(&key).await? {
         let existing_sha = existing.get(meta::RAW_SHA256).cloned().unwrap_or_default();
         if existing_sha == raw_sha {
             return Ok(PushOutcome::AlreadyArchived);
         }
-        return Err(BackupError::WalConflict { name: name.to_string(), existing: existing_sha, pushed: raw_sha });
+        return Err(BackupError::WalConflict {
+            name: name.to_string(),
+            existing: existing_sha,
+            pushed: raw_sha,
+        });
     }
     let raw_size = raw.len();
     let stored = codec::compress_blocking(raw).await;
     let meta = ObjectMeta::from([
         (meta::RAW_SHA256.to_string(), raw_sha),
         (meta::RAW_SIZE.to_string(), raw_size.to_string()),
-        (meta::PUSHED_AT.to_string(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        (
+            meta::PUSHED_AT.to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
     ]);
     store.put(&key, stored, meta).await?;
     tracing::debug!(wal = name, raw_size, "archived WAL file");
@@ -112,7 +121,9 @@ pub async fn push_with_ready(store: &Store, path: &Path, parallel: usize) -> Res
 }
 
 fn ready_files(wal_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(wal_dir.join("archive_status")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(wal_dir.join("archive_status")) else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".ready")).map(str::to_string))
@@ -132,7 +143,9 @@ pub enum FetchOutcome {
 /// Downloads and unpacks one archived WAL file, checking both stored and raw checksums.
 pub async fn download(store: &Store, name: &str) -> Result<Option<Bytes>> {
     let key = layout::wal_key(name);
-    let Some((stored, object_meta)) = store.get(&key).await? else { return Ok(None) };
+    let Some((stored, object_meta)) = store.get(&key).await? else {
+        return Ok(None);
+    };
     let raw_size: usize = object_meta.get(meta::RAW_SIZE).and_then(|s| s.parse().ok()).unwrap_or(0);
     let expected = object_meta.get(meta::RAW_SHA256).cloned().unwrap_or_default();
     let key_for_error = key.clone();
@@ -140,7 +153,11 @@ pub async fn download(store: &Store, name: &str) -> Result<Option<Bytes>> {
         let raw = codec::decompress(&key_for_error, &stored, raw_size)?;
         let actual = sha256_hex(&raw);
         if actual != expected {
-            return Err(BackupError::Checksum { key: key_for_error, expected, actual });
+            return Err(BackupError::Checksum {
+                key: key_for_error,
+                expected,
+                actual,
+            });
         }
         Ok(Some(Bytes::from(raw)))
     })
@@ -174,13 +191,20 @@ pub async fn fetch(store: &Store, name: &str, dest: &Path, spool: Option<&Path>)
 
 /// The segments a prefetcher should fetch after `name`, or none if `name` is not a segment.
 pub fn prefetch_candidates(name: &str, segment_size: u64, count: usize) -> Vec<String> {
-    let Some(WalFile::Segment(segment)) = WalFile::parse(name, segment_size) else { return Vec::new() };
-    std::iter::successors(Some(segment.next()), |s| Some(s.next())).take(count).map(|s| s.name(segment_size)).collect()
+    let Some(WalFile::Segment(segment)) = WalFile::parse(name, segment_size) else {
+        return Vec::new();
+    };
+    std::iter::successors(Some(segment.next()), |s| Some(s.next()))
+        .take(count)
+        .map(|s| s.name(segment_size))
+        .collect()
 }
 
 /// Removes spooled segments that replay has already passed.
 pub fn clean_spool(spool: &Path, current: &str, segment_size: u64) {
-    let Some(current) = Segment::parse(current, segment_size) else { return };
+    let Some(current) = Segment::parse(current, segment_size) else {
+        return;
+    };
     let Ok(entries) = std::fs::read_dir(spool) else { return };
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -200,13 +224,18 @@ pub fn clean_spool(spool: &Path, current: &str, segment_size: u64) {
 pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: usize) -> Result<usize> {
     std::fs::create_dir_all(spool).map_err(BackupError::io(spool))?;
     let lock_path = spool.join(".lock");
-    let lock_file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(BackupError::io(&lock_path))?;
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(BackupError::io(&lock_path))?;
     let Ok(_lock) = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return Ok(0);
     };
     let wanted: Vec<&String> = names.iter().filter(|n| !spool.join(n).exists()).collect();
-    let mut results = futures::stream::iter(wanted.into_iter().map(|name| async move { (name, download(store, name).await) }))
-        .buffered(parallel.max(1));
+    let mut results =
+        futures::stream::iter(wanted.into_iter().map(|name| async move { (name, download(store, name).await) })).buffered(parallel.max(1));
     let mut spooled = 0;
     while let Some((name, result)) = results.next().await {
         match result {

@@ -20,7 +20,9 @@ pub enum WalFile {
 }
 
 fn hex_u32(text: &str) -> Option<u32> {
-    (text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| u32::from_str_radix(text, 16).ok()).flatten()
+    (text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u32::from_str_radix(text, 16).ok())
+        .flatten()
 }
 
 fn segments_per_log(segment_size: u64) -> u64 {
@@ -35,7 +37,10 @@ impl Segment {
         let timeline = hex_u32(&name[0..8])?;
         let log = hex_u32(&name[8..16])? as u64;
         let seg = hex_u32(&name[16..24])? as u64;
-        Some(Segment { timeline, segno: log * segments_per_log(segment_size) + seg })
+        Some(Segment {
+            timeline,
+            segno: log * segments_per_log(segment_size) + seg,
+        })
     }
 
     pub fn name(&self, segment_size: u64) -> String {
@@ -44,11 +49,17 @@ impl Segment {
     }
 
     pub fn containing(timeline: u32, lsn: u64, segment_size: u64) -> Segment {
-        Segment { timeline, segno: lsn / segment_size }
+        Segment {
+            timeline,
+            segno: lsn / segment_size,
+        }
     }
 
     pub fn next(&self) -> Segment {
-        Segment { timeline: self.timeline, segno: self.segno + 1 }
+        Segment {
+            timeline: self.timeline,
+            segno: self.segno + 1,
+        }
     }
 }
 
@@ -69,7 +80,10 @@ impl WalFile {
 
 /// Parses `X/Y` LSN text.
 pub fn parse_lsn(text: &str) -> Result<u64> {
-    let (hi, lo) = text.trim().split_once('/').ok_or_else(|| BackupError::invalid(format!("`{text}` is not an LSN like 0/16B3748")))?;
+    let (hi, lo) = text
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| BackupError::invalid(format!("`{text}` is not an LSN like 0/16B3748")))?;
     let hi = u64::from_str_radix(hi, 16).map_err(|_| BackupError::invalid(format!("`{text}` is not an LSN like 0/16B3748")))?;
     let lo = u64::from_str_radix(lo, 16).map_err(|_| BackupError::invalid(format!("`{text}` is not an LSN like 0/16B3748")))?;
     if hi > u32::MAX as u64 || lo > u32::MAX as u64 {
@@ -109,11 +123,23 @@ mod tests {
     fn names_round_trip() {
         let size = DEFAULT_SEGMENT_SIZE;
         let segment = Segment::parse("0000000200000001000000FF", size).unwrap();
-        assert_eq!(segment, Segment { timeline: 2, segno: 256 + 255 });
+        assert_eq!(
+            segment,
+            Segment {
+                timeline: 2,
+                segno: 256 + 255
+            }
+        );
         assert_eq!(segment.next().name(size), "000000020000000200000000");
         assert_eq!(WalFile::parse("00000002.history", size), Some(WalFile::History(2)));
-        assert_eq!(WalFile::parse("000000010000000000000003.partial", size), Some(WalFile::Partial(Segment { timeline: 1, segno: 3 })));
-        assert_eq!(WalFile::parse("000000010000000000000003.00000028.backup", size), Some(WalFile::BackupHistory));
+        assert_eq!(
+            WalFile::parse("000000010000000000000003.partial", size),
+            Some(WalFile::Partial(Segment { timeline: 1, segno: 3 }))
+        );
+        assert_eq!(
+            WalFile::parse("000000010000000000000003.00000028.backup", size),
+            Some(WalFile::BackupHistory)
+        );
         assert_eq!(WalFile::parse("RECOVERYXLOG", size), None);
         assert_eq!(parse_lsn("1/2A").unwrap(), 0x1_0000_002A);
         assert_eq!(format_lsn(0x1_0000_002A), "1/2A");
@@ -125,7 +151,16 @@ mod tests {
         let text = "1\t0/3000158\tno recovery target specified\n\n2\t0/5000000\tat restore point \"x\"\n";
         assert_eq!(
             parse_history(text),
-            vec![HistoryEntry { timeline: 1, switchpoint: 0x3000158 }, HistoryEntry { timeline: 2, switchpoint: 0x5000000 }]
+            vec![
+                HistoryEntry {
+                    timeline: 1,
+                    switchpoint: 0x3000158
+                },
+                HistoryEntry {
+                    timeline: 2,
+                    switchpoint: 0x5000000
+                }
+            ]
         );
     }
 }

@@ -183,7 +183,11 @@ fn to_anyhow(error: BackupError) -> anyhow::Error {
         BackupError::Invalid(_) => exit::INVALID_INPUT,
         _ => exit::RUN_FAILED,
     };
-    Exit { code, message: error.to_string() }.into()
+    Exit {
+        code,
+        message: error.to_string(),
+    }
+    .into()
 }
 
 async fn open(repo: &str) -> anyhow::Result<store::Store> {
@@ -208,7 +212,9 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
         PgCommand::WalFetch(args) => Ok(wal_fetch(args).await),
         PgCommand::WalPrefetch(args) => {
             let store = open(&args.repo).await?;
-            wal::prefetch(&store, &args.names, &args.spool, args.parallel).await.map_err(to_anyhow)?;
+            wal::prefetch(&store, &args.names, &args.spool, args.parallel)
+                .await
+                .map_err(to_anyhow)?;
             Ok(exit::SUCCESS)
         }
         PgCommand::Backup(args) => {
@@ -218,7 +224,12 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 (None, Some(pgdata)) => basebackup::dsn_from_pgdata(pgdata, &args.user).map_err(to_anyhow)?,
                 (None, None) => unreachable!("clap requires one of them"),
             };
-            let options = basebackup::BackupOptions { dsn, pgdata: args.pgdata, id: args.id, parallel: args.parallel };
+            let options = basebackup::BackupOptions {
+                dsn,
+                pgdata: args.pgdata,
+                id: args.id,
+                parallel: args.parallel,
+            };
             let manifest = basebackup::take(&store, &options).await.map_err(to_anyhow)?;
             if args.repo.json {
                 print_json(&serde_json::json!({
@@ -247,7 +258,10 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 print_json(&catalog);
                 return Ok(exit::SUCCESS);
             }
-            println!("{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}", "BACKUP", "TLI", "START", "CONSISTENT AT", "SIZE", "STORED");
+            println!(
+                "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}",
+                "BACKUP", "TLI", "START", "CONSISTENT AT", "SIZE", "STORED"
+            );
             for b in &catalog.backups {
                 println!(
                     "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}",
@@ -275,7 +289,9 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
         }
         PgCommand::Verify(args) => {
             let store = open(&args.repo.repo).await?;
-            let report = catalog::verify(&store, args.backup.as_deref(), args.parallel).await.map_err(to_anyhow)?;
+            let report = catalog::verify(&store, args.backup.as_deref(), args.parallel)
+                .await
+                .map_err(to_anyhow)?;
             if args.repo.json {
                 print_json(&report);
             } else {
@@ -334,14 +350,17 @@ fn restore_target(args: &RestoreArgs) -> anyhow::Result<Target> {
 async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
     let target = restore_target(&args)?;
     let store = open(&args.repo.repo).await?;
+    let pgdata = std::path::absolute(&args.pgdata)?;
+    let bin_dir = pgdata.with_file_name(format!("{}.bin", pgdata.file_name().unwrap_or_default().to_string_lossy()));
+    let lifeboat_exe = lifeboat_backup::instance::executable_for_server(&std::env::current_exe()?, &bin_dir).map_err(to_anyhow)?;
     let options = RestoreOptions {
         repo_url: args.repo.repo.clone(),
-        pgdata: std::path::absolute(&args.pgdata)?,
+        pgdata,
         target,
         backup: args.backup,
         delta: args.delta,
         parallel: args.parallel,
-        lifeboat_exe: std::env::current_exe()?,
+        lifeboat_exe,
         port: args.port,
         start: args.start,
         user: args.user,
@@ -432,5 +451,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

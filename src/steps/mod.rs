@@ -7,6 +7,11 @@
 pub mod approval;
 pub mod exec;
 pub mod http;
+mod postgres;
+pub mod postgres_backup;
+pub mod postgres_local_instance;
+pub mod postgres_restore;
+pub mod postgres_verify_backup;
 pub mod sleep;
 
 use crate::journal::Journal;
@@ -87,6 +92,30 @@ pub const KINDS: &[KindSpec] = &[
         summary: "send an HTTP request and check status, body and JSON",
         options_schema: schema_of::<http::Options>,
         run: |with, cx| Box::pin(async move { http::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "postgres.backup",
+        summary: "take a base backup of a running PostgreSQL into a repository (file:// or s3://)",
+        options_schema: schema_of::<postgres_backup::Options>,
+        run: |with, cx| Box::pin(async move { postgres_backup::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "postgres.local_instance",
+        summary: "start (creating if needed) or stop a throwaway PostgreSQL in a directory on a port",
+        options_schema: schema_of::<postgres_local_instance::Options>,
+        run: |with, cx| Box::pin(async move { postgres_local_instance::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "postgres.restore",
+        summary: "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached",
+        options_schema: schema_of::<postgres_restore::Options>,
+        run: |with, cx| Box::pin(async move { postgres_restore::run(options(with)?, cx).await }),
+    },
+    KindSpec {
+        name: "postgres.verify_backup",
+        summary: "check every backup object's checksum and WAL continuity; fail on any problem",
+        options_schema: schema_of::<postgres_verify_backup::Options>,
+        run: |with, cx| Box::pin(async move { postgres_verify_backup::run(options(with)?, cx).await }),
     },
     KindSpec {
         name: "sleep",

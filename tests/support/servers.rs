@@ -60,7 +60,10 @@ impl Garage {
     /// when Garage is not installed.
     pub fn start() -> Option<Garage> {
         let Some(binary) = garage_binary() else {
-            assert!(std::env::var("CI").is_err(), "CI must test against a real S3 server: run the suite through scripts/test.sh");
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must test against a real S3 server: run the suite through scripts/test.sh"
+            );
             eprintln!("note: Garage not installed (scripts/test.sh installs it); skipping the S3 variant");
             return None;
         };
@@ -77,7 +80,14 @@ impl Garage {
             ),
         )
         .unwrap();
-        let mut garage = Garage { dir, binary, child: None, s3_port, key_id: String::new(), secret: String::new() };
+        let mut garage = Garage {
+            dir,
+            binary,
+            child: None,
+            s3_port,
+            key_id: String::new(),
+            secret: String::new(),
+        };
         garage.run_server();
         let node = garage.admin(&["node", "id", "-q"]);
         let node = node.trim().split('@').next().unwrap().to_string();
@@ -114,7 +124,12 @@ impl Garage {
 
     fn admin(&self, args: &[&str]) -> String {
         for attempt in 0.. {
-            let output = Command::new(&self.binary).arg("-c").arg(self.dir.path().join("garage.toml")).args(args).output().unwrap();
+            let output = Command::new(&self.binary)
+                .arg("-c")
+                .arg(self.dir.path().join("garage.toml"))
+                .args(args)
+                .output()
+                .unwrap();
             if output.status.success() {
                 return String::from_utf8_lossy(&output.stdout).into_owned();
             }
@@ -129,7 +144,10 @@ impl Garage {
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()), ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone())]
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),
+        ]
     }
 
     pub fn stop(&mut self) {
@@ -165,12 +183,22 @@ impl TestRepo {
         std::fs::create_dir_all(&root).unwrap();
         lifeboat_backup::instance::ServerUser::chown_tree(lifeboat_backup::instance::ServerUser::current_or_postgres().unwrap(), &root)
             .unwrap();
-        TestRepo { url: format!("file://{}", root.display()), env: Vec::new(), garage: None, kind: "local" }
+        TestRepo {
+            url: format!("file://{}", root.display()),
+            env: Vec::new(),
+            garage: None,
+            kind: "local",
+        }
     }
 
     pub fn s3() -> Option<TestRepo> {
         let garage = Garage::start()?;
-        Some(TestRepo { url: garage.repo_url("pitr"), env: garage.env(), garage: Some(garage), kind: "s3" })
+        Some(TestRepo {
+            url: garage.repo_url("pitr"),
+            env: garage.env(),
+            garage: Some(garage),
+            kind: "s3",
+        })
     }
 
     /// Opens the store with the repository's credentials in this process's environment.
@@ -180,7 +208,9 @@ impl TestRepo {
             // nextest test runs in its own process.
             unsafe { std::env::set_var(key, value) };
         }
-        lifeboat_backup::store::open(&lifeboat_backup::RepoUrl::parse(&self.url).unwrap()).await.unwrap()
+        lifeboat_backup::store::open(&lifeboat_backup::RepoUrl::parse(&self.url).unwrap())
+            .await
+            .unwrap()
     }
 }
 
@@ -210,17 +240,26 @@ impl Primary {
     /// Switches WAL and waits until everything written so far is archived.
     pub async fn archive_all(&self) {
         let mut conn = self.connect().await;
-        let segment: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())").fetch_one(&mut conn).await.unwrap();
+        let segment: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
         for _ in 0..600 {
             let (archived, failed): (Option<String>, Option<String>) =
-                sqlx::query_as("SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver").fetch_one(&mut conn).await.unwrap();
+                sqlx::query_as("SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
             if archived.as_deref() >= Some(segment.as_str()) {
                 return;
             }
             let _ = failed;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("segment {segment} was not archived within 30 s; see {}", self.instance.log_file().display());
+        panic!(
+            "segment {segment} was not archived within 30 s; see {}",
+            self.instance.log_file().display()
+        );
     }
 }
 

@@ -63,7 +63,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed) ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64)
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64)
 }
 
 fn read_meta(path: &Path) -> Result<ObjectMeta> {
@@ -91,8 +95,17 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<(
         if metadata.is_dir() {
             walk(&entry.path(), root, out)?;
         } else {
-            let key = entry.path().strip_prefix(root).expect("walked below root").to_string_lossy().into_owned();
-            out.push(ObjectInfo { key, size: metadata.len(), modified: metadata.modified().ok().map(Into::into) });
+            let key = entry
+                .path()
+                .strip_prefix(root)
+                .expect("walked below root")
+                .to_string_lossy()
+                .into_owned();
+            out.push(ObjectInfo {
+                key,
+                size: metadata.len(),
+                modified: metadata.modified().ok().map(Into::into),
+            });
         }
     }
     Ok(())

@@ -63,7 +63,11 @@ fn verify(key: &str, body: &[u8], meta: &ObjectMeta) -> Result<()> {
     let actual = sha256_hex(body);
     let expected = meta.get(SHA256).cloned().unwrap_or_else(|| "(none)".to_string());
     if expected != actual {
-        return Err(BackupError::Checksum { key: key.to_string(), expected, actual });
+        return Err(BackupError::Checksum {
+            key: key.to_string(),
+            expected,
+            actual,
+        });
     }
     Ok(())
 }

@@ -4,7 +4,10 @@
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use std::time::Duration;
+
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -28,7 +31,9 @@ pub struct S3Store {
 
 impl S3Store {
     pub async fn connect(location: S3Location) -> Result<S3Store> {
-        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
         if let Some(region) = &location.region {
             loader = loader.region(Region::new(region.clone()));
@@ -40,22 +45,41 @@ impl S3Store {
             // not understood by every S3-compatible server.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .retry_config(RetryConfig::standard().with_max_attempts(4));
+            .retry_config(RetryConfig::standard().with_max_attempts(4))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(300))
+                    .build(),
+            );
         if shared.region().is_none() {
             config = config.region(Region::new("us-east-1"));
         }
         if let Some(endpoint) = &location.endpoint {
             config = config.endpoint_url(endpoint);
         }
-        Ok(S3Store { client: Client::from_conf(config.build()), location })
+        Ok(S3Store {
+            client: Client::from_conf(config.build()),
+            location,
+        })
     }
 
     fn full_key(&self, key: &str) -> String {
-        if self.location.prefix.is_empty() { key.to_string() } else { format!("{}/{key}", self.location.prefix) }
+        if self.location.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.location.prefix)
+        }
     }
 
     fn relative_key<'a>(&self, full: &'a str) -> &'a str {
-        if self.location.prefix.is_empty() { full } else { full.strip_prefix(&self.location.prefix).map(|k| k.trim_start_matches('/')).unwrap_or(full) }
+        if self.location.prefix.is_empty() {
+            full
+        } else {
+            full.strip_prefix(&self.location.prefix)
+                .map(|k| k.trim_start_matches('/'))
+                .unwrap_or(full)
+        }
     }
 
     async fn put_multipart(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<()> {
@@ -86,28 +110,39 @@ impl S3Store {
                     .send()
                     .await
                     .map_err(|e| store_error("upload part", key, e))?;
-                Ok::<_, BackupError>(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build())
+                Ok::<_, BackupError>(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .build(),
+                )
             }
         });
         let parts: Result<Vec<CompletedPart>> = futures::stream::iter(uploads).buffered(PARALLEL_PARTS).try_collect().await;
         let completed = match parts {
-            Ok(parts) => {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.location.bucket)
-                    .key(&full)
-                    .upload_id(&upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                    .send()
-                    .await
-                    .map_err(|e| store_error("complete multipart upload", key, e))
-                    .map(drop)
-            }
+            Ok(parts) => self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.location.bucket)
+                .key(&full)
+                .upload_id(&upload_id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map_err(|e| store_error("complete multipart upload", key, e))
+                .map(drop),
             Err(e) => Err(e),
         };
         if completed.is_err() {
             // Best effort: the server would otherwise keep the parts until its own lifecycle rule.
-            let _ = self.client.abort_multipart_upload().bucket(&self.location.bucket).key(&full).upload_id(&upload_id).send().await;
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.location.bucket)
+                .key(&full)
+                .upload_id(&upload_id)
+                .send()
+                .await;
         }
         completed
     }
@@ -136,20 +171,26 @@ fn store_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'stat
     let code = error.code().unwrap_or_default().to_string();
     let (message, retryable) = match (&error, status) {
         (SdkError::DispatchFailure(_), _) | (SdkError::TimeoutError(_), _) => (
-            format!("endpoint unreachable ({}); check the endpoint in the repository URL and that the server is up", DisplayErrorContext(&error)),
+            format!(
+                "endpoint unreachable ({}); check the endpoint in the repository URL and that the server is up",
+                DisplayErrorContext(&error)
+            ),
             true,
         ),
         (_, Some(403)) => (
-            format!(
-                "access denied ({code}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the key's permissions on the bucket"
-            ),
+            format!("access denied ({code}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the key's permissions on the bucket"),
             false,
         ),
         (_, Some(404)) if code == "NoSuchBucket" => ("the bucket does not exist; create it or fix the repository URL".to_string(), false),
         (_, Some(status)) if status >= 500 || status == 429 => (format!("server error {status} {code}"), true),
         _ => (DisplayErrorContext(&error).to_string(), false),
     };
-    BackupError::Store { op, key: key.to_string(), message, retryable }
+    BackupError::Store {
+        op,
+        key: key.to_string(),
+        message,
+        retryable,
+    }
 }
 
 fn is_not_found<E, R: HttpStatus>(error: &SdkError<E, R>) -> bool {
@@ -176,7 +217,14 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
-        let out = match self.client.get_object().bucket(&self.location.bucket).key(self.full_key(key)).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.location.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) if is_not_found(&e) && e.code() != Some("NoSuchBucket") => return Ok(None),
             Err(e) => return Err(store_error("get", key, e)),
@@ -186,14 +234,26 @@ impl ObjectStore for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| BackupError::Store { op: "get", key: key.to_string(), message: format!("reading body: {e}"), retryable: true })?
+            .map_err(|e| BackupError::Store {
+                op: "get",
+                key: key.to_string(),
+                message: format!("reading body: {e}"),
+                retryable: true,
+            })?
             .into_bytes();
         verify(key, &body, &meta)?;
         Ok(Some((body, meta)))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-        match self.client.head_object().bucket(&self.location.bucket).key(self.full_key(key)).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.location.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(out.metadata().cloned().unwrap_or_default().into_iter().collect())),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(store_error("head", key, e)),
@@ -201,8 +261,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut pages =
-            self.client.list_objects_v2().bucket(&self.location.bucket).prefix(self.full_key(prefix)).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.location.bucket)
+            .prefix(self.full_key(prefix))
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| store_error("list", prefix, e))?;
@@ -211,7 +276,9 @@ impl ObjectStore for S3Store {
                 out.push(ObjectInfo {
                     key: self.relative_key(full).to_string(),
                     size: object.size().unwrap_or(0).max(0) as u64,
-                    modified: object.last_modified().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    modified: object
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
                 });
             }
         }

@@ -1,0 +1,39 @@
+//! What the `postgres.*` step kinds share: turning backup-crate errors into step errors and
+//! deriving per-step scratch locations from the idempotency key.
+
+use std::path::PathBuf;
+
+use lifeboat_backup::BackupError;
+
+use super::{StepContext, StepError};
+
+impl From<BackupError> for StepError {
+    fn from(error: BackupError) -> Self {
+        StepError {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// A directory owned by this step of this run: the same on every attempt and after a crash.
+pub fn scratch_dir(cx: &StepContext) -> PathBuf {
+    let base = std::env::var_os("LIFEBOAT_SCRATCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".lifeboat/scratch"));
+    std::path::absolute(base.join(&cx.run_id).join(&cx.step_id)).unwrap_or_else(|_| PathBuf::from(".lifeboat/scratch"))
+}
+
+/// The idempotency key as an object-name-safe id.
+pub fn object_id(cx: &StepContext) -> String {
+    cx.idempotency_key.replace('/', "-")
+}
+
+pub async fn open_store(repo: &str) -> Result<lifeboat_backup::store::Store, StepError> {
+    let url = lifeboat_backup::RepoUrl::parse(repo)?;
+    Ok(lifeboat_backup::store::open(&url).await?)
+}
+
+pub fn lifeboat_exe() -> Result<PathBuf, StepError> {
+    std::env::current_exe().map_err(|e| StepError::terminal(format!("cannot find the lifeboat executable: {e}")))
+}

@@ -1,0 +1,219 @@
+//! Damage must be detected, never restored silently: a flipped byte in a backup object, a
+//! deleted WAL segment, a backup cut off by the S3 server going away, and a second writer
+//! pushing different WAL under an existing name.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use lifeboat_backup::basebackup::{self, BackupOptions};
+use lifeboat_backup::restore::{self, RestoreOptions, Target};
+use lifeboat_backup::wal::{self, PushOutcome};
+use lifeboat_backup::{BackupError, catalog, layout, manifest};
+use support::servers::{Primary, TestRepo, free_port, lifeboat_for_postgres, shared_tempdir};
+
+fn restore_options(repo: &TestRepo, dir: &std::path::Path, name: &str, target: Target) -> RestoreOptions {
+    RestoreOptions {
+        repo_url: repo.url.clone(),
+        pgdata: dir.join(name),
+        target,
+        backup: None,
+        delta: false,
+        parallel: 2,
+        lifeboat_exe: lifeboat_for_postgres(dir),
+        port: Some(free_port()),
+        start: false,
+        user: "postgres".into(),
+        keep_archiving: false,
+        wait_timeout: Duration::from_secs(60),
+        server_env: repo.env.clone(),
+    }
+}
+
+async fn primary_with_backup(dir: &std::path::Path, repo: &TestRepo) -> (Primary, lifeboat_backup::store::Store) {
+    let store = repo.store().await;
+    let primary = Primary::start(dir, repo).await;
+    let mut conn = primary.connect().await;
+    sqlx::query("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let options = BackupOptions {
+        dsn: primary.instance.dsn("postgres"),
+        pgdata: None,
+        id: Some("b1".into()),
+        parallel: 2,
+    };
+    basebackup::take(&store, &options).await.unwrap();
+    for _ in 0..3 {
+        sqlx::query("INSERT INTO t SELECT g, 'later' FROM generate_series(20001, 20100) g ON CONFLICT DO NOTHING")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_switch_wal()").execute(&mut conn).await.unwrap();
+    }
+    primary.archive_all().await;
+    (primary, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_a_backup_object_fails_verify_and_restore() {
+    let dir = shared_tempdir();
+    let repo = TestRepo::local(dir.path());
+    let (_primary, store) = primary_with_backup(dir.path(), &repo).await;
+    assert!(
+        catalog::verify(&store, None, 2).await.unwrap().ok(),
+        "an intact repository verifies"
+    );
+
+    let backup = manifest::read(&store, "b1").await.unwrap().unwrap();
+    let victim = dir.path().join("repo").join(&backup.parts[0].key);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&victim, bytes).unwrap();
+
+    let report = catalog::verify(&store, None, 2).await.unwrap();
+    assert!(!report.ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&backup.parts[0].key) && p.contains("checksum")),
+        "{:?}",
+        report.problems
+    );
+
+    let options = restore_options(&repo, dir.path(), "restored", Target::Latest);
+    let error = restore::restore(&store, &options).await.unwrap_err();
+    assert!(matches!(error, BackupError::Checksum { .. }), "{error}");
+    assert!(error.to_string().contains(&backup.parts[0].key), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_wal_segment_is_a_gap_for_verify_and_restore() {
+    let dir = shared_tempdir();
+    let repo = TestRepo::local(dir.path());
+    let (_primary, store) = primary_with_backup(dir.path(), &repo).await;
+    let backup = manifest::read(&store, "b1").await.unwrap().unwrap();
+    let missing = backup.stop_segment().next().name(backup.wal_segment_size);
+    store.delete(&layout::wal_key(&missing)).await.unwrap();
+
+    let report = catalog::verify(&store, None, 2).await.unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("WAL gap") && p.contains(&missing)),
+        "{:?}",
+        report.problems
+    );
+
+    let options = restore_options(&repo, dir.path(), "restored", Target::Latest);
+    let error = restore::restore(&store, &options).await.unwrap_err().to_string();
+    assert!(error.contains("WAL gap") && error.contains(&missing), "{error}");
+    assert!(
+        !dir.path().join("restored").exists(),
+        "nothing is written when the restore cannot complete"
+    );
+
+    // A target before the gap needs no segment after it and still restores.
+    let before_gap = restore_options(&repo, dir.path(), "immediate", Target::Immediate);
+    restore::restore(&store, &before_gap)
+        .await
+        .expect("a target before the gap is restorable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_push_is_idempotent_and_refuses_different_content() {
+    for repo in [Some(TestRepo::local(shared_tempdir().path())), TestRepo::s3()]
+        .into_iter()
+        .flatten()
+    {
+        let store = repo.store().await;
+        let name = "000000010000000000000042";
+        let original = Bytes::from(vec![7u8; 1 << 20]);
+        assert_eq!(wal::push_bytes(&store, name, original.clone()).await.unwrap(), PushOutcome::Pushed);
+        assert_eq!(
+            wal::push_bytes(&store, name, original.clone()).await.unwrap(),
+            PushOutcome::AlreadyArchived,
+            "{}",
+            repo.kind
+        );
+        let mut other = original.to_vec();
+        other[100] = 8;
+        let error = wal::push_bytes(&store, name, Bytes::from(other)).await.unwrap_err();
+        assert!(matches!(error, BackupError::WalConflict { .. }), "{}: {error}", repo.kind);
+        assert!(!error.is_retryable());
+        assert_eq!(
+            wal::download(&store, name).await.unwrap().unwrap(),
+            original,
+            "{}: the archived segment is untouched",
+            repo.kind
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_cut_off_by_the_s3_server_stopping_is_never_restored() {
+    let Some(mut repo) = TestRepo::s3() else { return };
+    let dir = shared_tempdir();
+    let store = repo.store().await;
+    let primary = Primary::start(dir.path(), &repo).await;
+    let mut conn = primary.connect().await;
+    // Incompressible rows, so the backup has many parts and takes a while to upload.
+    sqlx::query("CREATE TABLE big AS SELECT g, decode(md5(g::text) || md5((g*7)::text) || md5((g*13)::text), 'hex') AS v FROM generate_series(1, 1500000) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let first = BackupOptions {
+        dsn: primary.instance.dsn("postgres"),
+        pgdata: None,
+        id: Some("complete".into()),
+        parallel: 2,
+    };
+    basebackup::take(&store, &first).await.unwrap();
+
+    let options = BackupOptions {
+        dsn: primary.instance.dsn("postgres"),
+        pgdata: None,
+        id: Some("cut-off".into()),
+        parallel: 1,
+    };
+    let backup = {
+        let store = store.clone();
+        tokio::spawn(async move { basebackup::take(&store, &options).await })
+    };
+    loop {
+        let parts = store.list(&layout::backup_prefix("cut-off")).await.unwrap();
+        if !parts.is_empty() {
+            break;
+        }
+        assert!(!backup.is_finished(), "the backup finished before any part was seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    repo.garage.as_mut().unwrap().stop();
+    let error = backup.await.unwrap().expect_err("the backup must fail when the server goes away");
+    assert!(error.to_string().contains("unreachable"), "{error}");
+    assert!(error.is_retryable(), "an unreachable endpoint is worth retrying");
+
+    repo.garage.as_mut().unwrap().restart();
+    let store = repo.store().await;
+    let ids: Vec<String> = manifest::list(&store).await.unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(
+        ids,
+        vec!["complete".to_string()],
+        "the cut-off backup has no manifest, so it does not exist for restore"
+    );
+    let chosen = restore::choose_backup(&manifest::list(&store).await.unwrap(), &Target::Latest, None)
+        .unwrap()
+        .id
+        .clone();
+    assert_eq!(chosen, "complete");
+    // The server left backup mode: another backup can start at once.
+    let again = BackupOptions {
+        dsn: primary.instance.dsn("postgres"),
+        pgdata: None,
+        id: Some("after".into()),
+        parallel: 2,
+    };
+    basebackup::take(&store, &again).await.unwrap();
+}
