@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what the tests need, starts a
-# throwaway PostgreSQL on loopback for the journal tests, runs every test, stops it all.
+# Runs the whole test suite on a fresh machine: installs what the tests need (PostgreSQL 15
+# and pgBackRest from Debian, the Garage S3 server built once with cargo and cached), starts a
+# throwaway PostgreSQL on loopback for the journal tests, runs every test, stops it all. The
+# backup tests start their own Garage servers and PostgreSQL clusters on free loopback ports.
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh -E 'test(crash)'   # extra args go to cargo nextest
@@ -14,6 +16,7 @@ install_prerequisites() {
   local missing=()
   [ -x "$PG_BIN/postgres" ] || missing+=(postgresql-15)
   command -v sha256sum >/dev/null || missing+=(coreutils)
+  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq
@@ -23,7 +26,16 @@ install_prerequisites() {
     echo "==> installing cargo-nextest"
     cargo install --locked cargo-nextest
   fi
+  # Garage has no Debian package; build it once per machine into a cache (~20 min on 2 cores).
+  local tools=${LIFEBOAT_TOOLS:-$HOME/.cache/lifeboat/tools}
+  if [ ! -x "$tools/bin/garage" ]; then
+    echo "==> building the Garage S3 server (once per machine) into $tools"
+    cargo install --locked garage --version "$GARAGE_VERSION" --root "$tools"
+  fi
+  export LIFEBOAT_TEST_GARAGE="$tools/bin/garage"
 }
+
+GARAGE_VERSION=2.5.0
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use lifeboat_backup::instance::{InitOptions, LocalInstance, StopMode, executable_for_server};
+use lifeboat_backup::instance::{InitOptions, LocalInstance, ServerUser, StopMode, executable_for_server};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -77,6 +77,15 @@ fn free_port() -> Result<u16, StepError> {
     Ok(listener.local_addr().map_err(|e| StepError::retryable(e.to_string()))?.port())
 }
 
+/// The archiver runs as the server user, so a local repository must be writable by it.
+fn give_local_repository_to_server(repo: &str) -> Result<(), StepError> {
+    if let lifeboat_backup::RepoUrl::Local { root } = lifeboat_backup::RepoUrl::parse(repo)? {
+        std::fs::create_dir_all(&root).map_err(|e| StepError::terminal(format!("{}: {e}", root.display())))?;
+        ServerUser::chown_tree(ServerUser::current_or_postgres()?, &root)?;
+    }
+    Ok(())
+}
+
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let dir = options.dir.map(|d| PathBuf::from(d.0)).unwrap_or_else(|| scratch_dir(cx));
     let dir = std::path::absolute(&dir).map_err(|e| StepError::terminal(format!("dir: {e}")))?;
@@ -102,6 +111,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         Action::Start => {
             let archive_command = match &options.archive_repo {
                 Some(repo) => {
+                    give_local_repository_to_server(&repo.0)?;
                     let exe = executable_for_server(&lifeboat_exe()?, &dir.join("bin"))?;
                     Some(format!(
                         "'{}' pg wal-push --repo '{}' %p",

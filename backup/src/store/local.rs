@@ -16,12 +16,37 @@ const META_SUFFIX: &str = ".lbmeta";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// When root writes into a repository someone else owns (PostgreSQL's archiver runs as
+    /// `postgres`), new files and directories are given to that owner so both can keep writing.
+    owner: Option<(u32, u32)>,
 }
 
 impl LocalStore {
     pub fn open(root: &Path) -> Result<LocalStore> {
+        use std::os::unix::fs::MetadataExt;
         std::fs::create_dir_all(root).map_err(BackupError::io(root))?;
-        Ok(LocalStore { root: root.to_path_buf() })
+        let metadata = std::fs::metadata(root).map_err(BackupError::io(root))?;
+        let owner = (nix::unistd::geteuid().is_root() && metadata.uid() != 0).then_some((metadata.uid(), metadata.gid()));
+        Ok(LocalStore { root: root.to_path_buf(), owner })
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path.parent().expect("object paths have a parent");
+        if let Some((uid, gid)) = self.owner {
+            let mut missing = Vec::new();
+            let mut current = dir;
+            while !current.exists() && current.starts_with(&self.root) {
+                missing.push(current.to_path_buf());
+                current = current.parent().unwrap_or(&self.root);
+            }
+            std::fs::create_dir_all(dir).map_err(BackupError::io(dir))?;
+            for created in missing {
+                std::os::unix::fs::chown(&created, Some(uid), Some(gid)).map_err(BackupError::io(&created))?;
+            }
+            write_atomically(path, bytes)?;
+            return std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(BackupError::io(path));
+        }
+        write_atomically(path, bytes)
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -115,10 +140,11 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<ObjectInfo>) -> std::io::Result<(
 impl ObjectStore for LocalStore {
     async fn put(&self, key: &str, body: Bytes, mut meta: ObjectMeta) -> Result<()> {
         let path = self.path(key)?;
+        let store = self.clone();
         tokio::task::spawn_blocking(move || {
             meta.insert(SHA256.to_string(), sha256_hex(&body));
-            write_atomically(&meta_path(&path), &serde_json::to_vec(&meta).expect("string map serializes"))?;
-            write_atomically(&path, &body)
+            store.write(&meta_path(&path), &serde_json::to_vec(&meta).expect("string map serializes"))?;
+            store.write(&path, &body)
         })
         .await
         .expect("blocking task does not panic")
