@@ -12,12 +12,23 @@ use sqlx::{Connection, PgConnection};
 use support::servers::{free_port, shared_tempdir, stop_blocking};
 
 fn lifeboat(state: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat")).arg("--state").arg(state).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 async fn last_run_events(state: &Path) -> Vec<lifeboat::journal::Event> {
     let journal = Journal::open(&state.display().to_string()).await.unwrap();
-    let run = journal.runs(None, 1).await.unwrap().into_iter().next().expect("a run was journaled");
+    let run = journal
+        .runs(None, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("a run was journaled");
     support::events(&journal, &run.id).await
 }
 
@@ -28,16 +39,33 @@ async fn the_pitr_drill_plan_brings_back_every_row_committed_before_the_drop() {
     let state = dir.path().join("state.db");
     let output = lifeboat(
         &state,
-        &["run", "plans/postgres-pitr-drill.yaml", "--param", &format!("workdir={}", workdir.display())],
+        &[
+            "run",
+            "plans/postgres-pitr-drill.yaml",
+            "--param",
+            &format!("workdir={}", workdir.display()),
+        ],
     );
-    assert!(output.status.success(), "drill failed:\n{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "drill failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let events = last_run_events(&state).await;
-    assert_eq!(support::outputs_of(&events, "check")["rows"], 1500, "the restored table holds all 1500 rows committed before the drop");
+    assert_eq!(
+        support::outputs_of(&events, "check")["rows"],
+        1500,
+        "the restored table holds all 1500 rows committed before the drop"
+    );
     let restore = support::outputs_of(&events, "restore");
     assert_eq!(restore["target"], "restore point `before_drop`");
     assert!(restore["reached_lsn"].as_str().is_some_and(|l| l.contains('/')), "{restore:?}");
     let backup = support::outputs_of(&events, "backup");
-    assert!(backup["backup_id"].as_str().unwrap().ends_with("-backup"), "the backup is named by the idempotency key: {backup:?}");
+    assert!(
+        backup["backup_id"].as_str().unwrap().ends_with("-backup"),
+        "the backup is named by the idempotency key: {backup:?}"
+    );
     assert!(!workdir.exists(), "finally removed the drill's directory");
 }
 
@@ -72,20 +100,36 @@ async fn pgbackrest_primary(dir: &Path, config: &Path) -> (LocalInstance, i64) {
     primary.start().await.unwrap();
     let pgbackrest = |args: &[&str]| {
         let mut command = std::process::Command::new("pgbackrest");
-        command.arg(format!("--config={}", config.display())).arg("--stanza=drill").args(args);
+        command
+            .arg(format!("--config={}", config.display()))
+            .arg("--stanza=drill")
+            .args(args);
         if let Some(user) = user {
             use std::os::unix::process::CommandExt;
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
         }
         let output = command.output().expect("pgbackrest is installed (scripts/test.sh installs it)");
-        assert!(output.status.success(), "pgbackrest {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "pgbackrest {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
     pgbackrest(&["stanza-create"]);
     let mut conn = PgConnection::connect(&primary.dsn("postgres")).await.unwrap();
-    sqlx::query("CREATE TABLE accounts AS SELECT g AS id FROM generate_series(1, 300) g").execute(&mut conn).await.unwrap();
+    sqlx::query("CREATE TABLE accounts AS SELECT g AS id FROM generate_series(1, 300) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     pgbackrest(&["backup", "--type=full"]);
-    sqlx::query("INSERT INTO accounts SELECT generate_series(301, 450)").execute(&mut conn).await.unwrap();
-    sqlx::query("SELECT pg_create_restore_point('before_mistake')").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO accounts SELECT generate_series(301, 450)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_create_restore_point('before_mistake')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM accounts WHERE id > 100").execute(&mut conn).await.unwrap();
     sqlx::query("SELECT pg_switch_wal()").execute(&mut conn).await.unwrap();
     sqlx::query("CHECKPOINT").execute(&mut conn).await.unwrap();
@@ -113,11 +157,19 @@ async fn the_pgbackrest_provider_restores_to_a_named_point() {
     .unwrap();
     let state = dir.path().join("state.db");
     let output = lifeboat(&state, &["run", plan.to_str().unwrap()]);
-    assert!(output.status.success(), "{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let outputs = support::outputs_of(&last_run_events(&state).await, "restore");
     let dsn = outputs["dsn"].as_str().unwrap();
     let mut conn = PgConnection::connect(dsn).await.unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&mut conn).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(rows, expected_rows, "pgBackRest restored to the restore point, before the DELETE");
     let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await.unwrap();
     assert!(!in_recovery, "the restored server was promoted");

@@ -123,6 +123,6 @@ pub async fn list(store: &Store) -> Result<Vec<Manifest>> {
             manifests.push(manifest);
         }
     }
-    manifests.sort_by(|a, b| a.stop_time.cmp(&b.stop_time));
+    manifests.sort_by_key(|m| m.stop_time);
     Ok(manifests)
 }

@@ -67,8 +67,8 @@ fn default_true() -> bool {
 fn configured_port(dir: &Path) -> Option<u16> {
     let conf = std::fs::read_to_string(dir.join("data/postgresql.conf")).ok()?;
     conf.lines()
-        .filter_map(|l| l.trim().strip_prefix("port = "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("port = "))
         .and_then(|v| v.trim_matches('\'').parse().ok())
 }
 

@@ -27,7 +27,10 @@ impl LocalStore {
         std::fs::create_dir_all(root).map_err(BackupError::io(root))?;
         let metadata = std::fs::metadata(root).map_err(BackupError::io(root))?;
         let owner = (nix::unistd::geteuid().is_root() && metadata.uid() != 0).then_some((metadata.uid(), metadata.gid()));
-        Ok(LocalStore { root: root.to_path_buf(), owner })
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+            owner,
+        })
     }
 
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
