@@ -99,6 +99,7 @@ t0=$(seconds)
 "$LB" pg restore --repo "file://$WORK/lb-repo" --pgdata "$WORK/restore-lifeboat" --target-lsn "$TARGET_LSN" --start --port $RPORT --parallel 2 > "$WORK/lb-restore.out" & LBPID=$!
 RSS_RESTORE=0; while kill -0 $LBPID 2>/dev/null; do r=$(peak_rss $LBPID); [ -n "$r" ] && [ "$r" -gt "$RSS_RESTORE" ] && RSS_RESTORE=$r; sleep 0.1; done; wait $LBPID
 t1=$(seconds); LB_RESTORE=$(elapsed $t0 $t1)
+sed 's/^/    /' "$WORK/lb-restore.out"
 pg "$PG_BIN/pg_ctl" -D "$WORK/restore-lifeboat" -m immediate stop >/dev/null
 rm -rf "$WORK/restore-lifeboat"
 

@@ -217,3 +217,35 @@ async fn a_backup_cut_off_by_the_s3_server_stopping_is_never_restored() {
     };
     basebackup::take(&store, &again).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_restore_reuses_matching_files_and_refuses_without_delta() {
+    let dir = shared_tempdir();
+    let repo = TestRepo::local(dir.path());
+    let (_primary, store) = primary_with_backup(dir.path(), &repo).await;
+    let first = restore::restore(&store, &restore_options(&repo, dir.path(), "again", Target::Latest)).await.unwrap();
+    assert_eq!(first.files_reused, 0);
+
+    // Damage one file and leave a stray one, as a half-finished earlier restore might.
+    let pgdata = dir.path().join("again");
+    std::fs::write(pgdata.join("PG_VERSION"), "14\n").unwrap();
+    std::fs::write(pgdata.join("stray.tmp"), "left over").unwrap();
+
+    let refused = restore::restore(&store, &restore_options(&repo, dir.path(), "again", Target::Latest)).await.unwrap_err();
+    assert!(refused.to_string().contains("not empty") && refused.to_string().contains("--delta"), "{refused}");
+
+    let mut delta = restore_options(&repo, dir.path(), "again", Target::Latest);
+    delta.delta = true;
+    delta.start = true;
+    let report = restore::restore(&store, &delta).await.unwrap();
+    // The damaged file, and postgresql.auto.conf, which the first restore's recovery settings changed.
+    assert_eq!(report.files_written, 2, "only files that differ from the backup are rewritten");
+    assert_eq!(report.files_reused, first.files_written - 2);
+    assert!(!pgdata.join("stray.tmp").exists(), "files the backup does not have are removed");
+    assert_eq!(std::fs::read_to_string(pgdata.join("PG_VERSION")).unwrap().trim(), "15");
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(report.dsn.as_deref().unwrap()).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(rows, 20100, "every row archived before the restore is back");
+    support::servers::stop_blocking(&lifeboat_backup::instance::LocalInstance::for_pgdata(&pgdata, delta.port.unwrap()).unwrap());
+}

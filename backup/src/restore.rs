@@ -86,6 +86,11 @@ pub struct RestoreReport {
     pub reached_lsn: Option<String>,
     pub reached_time: Option<DateTime<Utc>>,
     pub timeline: Option<u32>,
+    /// Time spent downloading and unpacking the base backup, and in recovery until promotion.
+    #[serde(default)]
+    pub unpack_ms: u64,
+    #[serde(default)]
+    pub recovery_ms: u64,
 }
 
 /// Picks the newest complete backup that can reach `target`.
@@ -171,6 +176,7 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     prepare_directory(&options.pgdata, options.delta)?;
     tracing::info!(backup = %backup.id, target = %options.target, pgdata = %options.pgdata.display(), "restoring");
 
+    let unpack_started = std::time::Instant::now();
     let reuse = if options.delta {
         reusable_files(&options.pgdata, &backup)?
     } else {
@@ -193,8 +199,11 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
         reached_lsn: None,
         reached_time: None,
         timeline: None,
+        unpack_ms: unpack_started.elapsed().as_millis() as u64,
+        recovery_ms: 0,
     };
     if options.start {
+        let recovery_started = std::time::Instant::now();
         let port = options.port.unwrap_or(5432);
         let mut instance = LocalInstance::for_pgdata(&options.pgdata, port)?;
         instance.superuser = options.user.clone();
@@ -205,6 +214,7 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
         report.reached_lsn = lsn;
         report.reached_time = time;
         report.timeline = Some(timeline);
+        report.recovery_ms = recovery_started.elapsed().as_millis() as u64;
     }
     Ok(report)
 }
@@ -424,7 +434,7 @@ pub async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Resu
                 instance.log_file().display()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -83,9 +83,10 @@ pub async fn push_bytes(store: &Store, name: &str, raw: Bytes) -> Result<PushOut
     Ok(PushOutcome::Pushed)
 }
 
-/// `archive_command` entry point: pushes `path` and, with `parallel > 1`, other segments
-/// already marked ready, so the archiver's sequential calls do not bound throughput.
-pub async fn push_with_ready(store: &Store, path: &Path, parallel: usize) -> Result<PushOutcome> {
+/// `archive_command` entry point: pushes `path` and up to `batch - 1` other segments already
+/// marked ready, `parallel` at a time, so the archiver's sequential calls do not bound
+/// throughput.
+pub async fn push_with_ready(store: &Store, path: &Path, parallel: usize, batch: usize) -> Result<PushOutcome> {
     let name = wal_file_name(path)?;
     let wal_dir = path.parent().unwrap_or(Path::new("."));
     let markers = wal_dir.join(PUSHED_MARKERS);
@@ -96,7 +97,7 @@ pub async fn push_with_ready(store: &Store, path: &Path, parallel: usize) -> Res
     }
     let mut others: Vec<String> = ready_files(wal_dir).into_iter().filter(|n| *n != name).collect();
     others.sort();
-    others.truncate(parallel.saturating_sub(1));
+    others.truncate(batch.saturating_sub(1));
     if others.is_empty() {
         return push_file(store, path).await;
     }
@@ -112,7 +113,7 @@ pub async fn push_with_ready(store: &Store, path: &Path, parallel: usize) -> Res
             outcome.map(drop)
         }
     }))
-    .buffer_unordered(parallel.max(1))
+    .buffer_unordered(parallel.saturating_sub(1).max(1))
     .collect::<Vec<_>>();
     let (first, rest) = tokio::join!(first, rest);
     // Extra segments that failed are simply pushed again when the archiver asks for them.
@@ -175,9 +176,18 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
 pub async fn fetch(store: &Store, name: &str, dest: &Path, spool: Option<&Path>) -> Result<FetchOutcome> {
     if let Some(spool) = spool {
         let spooled = spool.join(name);
-        if spooled.is_file() {
-            std::fs::rename(&spooled, dest).map_err(BackupError::io(dest))?;
-            return Ok(FetchOutcome::FromSpool);
+        // While a prefetcher is at work it is most likely fetching this very segment: waiting
+        // for it beats downloading the same bytes twice on a busy machine.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if spooled.is_file() {
+                std::fs::rename(&spooled, dest).map_err(BackupError::io(dest))?;
+                return Ok(FetchOutcome::FromSpool);
+            }
+            if !prefetcher_running(spool) || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
     match download(store, name).await? {
@@ -187,6 +197,16 @@ pub async fn fetch(store: &Store, name: &str, dest: &Path, spool: Option<&Path>)
         }
         None => Ok(FetchOutcome::Missing),
     }
+}
+
+fn spool_lock(spool: &Path) -> Result<std::fs::File> {
+    let lock_path = spool.join(".lock");
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(BackupError::io(&lock_path))
+}
+
+fn prefetcher_running(spool: &Path) -> bool {
+    let Ok(file) = spool_lock(spool) else { return false };
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
 }
 
 /// The segments a prefetcher should fetch after `name`, or none if `name` is not a segment.

@@ -53,9 +53,13 @@ pub struct RepoArgs {
 pub struct WalPushArgs {
     #[arg(long, env = "LIFEBOAT_REPO")]
     repo: String,
-    /// Also push up to N-1 other segments PostgreSQL has marked ready, in parallel.
+    /// Uploads at a time.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// Also push up to N-1 other segments PostgreSQL has already marked ready (pushed ahead;
+    /// the archiver's later calls for them return at once).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
     /// The WAL file (%p).
     path: PathBuf,
 }
@@ -203,7 +207,7 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
     match command {
         PgCommand::WalPush(args) => {
             let store = open(&args.repo).await?;
-            match wal::push_with_ready(&store, &args.path, args.parallel).await.map_err(to_anyhow)? {
+            match wal::push_with_ready(&store, &args.path, args.parallel, args.batch).await.map_err(to_anyhow)? {
                 PushOutcome::Pushed => {}
                 PushOutcome::AlreadyArchived => tracing::info!(path = %args.path.display(), "already archived with identical content"),
             }
@@ -373,17 +377,19 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
         print_json(&report);
     } else {
         println!(
-            "restored backup {} into {} ({} files written, {} reused, {}) for target {}",
+            "restored backup {} into {} ({} files written, {} reused, {}, {:.1} s) for target {}",
             report.backup,
             report.pgdata.display(),
             report.files_written,
             report.files_reused,
             human_bytes(report.bytes_written),
+            report.unpack_ms as f64 / 1000.0,
             report.target
         );
         if report.started {
             println!(
-                "recovered and promoted: reached LSN {}, last commit {}, timeline {}; connect with {}",
+                "recovered and promoted in {:.1} s: reached LSN {}, last commit {}, timeline {}; connect with {}",
+                report.recovery_ms as f64 / 1000.0,
                 report.reached_lsn.as_deref().unwrap_or("-"),
                 report.reached_time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()),
                 report.timeline.unwrap_or(0),

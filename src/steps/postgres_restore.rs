@@ -296,6 +296,8 @@ async fn pgbackrest(
         reached_lsn: None,
         reached_time: None,
         timeline: None,
+        unpack_ms: 0,
+        recovery_ms: 0,
     };
     if options.start {
         let mut instance = LocalInstance::for_pgdata(pgdata, port)?;
