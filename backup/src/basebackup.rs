@@ -231,7 +231,7 @@ async fn copy_data_directory(store: &Store, id: &str, pgdata: &Path, parallel: u
         let (store, key) = (store.clone(), layout::part_key(id, raw.index));
         uploads.spawn(async move {
             let raw_size = raw.bytes.len() as u64;
-            let stored = codec::compress_blocking(Bytes::from(raw.bytes)).await;
+            let stored = codec::compress_blocking(Bytes::from(raw.bytes), codec::BACKUP_LEVEL).await;
             let sha256 = {
                 let stored = stored.clone();
                 tokio::task::spawn_blocking(move || sha256_hex(&stored))

@@ -4,11 +4,14 @@ use bytes::Bytes;
 
 use crate::error::{BackupError, Result};
 
-/// zstd level 3: pgBackRest's default for zstd, a good speed/ratio point for WAL and pages.
-pub const LEVEL: i32 = 3;
+/// zstd level 3 for base backups (pgBackRest's zstd default): stored once, kept long.
+pub const BACKUP_LEVEL: i32 = 3;
+/// zstd level 1 for WAL: the archiver is on the write path of a busy primary, and WAL
+/// compresses nearly as well at level 1 for half the CPU.
+pub const WAL_LEVEL: i32 = 1;
 
-pub fn compress(raw: &[u8]) -> Bytes {
-    Bytes::from(zstd::bulk::compress(raw, LEVEL).expect("in-memory zstd compression cannot fail"))
+pub fn compress(raw: &[u8], level: i32) -> Bytes {
+    Bytes::from(zstd::bulk::compress(raw, level).expect("in-memory zstd compression cannot fail"))
 }
 
 pub fn decompress(key: &str, stored: &[u8], raw_size: usize) -> Result<Vec<u8>> {

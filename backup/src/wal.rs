@@ -69,7 +69,7 @@ pub async fn push_bytes(store: &Store, name: &str, raw: Bytes) -> Result<PushOut
         });
     }
     let raw_size = raw.len();
-    let stored = codec::compress_blocking(raw).await;
+    let stored = codec::compress_blocking(raw, codec::WAL_LEVEL).await;
     let meta = ObjectMeta::from([
         (meta::RAW_SHA256.to_string(), raw_sha),
         (meta::RAW_SIZE.to_string(), raw_size.to_string()),
