@@ -22,8 +22,8 @@ pub fn decompress(key: &str, stored: &[u8], raw_size: usize) -> Result<Vec<u8>> 
     })
 }
 
-pub async fn compress_blocking(raw: Bytes) -> Bytes {
-    tokio::task::spawn_blocking(move || compress(&raw))
+pub async fn compress_blocking(raw: Bytes, level: i32) -> Bytes {
+    tokio::task::spawn_blocking(move || compress(&raw, level))
         .await
         .expect("compression does not panic")
 }
