@@ -105,6 +105,7 @@ rm -rf "$WORK/restore-lifeboat"
 
 t0=$(seconds)
 pg $BR restore --pg1-path="$WORK/restore-pgbackrest" --type=lsn --target="$TARGET_LSN" --target-action=promote >/dev/null
+echo "    pgBackRest restore command: $(elapsed $t0 "$(seconds)") s, then recovery"
 cat >> "$WORK/restore-pgbackrest/postgresql.auto.conf" <<CONF
 port = $RPORT
 archive_mode = off

@@ -47,7 +47,7 @@ async fn primary_with_backup(dir: &std::path::Path, repo: &TestRepo) -> (Primary
     };
     basebackup::take(&store, &options).await.unwrap();
     for _ in 0..3 {
-        sqlx::query("INSERT INTO t SELECT g, 'later' FROM generate_series(20001, 20100) g ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO t SELECT g, 'later' FROM generate_series(20001, 20100) g")
             .execute(&mut conn)
             .await
             .unwrap();
@@ -246,6 +246,6 @@ async fn delta_restore_reuses_matching_files_and_refuses_without_delta() {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(report.dsn.as_deref().unwrap()).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(rows, 20100, "every row archived before the restore is back");
+    assert_eq!(rows, 20_000 + 3 * 100, "every row archived before the restore is back");
     support::servers::stop_blocking(&lifeboat_backup::instance::LocalInstance::for_pgdata(&pgdata, delta.port.unwrap()).unwrap());
 }

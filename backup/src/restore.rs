@@ -122,8 +122,9 @@ pub fn choose_backup<'a>(backups: &'a [Manifest], target: &Target, explicit: Opt
     })
 }
 
-/// Checks that the archive holds every segment replay needs from `backup` to `target`.
-pub fn check_wal_for(archive: &WalArchive, backup: &Manifest, target: &Target) -> Result<()> {
+/// Checks that the archive holds every segment replay needs from `backup` to `target`, and
+/// returns those segments' names in replay order.
+pub fn check_wal_for(archive: &WalArchive, backup: &Manifest, target: &Target) -> Result<Vec<String>> {
     let timeline = archive.latest_timeline_from(backup.timeline);
     let start = backup.start_segment().segno;
     let stop = backup.stop_segment().segno;
@@ -165,14 +166,18 @@ pub fn check_wal_for(archive: &WalArchive, backup: &Manifest, target: &Target) -
             backup.id
         )));
     }
-    Ok(())
+    Ok((start..=end).map(|segno| archive.expected(timeline, segno).name(size)).collect())
 }
+
+/// Segments staged into the restore's WAL spool while the base backup unpacks (1 GiB of
+/// 16 MiB segments); later ones are prefetched during replay.
+const PRESTAGE_SEGMENTS: usize = 64;
 
 pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreReport> {
     let backups = manifest::list(store).await?;
     let backup = choose_backup(&backups, &options.target, options.backup.as_deref())?.clone();
     let archive = WalArchive::load(store, backup.wal_segment_size).await?;
-    check_wal_for(&archive, &backup, &options.target)?;
+    let needed_wal = check_wal_for(&archive, &backup, &options.target)?;
     prepare_directory(&options.pgdata, options.delta)?;
     tracing::info!(backup = %backup.id, target = %options.target, pgdata = %options.pgdata.display(), "restoring");
 
@@ -182,7 +187,15 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     } else {
         BTreeSet::new()
     };
-    let (files_written, bytes_written) = unpack(store, &backup, &options.pgdata, &reuse, options.parallel).await?;
+    // Replay's first segments download while the base backup unpacks, so recovery starts
+    // with its WAL already local instead of waiting on the object store segment by segment.
+    let spool = options.pgdata.join("pg_wal").join(crate::wal::SPOOL_DIR);
+    let staged = &needed_wal[..needed_wal.len().min(PRESTAGE_SEGMENTS)];
+    let (unpacked, prestaged) =
+        tokio::join!(unpack(store, &backup, &options.pgdata, &reuse, options.parallel), crate::wal::prefetch(store, staged, &spool, 2));
+    let (files_written, bytes_written) = unpacked?;
+    let prestaged = prestaged?;
+    tracing::info!(segments = prestaged, "WAL staged for replay");
     write_recovery_settings(&backup, options)?;
     let user = ServerUser::current_or_postgres()?;
     ServerUser::chown_tree(user, &options.pgdata)?;

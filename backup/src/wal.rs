@@ -253,14 +253,20 @@ pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: u
     let Ok(_lock) = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return Ok(0);
     };
-    let wanted: Vec<&String> = names.iter().filter(|n| !spool.join(n).exists()).collect();
-    let mut results =
-        futures::stream::iter(wanted.into_iter().map(|name| async move { (name, download(store, name).await) })).buffered(parallel.max(1));
+    let wanted: Vec<String> = names.iter().filter(|n| !spool.join(n).exists()).cloned().collect();
+    let mut results = futures::stream::iter(wanted.into_iter().map(|name| {
+        let store = store.clone();
+        async move {
+            let result = download(&store, &name).await;
+            (name, result)
+        }
+    }))
+    .buffered(parallel.max(1));
     let mut spooled = 0;
     while let Some((name, result)) = results.next().await {
         match result {
             Ok(Some(raw)) => {
-                write_atomically(&spool.join(name), &raw)?;
+                write_atomically(&spool.join(&name), &raw)?;
                 spooled += 1;
             }
             Ok(None) => break,
@@ -274,6 +280,9 @@ pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: u
     Ok(spooled)
 }
 
+/// The spool lives in `pg_wal`, which base backups skip and PostgreSQL leaves alone.
+pub const SPOOL_DIR: &str = ".lifeboat-spool";
+
 pub fn default_spool(dest: &Path) -> PathBuf {
-    dest.parent().unwrap_or(Path::new(".")).join(".lifeboat-spool")
+    dest.parent().unwrap_or(Path::new(".")).join(SPOOL_DIR)
 }
