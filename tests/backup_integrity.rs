@@ -223,7 +223,9 @@ async fn delta_restore_reuses_matching_files_and_refuses_without_delta() {
     let dir = shared_tempdir();
     let repo = TestRepo::local(dir.path());
     let (_primary, store) = primary_with_backup(dir.path(), &repo).await;
-    let first = restore::restore(&store, &restore_options(&repo, dir.path(), "again", Target::Latest)).await.unwrap();
+    let first = restore::restore(&store, &restore_options(&repo, dir.path(), "again", Target::Latest))
+        .await
+        .unwrap();
     assert_eq!(first.files_reused, 0);
 
     // Damage one file and leave a stray one, as a half-finished earlier restore might.
@@ -231,8 +233,13 @@ async fn delta_restore_reuses_matching_files_and_refuses_without_delta() {
     std::fs::write(pgdata.join("PG_VERSION"), "14\n").unwrap();
     std::fs::write(pgdata.join("stray.tmp"), "left over").unwrap();
 
-    let refused = restore::restore(&store, &restore_options(&repo, dir.path(), "again", Target::Latest)).await.unwrap_err();
-    assert!(refused.to_string().contains("not empty") && refused.to_string().contains("--delta"), "{refused}");
+    let refused = restore::restore(&store, &restore_options(&repo, dir.path(), "again", Target::Latest))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not empty") && refused.to_string().contains("--delta"),
+        "{refused}"
+    );
 
     let mut delta = restore_options(&repo, dir.path(), "again", Target::Latest);
     delta.delta = true;

@@ -191,8 +191,10 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     // with its WAL already local instead of waiting on the object store segment by segment.
     let spool = options.pgdata.join("pg_wal").join(crate::wal::SPOOL_DIR);
     let staged = &needed_wal[..needed_wal.len().min(PRESTAGE_SEGMENTS)];
-    let (unpacked, prestaged) =
-        tokio::join!(unpack(store, &backup, &options.pgdata, &reuse, options.parallel), crate::wal::prefetch(store, staged, &spool, 2));
+    let (unpacked, prestaged) = tokio::join!(
+        unpack(store, &backup, &options.pgdata, &reuse, options.parallel),
+        crate::wal::prefetch(store, staged, &spool, 2)
+    );
     let (files_written, bytes_written) = unpacked?;
     let prestaged = prestaged?;
     tracing::info!(segments = prestaged, "WAL staged for replay");
@@ -432,7 +434,11 @@ pub async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Resu
             .fetch_one(&mut conn)
             .await?;
             let _ = conn.close().await;
-            return Ok((row.get(0), row.get(1), row.get::<i32, _>(2) as u32));
+            let timeline = row.get::<i32, _>(2) as u32;
+            // The new timeline's history file records exactly where recovery ended; the replay
+            // pointer may already be past it (the end-of-recovery record).
+            let reached = switchpoint(&instance.pgdata(), timeline).or_else(|| row.get(0));
+            return Ok((reached, row.get(1), timeline));
         }
         if instance.running_pid().is_none() && started.elapsed() > Duration::from_secs(3) {
             // The postmaster's last log lines may land just after it is gone.
@@ -449,6 +455,13 @@ pub async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Resu
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn switchpoint(pgdata: &Path, timeline: u32) -> Option<String> {
+    let text = std::fs::read_to_string(pgdata.join("pg_wal").join(format!("{timeline:08X}.history"))).ok()?;
+    crate::wal_name::parse_history(&text)
+        .last()
+        .map(|entry| format_lsn(entry.switchpoint))
 }
 
 fn recovery_failure(log: &Path) -> BackupError {

@@ -201,7 +201,12 @@ pub async fn fetch(store: &Store, name: &str, dest: &Path, spool: Option<&Path>)
 
 fn spool_lock(spool: &Path) -> Result<std::fs::File> {
     let lock_path = spool.join(".lock");
-    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(BackupError::io(&lock_path))
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(BackupError::io(&lock_path))
 }
 
 fn prefetcher_running(spool: &Path) -> bool {

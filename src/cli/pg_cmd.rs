@@ -207,7 +207,10 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
     match command {
         PgCommand::WalPush(args) => {
             let store = open(&args.repo).await?;
-            match wal::push_with_ready(&store, &args.path, args.parallel, args.batch).await.map_err(to_anyhow)? {
+            match wal::push_with_ready(&store, &args.path, args.parallel, args.batch)
+                .await
+                .map_err(to_anyhow)?
+            {
                 PushOutcome::Pushed => {}
                 PushOutcome::AlreadyArchived => tracing::info!(path = %args.path.display(), "already archived with identical content"),
             }
