@@ -256,3 +256,31 @@ async fn delta_restore_reuses_matching_files_and_refuses_without_delta() {
     assert_eq!(rows, 20_000 + 3 * 100, "every row archived before the restore is back");
     support::servers::stop_blocking(&lifeboat_backup::instance::LocalInstance::for_pgdata(&pgdata, delta.port.unwrap()).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_and_an_unreachable_endpoint_say_so() {
+    let Some(repo) = TestRepo::s3() else { return };
+    // SAFETY: this test's own process; no S3 client has read the environment yet.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", &repo.garage.as_ref().unwrap().key_id);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    }
+    let store = lifeboat_backup::store::open(&lifeboat_backup::RepoUrl::parse(&repo.url).unwrap())
+        .await
+        .unwrap();
+    let error = manifest::list(&store).await.unwrap_err();
+    assert!(
+        error.to_string().contains("access denied") && error.to_string().contains("AWS_SECRET_ACCESS_KEY"),
+        "{error}"
+    );
+    assert!(!error.is_retryable(), "wrong credentials do not fix themselves");
+
+    let port = free_port();
+    let url = format!("s3://lifeboat/x?endpoint=http://127.0.0.1:{port}&region=garage");
+    let store = lifeboat_backup::store::open(&lifeboat_backup::RepoUrl::parse(&url).unwrap())
+        .await
+        .unwrap();
+    let error = manifest::list(&store).await.unwrap_err();
+    assert!(error.to_string().contains("endpoint unreachable"), "{error}");
+    assert!(error.is_retryable());
+}

@@ -24,9 +24,12 @@ pub struct LocalStore {
 impl LocalStore {
     pub fn open(root: &Path) -> Result<LocalStore> {
         use std::os::unix::fs::MetadataExt;
-        std::fs::create_dir_all(root).map_err(BackupError::io(root))?;
-        let metadata = std::fs::metadata(root).map_err(BackupError::io(root))?;
-        let owner = (nix::unistd::geteuid().is_root() && metadata.uid() != 0).then_some((metadata.uid(), metadata.gid()));
+        // Opening creates nothing: a mistyped path must not leave an empty repository behind.
+        // Writes create directories as they need them.
+        let owner = std::fs::metadata(root)
+            .ok()
+            .filter(|m| nix::unistd::geteuid().is_root() && m.uid() != 0)
+            .map(|m| (m.uid(), m.gid()));
         Ok(LocalStore {
             root: root.to_path_buf(),
             owner,
