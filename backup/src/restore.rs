@@ -169,8 +169,8 @@ pub fn check_wal_for(archive: &WalArchive, backup: &Manifest, target: &Target) -
     Ok((start..=end).map(|segno| archive.expected(timeline, segno).name(size)).collect())
 }
 
-/// Segments staged into the restore's WAL spool while the base backup unpacks (1 GiB of
-/// 16 MiB segments); later ones are prefetched during replay.
+/// Segments staged into the restore's WAL spool before recovery starts (1 GiB of 16 MiB
+/// segments); later ones are prefetched during replay.
 const PRESTAGE_SEGMENTS: usize = 64;
 
 pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreReport> {
@@ -187,14 +187,14 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     } else {
         BTreeSet::new()
     };
-    // Replay's first segments download while the base backup unpacks, so recovery starts
-    // with its WAL already local instead of waiting on the object store segment by segment.
+    // Stage replay's first segments before PostgreSQL starts, so recovery begins with its WAL
+    // already local instead of waiting on the object store segment by segment. After the
+    // unpack, not beside it: on two cores running both at once slowed the unpack more than it
+    // saved (docs/BENCHMARKS.md).
     let spool = options.pgdata.join("pg_wal").join(crate::wal::SPOOL_DIR);
     let staged = &needed_wal[..needed_wal.len().min(PRESTAGE_SEGMENTS)];
-    let (unpacked, prestaged) = tokio::join!(
-        unpack(store, &backup, &options.pgdata, &reuse, options.parallel),
-        crate::wal::prefetch(store, staged, &spool, 2)
-    );
+    let unpacked = unpack(store, &backup, &options.pgdata, &reuse, options.parallel).await;
+    let prestaged = crate::wal::prefetch(store, staged, &spool, options.parallel).await;
     let (files_written, bytes_written) = unpacked?;
     let prestaged = prestaged?;
     tracing::info!(segments = prestaged, "WAL staged for replay");
