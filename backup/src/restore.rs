@@ -93,6 +93,40 @@ pub struct RestoreReport {
     pub recovery_ms: u64,
 }
 
+impl RestoreReport {
+    /// A report of a restore whose files are in place and whose server has not started yet.
+    pub fn new(backup: &str, target: &Target, pgdata: &Path) -> RestoreReport {
+        RestoreReport {
+            backup: backup.to_string(),
+            target: target.to_string(),
+            pgdata: pgdata.to_path_buf(),
+            files_written: 0,
+            files_reused: 0,
+            bytes_written: 0,
+            started: false,
+            dsn: None,
+            reached_lsn: None,
+            reached_time: None,
+            timeline: None,
+            unpack_ms: 0,
+            recovery_ms: 0,
+        }
+    }
+
+    /// Starts the restored server, waits until it is promoted and records where recovery ended.
+    pub async fn start_server(&mut self, instance: &LocalInstance, timeout: Duration) -> Result<()> {
+        let started = std::time::Instant::now();
+        let (lsn, time, timeline) = start_and_wait(instance, timeout).await?;
+        self.started = true;
+        self.dsn = Some(instance.dsn("postgres"));
+        self.reached_lsn = lsn;
+        self.reached_time = time;
+        self.timeline = Some(timeline);
+        self.recovery_ms = started.elapsed().as_millis() as u64;
+        Ok(())
+    }
+}
+
 /// Picks the newest complete backup that can reach `target`.
 pub fn choose_backup<'a>(backups: &'a [Manifest], target: &Target, explicit: Option<&str>) -> Result<&'a Manifest> {
     if let Some(id) = explicit {
@@ -202,34 +236,16 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     let user = ServerUser::current_or_postgres()?;
     ServerUser::chown_tree(user, &options.pgdata)?;
 
-    let mut report = RestoreReport {
-        backup: backup.id.clone(),
-        target: options.target.to_string(),
-        pgdata: options.pgdata.clone(),
-        files_written,
-        files_reused: reuse.len(),
-        bytes_written,
-        started: false,
-        dsn: None,
-        reached_lsn: None,
-        reached_time: None,
-        timeline: None,
-        unpack_ms: unpack_started.elapsed().as_millis() as u64,
-        recovery_ms: 0,
-    };
+    let mut report = RestoreReport::new(&backup.id, &options.target, &options.pgdata);
+    report.files_written = files_written;
+    report.files_reused = reuse.len();
+    report.bytes_written = bytes_written;
+    report.unpack_ms = unpack_started.elapsed().as_millis() as u64;
     if options.start {
-        let recovery_started = std::time::Instant::now();
-        let port = options.port.unwrap_or(5432);
-        let mut instance = LocalInstance::for_pgdata(&options.pgdata, port)?;
+        let mut instance = LocalInstance::for_pgdata(&options.pgdata, options.port.unwrap_or(5432))?;
         instance.superuser = options.user.clone();
         instance.env = options.server_env.clone();
-        let (lsn, time, timeline) = start_and_wait(&instance, options.wait_timeout).await?;
-        report.started = true;
-        report.dsn = Some(instance.dsn("postgres"));
-        report.reached_lsn = lsn;
-        report.reached_time = time;
-        report.timeline = Some(timeline);
-        report.recovery_ms = recovery_started.elapsed().as_millis() as u64;
+        report.start_server(&instance, options.wait_timeout).await?;
     }
     Ok(report)
 }
@@ -414,9 +430,9 @@ pub fn append_settings(pgdata: &Path, comment: &str, settings: &[(String, String
 
 /// Starts the restored server and waits until recovery has finished and it accepts writes.
 /// Where recovery ended: last replayed LSN, last replayed commit time, the new timeline.
-pub type Reached = (Option<String>, Option<DateTime<Utc>>, u32);
+type Reached = (Option<String>, Option<DateTime<Utc>>, u32);
 
-pub async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Result<Reached> {
+async fn start_and_wait(instance: &LocalInstance, timeout: Duration) -> Result<Reached> {
     instance.spawn().await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let started = tokio::time::Instant::now();

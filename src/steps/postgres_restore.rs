@@ -284,30 +284,12 @@ async fn pgbackrest(
         "lifeboat: scratch restore by pgBackRest",
         &restore::server_settings(pgdata, Some(port), false)?,
     )?;
-    let mut report = RestoreReport {
-        backup: options.backup.as_ref().map(|b| b.0.clone()).unwrap_or_else(|| "latest".into()),
-        target: target.to_string(),
-        pgdata: pgdata.to_path_buf(),
-        files_written: 0,
-        files_reused: 0,
-        bytes_written: 0,
-        started: false,
-        dsn: None,
-        reached_lsn: None,
-        reached_time: None,
-        timeline: None,
-        unpack_ms: 0,
-        recovery_ms: 0,
-    };
+    let backup = options.backup.as_ref().map_or("latest", |b| b.0.as_str());
+    let mut report = RestoreReport::new(backup, target, pgdata);
     if options.start {
         let mut instance = LocalInstance::for_pgdata(pgdata, port)?;
         instance.superuser = options.user.0.clone();
-        let (lsn, time, timeline) = restore::start_and_wait(&instance, wait_timeout).await?;
-        report.started = true;
-        report.dsn = Some(instance.dsn("postgres"));
-        report.reached_lsn = lsn;
-        report.reached_time = time;
-        report.timeline = Some(timeline);
+        report.start_server(&instance, wait_timeout).await?;
     }
     Ok(report)
 }
