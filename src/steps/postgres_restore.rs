@@ -152,8 +152,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             return Ok(report);
         }
         // A previous attempt was cut short: redo it over what it left, reusing matching files.
-        let resumed = std::fs::read_dir(&pgdata).map(|mut d| d.next().is_some()).unwrap_or(false) && cx.attempt > 1
-            || std::fs::read_dir(&pgdata).map(|mut d| d.next().is_some()).unwrap_or(false) && pgdata.starts_with(scratch_dir(cx));
+        // Files in a user-chosen directory on a first attempt are not ours to overwrite.
+        let leftovers = std::fs::read_dir(&pgdata).map(|mut d| d.next().is_some()).unwrap_or(false);
+        let resumed = leftovers && (cx.attempt > 1 || pgdata.starts_with(scratch_dir(cx)));
         if resumed {
             let instance = LocalInstance::for_pgdata(&pgdata, port)?;
             instance.stop(lifeboat_backup::instance::StopMode::Immediate).await?;
