@@ -244,8 +244,7 @@ impl LocalInstance {
             settings.push(("archive_command".into(), archive.clone()));
         }
         settings.extend(options.settings.iter().cloned());
-        let text: String = settings.iter().map(|(k, v)| format!("{k} = {}\n", quote_conf(v))).collect();
-        append(&pgdata.join("postgresql.conf"), &format!("\n# written by lifeboat\n{text}"))
+        append_settings(&pgdata.join("postgresql.conf"), "written by lifeboat", &settings)
     }
 
     pub fn running_pid(&self) -> Option<i32> {
@@ -341,7 +340,13 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-pub fn append(path: &Path, text: &str) -> Result<()> {
+/// Appends `name = 'value'` lines under a comment to a PostgreSQL configuration file.
+pub fn append_settings(conf: &Path, comment: &str, settings: &[(String, String)]) -> Result<()> {
+    let text: String = settings.iter().map(|(k, v)| format!("{k} = {}\n", quote_conf(v))).collect();
+    append(conf, &format!("\n# {comment}\n{text}"))
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .append(true)

@@ -17,7 +17,7 @@ use sqlx::{Connection, PgConnection, Row};
 use crate::archive::{WalArchive, ranges};
 use crate::codec;
 use crate::error::{BackupError, Result};
-use crate::instance::{LocalInstance, ServerUser, append, log_tail, postmaster_pid, quote_conf};
+use crate::instance::{LocalInstance, ServerUser, log_tail, postmaster_pid};
 use crate::manifest::{self, FileEntry, Manifest};
 use crate::store::Store;
 use crate::wal_name::{Segment, format_lsn};
@@ -423,9 +423,9 @@ pub fn server_settings(pgdata: &Path, port: Option<u16>, keep_archiving: bool) -
     Ok(settings)
 }
 
+/// Appends settings to `postgresql.auto.conf`, which overrides `postgresql.conf`.
 pub fn append_settings(pgdata: &Path, comment: &str, settings: &[(String, String)]) -> Result<()> {
-    let text: String = settings.iter().map(|(k, v)| format!("{k} = {}\n", quote_conf(v))).collect();
-    append(&pgdata.join("postgresql.auto.conf"), &format!("\n# {comment}\n{text}"))
+    crate::instance::append_settings(&pgdata.join("postgresql.auto.conf"), comment, settings)
 }
 
 /// Starts the restored server and waits until recovery has finished and it accepts writes.
