@@ -121,7 +121,7 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
         )));
     }
     let tablespaces = pgdata.join("pg_tblspc");
-    if std::fs::read_dir(&tablespaces).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    if crate::instance::has_entries(&tablespaces) {
         return Err(BackupError::invalid(
             "the cluster has tablespaces outside the data directory, which lifeboat does not back up yet",
         ));

@@ -163,13 +163,8 @@ impl LocalInstance {
         match (pgdata.file_name().and_then(|n| n.to_str()), pgdata.parent()) {
             (Some("data"), Some(dir)) => Self::new(dir, port),
             _ => {
-                let sibling = |suffix: &str| {
-                    let mut name = pgdata.as_os_str().to_owned();
-                    name.push(suffix);
-                    PathBuf::from(name)
-                };
                 let dir = pgdata.parent().unwrap_or(Path::new("/"));
-                Self::with_layout(dir, pgdata.to_path_buf(), sibling(".run"), sibling(".log"), port)
+                Self::with_layout(dir, pgdata.to_path_buf(), sibling(pgdata, ".run"), sibling(pgdata, ".log"), port)
             }
         }
     }
@@ -325,6 +320,19 @@ impl LocalInstance {
 async fn sqlx_connect(dsn: &str) -> std::result::Result<sqlx::PgConnection, sqlx::Error> {
     use sqlx::Connection;
     sqlx::PgConnection::connect(dsn).await
+}
+
+/// `path` with `suffix` appended to its last component: where lifeboat keeps things that
+/// belong to a data directory but must not be inside it (`/srv/db` → `/srv/db.log`).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Whether `dir` exists and has anything in it.
+pub fn has_entries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()).unwrap_or(false)
 }
 
 /// The live postmaster's pid from `postmaster.pid`, if that process still exists.

@@ -257,8 +257,7 @@ fn prepare_directory(pgdata: &Path, delta: bool) -> Result<()> {
             pgdata.display()
         )));
     }
-    let non_empty = std::fs::read_dir(pgdata).map(|mut d| d.next().is_some()).unwrap_or(false);
-    if non_empty && !delta {
+    if crate::instance::has_entries(pgdata) && !delta {
         return Err(BackupError::Restore(format!(
             "{} is not empty; restore into a new directory, or pass --delta to reuse the files that match the backup",
             pgdata.display()

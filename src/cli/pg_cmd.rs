@@ -358,7 +358,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
     let target = restore_target(&args)?;
     let store = open(&args.repo.repo).await?;
     let pgdata = std::path::absolute(&args.pgdata)?;
-    let bin_dir = pgdata.with_file_name(format!("{}.bin", pgdata.file_name().unwrap_or_default().to_string_lossy()));
+    let bin_dir = lifeboat_backup::instance::sibling(&pgdata, ".bin");
     let lifeboat_exe = lifeboat_backup::instance::executable_for_server(&std::env::current_exe()?, &bin_dir).map_err(to_anyhow)?;
     let options = RestoreOptions {
         repo_url: args.repo.repo.clone(),

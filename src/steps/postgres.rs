@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lifeboat_backup::BackupError;
 
-use super::{StepContext, StepError};
+use super::{StepContext, StepError, Text};
 
 impl From<BackupError> for StepError {
     fn from(error: BackupError) -> Self {
@@ -32,6 +32,18 @@ pub fn object_id(cx: &StepContext) -> String {
 pub async fn open_store(repo: &str) -> Result<lifeboat_backup::store::Store, StepError> {
     let url = lifeboat_backup::RepoUrl::parse(repo)?;
     Ok(lifeboat_backup::store::open(&url).await?)
+}
+
+pub fn parse_port(port: &Text) -> Result<u16, StepError> {
+    port.0
+        .parse()
+        .map_err(|_| StepError::terminal(format!("port: `{}` is not a port number", port.0)))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> Result<u16, StepError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| StepError::retryable(format!("no free port: {e}")))?;
+    Ok(listener.local_addr().map_err(|e| StepError::retryable(e.to_string()))?.port())
 }
 
 pub fn lifeboat_exe() -> Result<PathBuf, StepError> {

@@ -9,7 +9,7 @@ use lifeboat_backup::instance::{InitOptions, LocalInstance, ServerUser, StopMode
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::postgres::{lifeboat_exe, scratch_dir};
+use super::postgres::{free_port, lifeboat_exe, parse_port, scratch_dir};
 use super::{Outputs, StepContext, StepError, Text};
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -72,11 +72,6 @@ fn configured_port(dir: &Path) -> Option<u16> {
         .and_then(|v| v.trim_matches('\'').parse().ok())
 }
 
-fn free_port() -> Result<u16, StepError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| StepError::retryable(format!("no free port: {e}")))?;
-    Ok(listener.local_addr().map_err(|e| StepError::retryable(e.to_string()))?.port())
-}
-
 /// The archiver runs as the server user, so a local repository must be writable by it.
 fn give_local_repository_to_server(repo: &str) -> Result<(), StepError> {
     if let lifeboat_backup::RepoUrl::Local { root } = lifeboat_backup::RepoUrl::parse(repo)? {
@@ -90,9 +85,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let dir = options.dir.map(|d| PathBuf::from(d.0)).unwrap_or_else(|| scratch_dir(cx));
     let dir = std::path::absolute(&dir).map_err(|e| StepError::terminal(format!("dir: {e}")))?;
     let port = match options.port {
-        Some(Text(p)) => p
-            .parse()
-            .map_err(|_| StepError::terminal(format!("port: `{p}` is not a port number")))?,
+        Some(port) => parse_port(&port)?,
         None => match configured_port(&dir) {
             Some(port) => port,
             None => free_port()?,

@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lifeboat_backup::instance::{LocalInstance, ServerUser, executable_for_server, run_checked};
+use lifeboat_backup::instance::{LocalInstance, ServerUser, executable_for_server, has_entries, run_checked, sibling};
 use lifeboat_backup::restore::{self, RestoreOptions, RestoreReport, Target, parse_target_time};
 use lifeboat_backup::wal_name::{format_lsn, parse_lsn};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::postgres::{lifeboat_exe, open_store, scratch_dir};
+use super::postgres::{free_port, lifeboat_exe, open_store, parse_port, scratch_dir};
 use super::{Outputs, StepContext, StepError, Text};
 use crate::plan::model::HumanDuration;
 
@@ -114,10 +114,7 @@ fn target(options: &Options) -> Result<Target, StepError> {
 }
 
 fn done_marker(pgdata: &Path) -> PathBuf {
-    pgdata.with_file_name(format!(
-        "{}.lifeboat-restore.json",
-        pgdata.file_name().unwrap_or_default().to_string_lossy()
-    ))
+    sibling(pgdata, ".lifeboat-restore.json")
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
@@ -127,13 +124,8 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         None => scratch_dir(cx).join("data"),
     };
     let port = match &options.port {
-        Some(Text(p)) => p
-            .parse()
-            .map_err(|_| StepError::terminal(format!("port: `{p}` is not a port number")))?,
-        None => std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| StepError::retryable(e.to_string()))?
-            .port(),
+        Some(port) => parse_port(port)?,
+        None => free_port()?,
     };
     let wait_timeout = match &options.wait_timeout {
         Some(d) => crate::plan::duration::parse(&d.0).map_err(StepError::terminal)?,
@@ -153,7 +145,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         }
         // A previous attempt was cut short: redo it over what it left, reusing matching files.
         // Files in a user-chosen directory on a first attempt are not ours to overwrite.
-        let leftovers = std::fs::read_dir(&pgdata).map(|mut d| d.next().is_some()).unwrap_or(false);
+        let leftovers = has_entries(&pgdata);
         let resumed = leftovers && (cx.attempt > 1 || pgdata.starts_with(scratch_dir(cx)));
         if resumed {
             let instance = LocalInstance::for_pgdata(&pgdata, port)?;
@@ -209,7 +201,7 @@ async fn native(
         .as_ref()
         .ok_or_else(|| StepError::terminal("provider native needs `repo`"))?;
     let store = open_store(&repo.0).await?;
-    let bin_dir = pgdata.with_file_name(format!("{}.bin", pgdata.file_name().unwrap_or_default().to_string_lossy()));
+    let bin_dir = sibling(pgdata, ".bin");
     let restore_options = RestoreOptions {
         repo_url: repo.0.clone(),
         pgdata: pgdata.to_path_buf(),
