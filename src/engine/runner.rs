@@ -18,6 +18,7 @@
 //! step again with the same idempotency key. If a journal write fails, the runner stops
 //! at once and leaves the run interrupted, to be resumed.
 
+use super::background;
 use super::redact::Redactor;
 use super::state::{AttemptResult, RunState};
 use crate::journal::{Event, Journal, JournalError, LockOutcome, Owner, RunStatus};
@@ -333,8 +334,18 @@ impl Runner {
             let decision = self.state.decide(now);
             let mut batch = std::mem::take(&mut self.pending);
             batch.extend(decision.events);
+            if batch.iter().any(|e| matches!(e, Event::RunFinished { .. })) {
+                // Nothing the run started may outlive its journaled end.
+                let released = background::release_all(&run_id, "the run ended").await;
+                if released > 0 {
+                    tracing::info!(run = %run_id, released, "released background work at the end of the run");
+                }
+            }
             if !batch.is_empty() {
                 self.commit(&batch).await?;
+            }
+            if let Some(reason) = batch.iter().find_map(fault_release_reason) {
+                background::release_class(&run_id, background::Class::Fault, &reason).await;
             }
             for (unit, attempt) in decision.start {
                 self.launch(unit, attempt);
@@ -366,6 +377,7 @@ impl Runner {
                 _ = heartbeat.tick() => self.journal.heartbeat(&run_id).await?,
                 count = signals.next() => {
                     if count > 1 {
+                        background::release_class(&run_id, background::Class::Fault, "interrupted by a second signal").await;
                         return Err(EngineError::Interrupted(run_id));
                     }
                     eprintln!("stopping run {run_id}: running steps are cancelled, then `finally` runs (signal again to leave it interrupted)");
@@ -470,6 +482,16 @@ impl Runner {
             (unit, attempt, result)
         });
         self.task_units.insert(handle.id(), (unit, attempt));
+    }
+}
+
+/// Aborts and rollbacks revert every active fault at once: recovery (or compensation)
+/// must not run under fire.
+fn fault_release_reason(event: &Event) -> Option<String> {
+    match event {
+        Event::AbortRequested { by, .. } => Some(format!("the run was aborted by {by}")),
+        Event::RollbackStarted { reason } => Some(format!("the run rolls back: {reason}")),
+        _ => None,
     }
 }
 

@@ -502,6 +502,68 @@ impl Journal {
     }
 }
 
+/// One side-channel record (see migration 0002): a keyed, timestamped JSON payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideRecord {
+    pub key: i64,
+    pub at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+impl Journal {
+    /// Writes records of one channel in one transaction; a key written again replaces
+    /// the earlier record.
+    pub async fn put_records(&self, run_id: &str, channel: &str, records: &[SideRecord]) -> Result<(), JournalError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO records (run_id, channel, record_key, at, payload) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (run_id, channel, record_key) DO UPDATE SET at = excluded.at, payload = excluded.payload",
+            )
+            .bind(run_id)
+            .bind(channel)
+            .bind(r.key)
+            .bind(micros(r.at))
+            .bind(r.payload.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The records of every channel starting with `prefix`, by channel then key.
+    pub async fn records(&self, run_id: &str, prefix: &str) -> Result<Vec<(String, SideRecord)>, JournalError> {
+        // `_` and `%` in the prefix become single-character wildcards; the exact
+        // prefix test below drops what they let through.
+        let pattern = format!("{}%", prefix.replace('%', "_"));
+        let rows = sqlx::query(
+            "SELECT channel, record_key, at, payload FROM records WHERE run_id = $1 AND channel LIKE $2 ORDER BY channel, record_key",
+        )
+        .bind(run_id)
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .filter(|row| row.try_get::<String, _>("channel").is_ok_and(|c| c.starts_with(prefix)))
+            .map(|row| {
+                let payload: String = row.try_get("payload")?;
+                Ok((
+                    row.try_get("channel")?,
+                    SideRecord {
+                        key: row.try_get("record_key")?,
+                        at: from_micros(row.try_get("at")?),
+                        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
 /// Applies migrations. SQLite has no migration lock, so two processes opening a new
 /// journal at once can race; the loser retries and then finds the work done.
 async fn migrate(pool: &AnyPool) -> Result<(), JournalError> {

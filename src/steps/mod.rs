@@ -13,6 +13,14 @@ pub mod postgres_local_instance;
 pub mod postgres_restore;
 pub mod postgres_verify_backup;
 pub mod sleep;
+pub mod validation;
+pub mod validation_canary;
+pub mod validation_canary_stop;
+pub mod validation_http_probe;
+pub mod validation_rpo;
+pub mod validation_sql_compare;
+pub mod validation_sql_probe;
+pub mod validation_tcp_probe;
 
 use crate::journal::Journal;
 use schemars::JsonSchema;
@@ -73,56 +81,35 @@ pub struct KindSpec {
     pub run: for<'a> fn(Value, &'a StepContext) -> StepFuture<'a>,
 }
 
-/// Every step kind the engine knows.
+/// A [`KindSpec`] for the adapter module `$module` (its `Options` and `run`).
+macro_rules! kind {
+    ($name:literal, $summary:literal, $module:ident) => {
+        KindSpec {
+            name: $name,
+            summary: $summary,
+            options_schema: schema_of::<$module::Options>,
+            run: |with, cx| Box::pin(async move { $module::run(options(with)?, cx).await }),
+        }
+    };
+}
+
+/// Every step kind the engine knows, by name.
 pub const KINDS: &[KindSpec] = &[
-    KindSpec {
-        name: "approval",
-        summary: "wait until `lifeboat approve RUN STEP` (or reject)",
-        options_schema: schema_of::<approval::Options>,
-        run: |with, cx| Box::pin(async move { approval::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "exec",
-        summary: "run a command; outputs from its last stdout line (a JSON object) or a file",
-        options_schema: schema_of::<exec::Options>,
-        run: |with, cx| Box::pin(async move { exec::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "http",
-        summary: "send an HTTP request and check status, body and JSON",
-        options_schema: schema_of::<http::Options>,
-        run: |with, cx| Box::pin(async move { http::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "postgres.backup",
-        summary: "take a base backup of a running PostgreSQL into a repository (file:// or s3://)",
-        options_schema: schema_of::<postgres_backup::Options>,
-        run: |with, cx| Box::pin(async move { postgres_backup::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "postgres.local_instance",
-        summary: "start (creating if needed) or stop a throwaway PostgreSQL in a directory on a port",
-        options_schema: schema_of::<postgres_local_instance::Options>,
-        run: |with, cx| Box::pin(async move { postgres_local_instance::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "postgres.restore",
-        summary: "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached",
-        options_schema: schema_of::<postgres_restore::Options>,
-        run: |with, cx| Box::pin(async move { postgres_restore::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "postgres.verify_backup",
-        summary: "check every backup object's checksum and WAL continuity; fail on any problem",
-        options_schema: schema_of::<postgres_verify_backup::Options>,
-        run: |with, cx| Box::pin(async move { postgres_verify_backup::run(options(with)?, cx).await }),
-    },
-    KindSpec {
-        name: "sleep",
-        summary: "wait for a duration",
-        options_schema: schema_of::<sleep::Options>,
-        run: |with, cx| Box::pin(async move { sleep::run(options(with)?, cx).await }),
-    },
+    kind!("approval", "wait until `lifeboat approve RUN STEP` (or reject)", approval),
+    kind!("exec", "run a command; outputs from its last stdout line (a JSON object) or a file", exec),
+    kind!("http", "send an HTTP request and check status, body and JSON", http),
+    kind!("postgres.backup", "take a base backup of a running PostgreSQL into a repository (file:// or s3://)", postgres_backup),
+    kind!("postgres.local_instance", "start (creating if needed) or stop a throwaway PostgreSQL in a directory on a port", postgres_local_instance),
+    kind!("postgres.restore", "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached", postgres_restore),
+    kind!("postgres.verify_backup", "check every backup object's checksum and WAL continuity; fail on any problem", postgres_verify_backup),
+    kind!("sleep", "wait for a duration", sleep),
+    kind!("validation.canary", "start the RPO canary: a background writer whose acknowledged rows measure data loss", validation_canary),
+    kind!("validation.canary_stop", "stop a canary and report its counts", validation_canary_stop),
+    kind!("validation.http_probe", "poll a URL until status, body and JSON match", validation_http_probe),
+    kind!("validation.rpo", "measure RPO and rows lost from the canary's acknowledged writes in the recovered database", validation_rpo),
+    kind!("validation.sql_compare", "compare tables of two PostgreSQL databases (counts, checksums, differing keys)", validation_sql_compare),
+    kind!("validation.sql_probe", "poll a SQL query until its value matches", validation_sql_probe),
+    kind!("validation.tcp_probe", "poll until a TCP connection is accepted", validation_tcp_probe),
 ];
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

@@ -1,0 +1,82 @@
+//! What the `validation.*` step kinds share: error conversion, option durations, and
+//! polling a probe until it passes (its first passing time is the `recovered` evidence).
+
+use super::{Outputs, StepContext, StepError};
+use crate::plan::model::HumanDuration;
+use chrono::{DateTime, SecondsFormat, Utc};
+use lifeboat_validation::ValidationError;
+use lifeboat_validation::probe::{self, Probe};
+use serde::Serialize;
+use std::time::Duration;
+
+impl From<ValidationError> for StepError {
+    fn from(error: ValidationError) -> Self {
+        StepError {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// An optional duration option, or its default.
+pub fn duration_or(value: &Option<HumanDuration>, name: &str, default: Duration) -> Result<Duration, StepError> {
+    match value {
+        None => Ok(default),
+        Some(d) => crate::plan::duration::parse(&d.0).map_err(|e| StepError::terminal(format!("{name}: {e}"))),
+    }
+}
+
+/// Timestamps in outputs: RFC 3339, UTC, microseconds — precise enough for RTO/RPO.
+pub fn timestamp(t: DateTime<Utc>) -> serde_json::Value {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true).into()
+}
+
+/// A serializable value as step outputs.
+pub fn outputs_of(value: &impl Serialize) -> Outputs {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => Outputs::new(),
+    }
+}
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Polls `probe` every `interval` until it passes or `timeout` runs out.
+pub async fn run_probe(
+    probe: Probe,
+    interval: &Option<HumanDuration>,
+    timeout: &Option<HumanDuration>,
+    cx: &StepContext,
+) -> Result<Outputs, StepError> {
+    let interval = duration_or(interval, "interval", DEFAULT_INTERVAL)?;
+    let timeout = duration_or(timeout, "timeout", DEFAULT_TIMEOUT)?;
+    let report = tokio::select! {
+        r = probe::poll(&probe, interval, timeout) => r?,
+        _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
+    };
+    let mut out = Outputs::new();
+    out.insert("passed_at".into(), timestamp(report.passed_at));
+    out.insert("first_check_at".into(), timestamp(report.first_check_at));
+    out.insert("checks".into(), report.checks.into());
+    out.insert("observed".into(), report.observed.into());
+    out.insert("last_failure".into(), report.last_failure.into());
+    out.insert(
+        "waited_ms".into(),
+        (report.passed_at - report.first_check_at).num_milliseconds().into(),
+    );
+    Ok(out)
+}
+
+/// Builds the probe of a probe kind from its rendered options (for guards).
+pub fn probe_for(kind: &str, with: serde_json::Value) -> Result<Probe, StepError> {
+    match kind {
+        "validation.http_probe" => super::validation_http_probe::probe(&super::options(with)?),
+        "validation.tcp_probe" => super::validation_tcp_probe::probe(&super::options(with)?),
+        "validation.sql_probe" => super::validation_sql_probe::probe(&super::options(with)?),
+        other => Err(StepError::terminal(format!("`{other}` is not a probe kind"))),
+    }
+}
+
+/// The kinds [`probe_for`] accepts.
+pub const PROBE_KINDS: &[&str] = &["validation.http_probe", "validation.sql_probe", "validation.tcp_probe"];

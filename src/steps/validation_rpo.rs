@@ -1,0 +1,60 @@
+//! `validation.rpo`: RPO and rows lost, from the canary's acknowledged writes (journal
+//! side channel) and the canary rows the recovered database holds.
+
+use super::validation::{outputs_of, timestamp};
+use super::validation_canary::{acks_channel, default_table};
+use super::{Outputs, StepContext, StepError, Text};
+use crate::engine::background::{self, Class};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// The recovered database, `postgres://user@host:port/db`.
+    pub dsn: Text,
+    /// The id of the `validation.canary` step.
+    pub canary: String,
+    /// When the disaster happened, usually `${{ steps.<fault>.outputs.injected_at }}`.
+    pub disaster_at: Text,
+    /// The canary's table (default `lifeboat_canary`).
+    #[serde(default = "default_table")]
+    pub table: String,
+}
+
+pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
+    let disaster_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&options.disaster_at.0)
+        .map_err(|e| {
+            StepError::terminal(format!(
+                "disaster_at: `{}` is not an RFC 3339 time ({e}); use the fault step's `injected_at` output",
+                options.disaster_at.0
+            ))
+        })?
+        .with_timezone(&Utc);
+    // Acknowledgements reach the journal in batches; let the last batch before the
+    // disaster land if the canary is still writing.
+    if background::is_active(&cx.run_id, &options.canary, Class::Canary) && Utc::now() - disaster_at < chrono::Duration::seconds(1) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let records = cx
+        .journal
+        .records(&cx.run_id, &acks_channel(&options.canary))
+        .await
+        .map_err(|e| StepError::retryable(format!("reading the canary's acknowledgements: {e}")))?;
+    if records.is_empty() {
+        return Err(StepError::terminal(format!(
+            "the canary of step `{}` has no acknowledged writes in this run; did it start before the disaster?",
+            options.canary
+        )));
+    }
+    let acks: Vec<(i64, DateTime<Utc>)> = records.iter().map(|(_, r)| (r.key, r.at)).collect();
+    let report = lifeboat_validation::rpo::measure(&options.dsn.0, &options.table, &cx.run_id, &acks, disaster_at).await?;
+    let mut out = outputs_of(&report);
+    out.insert("disaster_at".into(), timestamp(report.disaster_at));
+    if let Some(t) = report.newest_present_written_at {
+        out.insert("newest_present_written_at".into(), timestamp(t));
+    }
+    Ok(out)
+}

@@ -1,0 +1,84 @@
+//! Probes: one check of whether something serves (HTTP, TCP, SQL), and polling a check
+//! until it first passes. The time a probe first passed is the evidence the RTO clock
+//! stops on, so it is taken right after the passing check returned.
+
+pub mod http;
+pub mod sql;
+pub mod tcp;
+
+use crate::ValidationError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// A check that can run many times.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    Http(http::HttpProbe),
+    Tcp(tcp::TcpProbe),
+    Sql(sql::SqlProbe),
+}
+
+impl Probe {
+    /// Runs the check once. `Ok` carries what was observed (status, value…).
+    pub async fn check(&self) -> Result<String, ValidationError> {
+        match self {
+            Probe::Http(p) => p.check().await,
+            Probe::Tcp(p) => p.check().await,
+            Probe::Sql(p) => p.check().await,
+        }
+    }
+}
+
+/// How a polled probe went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollReport {
+    pub passed_at: DateTime<Utc>,
+    pub first_check_at: DateTime<Utc>,
+    pub checks: u32,
+    /// What the passing check observed.
+    pub observed: String,
+    /// The last failure before it passed, if any.
+    pub last_failure: Option<String>,
+}
+
+/// Checks every `interval` until a check passes or `timeout` has elapsed. A terminal
+/// error (a broken query, a bad regex) stops polling at once.
+pub async fn poll(probe: &Probe, interval: Duration, timeout: Duration) -> Result<PollReport, ValidationError> {
+    let first_check_at = Utc::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut checks = 0;
+    let mut last_failure: Option<String> = None;
+    loop {
+        checks += 1;
+        let started = tokio::time::Instant::now();
+        // A single check never runs past the deadline.
+        let remaining = deadline.saturating_duration_since(started).max(Duration::from_millis(100));
+        let outcome = match tokio::time::timeout(remaining, probe.check()).await {
+            Ok(r) => r,
+            Err(_) => Err(ValidationError::NotPassing(format!("the check did not answer within {remaining:?}"))),
+        };
+        match outcome {
+            Ok(observed) => {
+                return Ok(PollReport {
+                    passed_at: Utc::now(),
+                    first_check_at,
+                    checks,
+                    observed,
+                    last_failure,
+                });
+            }
+            Err(e) if !e.is_retryable() => return Err(e),
+            Err(e) => last_failure = Some(e.to_string()),
+        }
+        let next = started + interval;
+        if next >= deadline {
+            return Err(ValidationError::NotPassing(format!(
+                "did not pass within {:?} ({checks} checks); last failure: {}",
+                timeout,
+                last_failure.unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
