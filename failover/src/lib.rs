@@ -2,5 +2,10 @@
 //! proxy, PgBouncer, Route53, Kubernetes Services); scale workloads.
 //!
 //! Like every domain crate it knows nothing about plans, DAGs or the journal, and returns
-//! typed, retryability-aware errors. Its functionality arrives with the multi-region
-//! failover work; until then the crate is intentionally empty.
+//! typed, retryability-aware errors.
+//!
+//! - [`proxy`]: the built-in TCP proxy. Its upstream can be switched atomically (traffic
+//!   moves) and its links can carry toxics (latency, bandwidth, blackhole, resets), which
+//!   is how drills inject network faults without `tc` or iptables.
+
+pub mod proxy;

@@ -198,6 +198,11 @@ pub async fn resume(
     if let Some(lock) = &state.plan.lock {
         acquire_lock(journal, lock, &run_id, options.wait_for_lock).await?;
     }
+    // Faults the dead owner left in effect (a frozen process, a full disk) go first.
+    let undone = steps::chaos::revert_leftovers(journal, &run_id).await?;
+    if undone > 0 {
+        tracing::warn!(run = %run_id, undone, "reverted faults left behind by the interrupted owner");
+    }
     let rerun: Vec<String> = state
         .units
         .iter()

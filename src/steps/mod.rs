@@ -5,6 +5,15 @@
 //! help. Adapters never retry, time out or journal by themselves: the engine owns that.
 
 pub mod approval;
+pub mod chaos;
+pub mod chaos_clock_skew;
+pub mod chaos_disk_fill;
+pub mod chaos_http;
+pub mod chaos_network;
+pub mod chaos_process_kill;
+pub mod chaos_revert;
+pub mod chaos_sql;
+pub mod chaos_stress;
 pub mod exec;
 pub mod http;
 mod postgres;
@@ -96,6 +105,14 @@ macro_rules! kind {
 /// Every step kind the engine knows, by name.
 pub const KINDS: &[KindSpec] = &[
     kind!("approval", "wait until `lifeboat approve RUN STEP` (or reject)", approval),
+    kind!("chaos.clock_skew", "run a command under a shifted clock (faketime) for a duration", chaos_clock_skew),
+    kind!("chaos.disk_fill", "fill a filesystem until only so much space remains; removed on revert", chaos_disk_fill),
+    kind!("chaos.http", "HTTP fault proxy: abort or delay matching requests", chaos_http),
+    kind!("chaos.network", "TCP fault proxy: latency, bandwidth, blackhole, resets, down (Toxiproxy toxics)", chaos_network),
+    kind!("chaos.process_kill", "signal a process (KILL/TERM/INT, or STOP then CONT) and observe it gone", chaos_process_kill),
+    kind!("chaos.revert", "revert the run's active faults (all or of named steps)", chaos_revert),
+    kind!("chaos.sql", "run a destructive SQL statement (e.g. an accidental DROP TABLE)", chaos_sql),
+    kind!("chaos.stress", "CPU and memory pressure for a duration", chaos_stress),
     kind!("exec", "run a command; outputs from its last stdout line (a JSON object) or a file", exec),
     kind!("http", "send an HTTP request and check status, body and JSON", http),
     kind!("postgres.backup", "take a base backup of a running PostgreSQL into a repository (file:// or s3://)", postgres_backup),

@@ -1,0 +1,259 @@
+//! What the `chaos.*` step kinds share: injecting once per idempotency key, journaling
+//! the evidence (side channel `fault/<step>`: key 0 the injection, key 1 the revert),
+//! and handing persistent faults to the run's background work so they are reverted
+//! after their `duration`, on abort or rollback, by `chaos.revert`, or at the run's end.
+
+use super::validation::timestamp;
+use super::{Outputs, StepContext, StepError};
+use crate::chaos::{ChaosError, DurableRevert, Injection};
+use crate::engine::background::{self, Class};
+use crate::journal::{Journal, SideRecord};
+use chrono::Utc;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::time::Duration;
+
+impl From<ChaosError> for StepError {
+    fn from(error: ChaosError) -> Self {
+        StepError {
+            retryable: error.is_retryable(),
+            message: error.to_string(),
+        }
+    }
+}
+
+pub const FAULT_CHANNEL: &str = "fault/";
+const INJECTED: i64 = 0;
+const REVERTED: i64 = 1;
+
+pub fn fault_channel(step: &str) -> String {
+    format!("{FAULT_CHANNEL}{step}")
+}
+
+/// Injects the fault unless this step already did (a resumed or retried step must not
+/// kill a second process or fill a disk twice), journals it, and arranges its revert.
+pub async fn activate<F>(cx: &StepContext, inject: F, duration: Option<Duration>, wait: bool) -> Result<Outputs, StepError>
+where
+    F: Future<Output = Result<Injection, ChaosError>>,
+{
+    let channel = fault_channel(&cx.step_id);
+    let earlier = cx.journal.records(&cx.run_id, &channel).await.map_err(journal_error)?;
+    if let Some((_, record)) = earlier.iter().find(|(c, r)| c == &channel && r.key == INJECTED) {
+        tracing::info!(run = %cx.run_id, step = %cx.step_id, "fault already injected by an earlier attempt; not injecting again");
+        return Ok(outputs_of_record(&record.payload));
+    }
+    let injection = tokio::select! {
+        r = inject => r?,
+        _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
+    };
+    let Injection {
+        injected_at,
+        evidence,
+        revert,
+    } = injection;
+    let reverts_at = duration.filter(|_| revert.is_some()).map(|d| injected_at + d);
+    let payload = json!({
+        "injected_at": timestamp(injected_at),
+        "evidence": evidence,
+        "persistent": revert.is_some(),
+        "reverts_at": reverts_at.map(timestamp),
+        "durable_revert": revert.as_ref().and_then(|r| r.durable.clone()),
+    });
+    let record = SideRecord {
+        key: INJECTED,
+        at: injected_at,
+        payload: payload.clone(),
+    };
+    if let Err(e) = cx.journal.put_records(&cx.run_id, &channel, &[record]).await {
+        // The fault is in effect but unrecorded: undo it rather than leave it unowned.
+        if let Some(r) = revert {
+            let _ = r.undo.await;
+        }
+        return Err(journal_error(e));
+    }
+    tracing::warn!(run = %cx.run_id, step = %cx.step_id, injected_at = %injected_at, "fault injected");
+    if let Some(revert) = revert {
+        let (journal, run_id, step) = (cx.journal.clone(), cx.run_id.clone(), cx.step_id.clone());
+        background::register(
+            &cx.run_id,
+            &cx.step_id,
+            Class::Fault,
+            Box::new(move |reason| {
+                Box::pin(async move {
+                    let outcome = revert.undo.await;
+                    record_revert(&journal, &run_id, &step, &reason, outcome).await;
+                })
+            }),
+        );
+        if let Some(d) = duration {
+            let (run_id, step) = (cx.run_id.clone(), cx.step_id.clone());
+            let timer = tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                background::release_step(&run_id, &step, Class::Fault, "its duration elapsed").await;
+            });
+            if wait {
+                tokio::select! {
+                    _ = timer => {}
+                    _ = cx.cancel.cancelled() => {
+                        background::release_step(&cx.run_id, &cx.step_id, Class::Fault, "the step was cancelled").await;
+                        return Err(StepError::retryable("cancelled"));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = outputs_of_record(&payload);
+    if wait {
+        let records = cx.journal.records(&cx.run_id, &channel).await.map_err(journal_error)?;
+        if let Some((_, r)) = records.iter().find(|(c, r)| c == &channel && r.key == REVERTED) {
+            out.insert("reverted_at".into(), r.payload["reverted_at"].clone());
+            out.insert("revert".into(), r.payload.clone());
+        }
+    }
+    Ok(out)
+}
+
+async fn record_revert(journal: &Journal, run_id: &str, step: &str, reason: &str, outcome: Result<serde_json::Map<String, Value>, String>) {
+    let reverted_at = Utc::now();
+    let payload = match &outcome {
+        Ok(observed) => json!({ "reverted_at": timestamp(reverted_at), "reason": reason, "observed": observed }),
+        Err(e) => json!({ "reverted_at": timestamp(reverted_at), "reason": reason, "error": e }),
+    };
+    match &outcome {
+        Ok(_) => tracing::info!(run = %run_id, step = %step, reason = %reason, "fault reverted"),
+        Err(e) => tracing::error!(run = %run_id, step = %step, reason = %reason, error = %e, "fault revert failed"),
+    }
+    let record = SideRecord {
+        key: REVERTED,
+        at: reverted_at,
+        payload,
+    };
+    if let Err(e) = journal.put_records(run_id, &fault_channel(step), &[record]).await {
+        tracing::error!(run = %run_id, step = %step, error = %e, "could not journal a fault's revert");
+    }
+}
+
+/// After a crash: undoes the injections of `run_id` that were never reverted and can be
+/// undone from here (a stopped process, a fill file). In-process faults died with the
+/// process that held them; they are recorded as such.
+pub async fn revert_leftovers(journal: &Journal, run_id: &str) -> Result<usize, crate::journal::JournalError> {
+    let records = journal.records(run_id, FAULT_CHANNEL).await?;
+    let mut undone = 0;
+    for (channel, record) in records.iter().filter(|(_, r)| r.key == INJECTED) {
+        if records.iter().any(|(c, r)| c == channel && r.key == REVERTED) {
+            continue;
+        }
+        let step = channel.trim_start_matches(FAULT_CHANNEL);
+        let durable: Option<DurableRevert> = serde_json::from_value(record.payload["durable_revert"].clone()).ok().flatten();
+        let outcome = match durable {
+            Some(d) => d.apply().map(|note| crate::chaos::evidence([("note", note.into())])),
+            None if record.payload["persistent"] == Value::Bool(true) => Ok(crate::chaos::evidence([(
+                "note",
+                "ended with the engine process that held it".into(),
+            )])),
+            None => continue,
+        };
+        record_revert(journal, run_id, step, "reverted when the run was resumed after a crash", outcome).await;
+        undone += 1;
+    }
+    Ok(undone)
+}
+
+fn outputs_of_record(payload: &Value) -> Outputs {
+    let mut out = Outputs::new();
+    out.insert("injected_at".into(), payload["injected_at"].clone());
+    if !payload["reverts_at"].is_null() {
+        out.insert("reverts_at".into(), payload["reverts_at"].clone());
+    }
+    if let Value::Object(evidence) = &payload["evidence"] {
+        for (k, v) in evidence {
+            out.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    out
+}
+
+fn journal_error(e: crate::journal::JournalError) -> StepError {
+    StepError::retryable(format!("journal: {e}"))
+}
+
+/// An optional `duration` option.
+pub fn optional_duration(value: &Option<crate::plan::model::HumanDuration>) -> Result<Option<Duration>, StepError> {
+    value
+        .as_ref()
+        .map(|d| crate::plan::duration::parse(&d.0).map_err(|e| StepError::terminal(format!("duration: {e}"))))
+        .transpose()
+}
+
+/// Sizes such as `512MiB`, `2GB`, `4096` (bytes).
+pub fn parse_size(text: &str, option: &str) -> Result<u64, StepError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" | "K" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" | "M" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" | "G" => 1 << 30,
+        "TiB" | "T" => 1 << 40,
+        _ => {
+            return Err(StepError::terminal(format!(
+                "{option}: `{text}` is not a size; use e.g. 512MiB, 2GiB or a number of bytes"
+            )));
+        }
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| StepError::terminal(format!("{option}: `{text}` is not a size; use e.g. 512MiB")))?;
+    Ok((n * factor as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(super::parse_size("512MiB", "m").unwrap(), 512 << 20);
+        assert_eq!(super::parse_size("1.5GB", "m").unwrap(), 1_500_000_000);
+        assert_eq!(super::parse_size("4096", "m").unwrap(), 4096);
+        assert!(super::parse_size("lots", "m").is_err());
+    }
+}
+
+/// Named services a run starts for its faults (fault proxies): found by name by later
+/// steps of the same run, stopped when the run ends.
+pub struct RunServices<T>(std::sync::Mutex<std::collections::BTreeMap<(String, String), T>>);
+
+impl<T: Clone + Send + 'static> RunServices<T> {
+    pub const fn new() -> Self {
+        RunServices(std::sync::Mutex::new(std::collections::BTreeMap::new()))
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(String, String), T>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, run_id: &str, name: &str) -> Option<T> {
+        self.map().get(&(run_id.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// Keeps `service` under `name` until the run ends, then calls `stop` on it.
+    pub fn insert(&'static self, cx: &StepContext, name: &str, service: T, stop: fn(&T)) {
+        let key = (cx.run_id.clone(), name.to_owned());
+        self.map().insert(key.clone(), service);
+        background::register(
+            &cx.run_id,
+            &cx.step_id,
+            Class::Service,
+            Box::new(move |_reason| {
+                Box::pin(async move {
+                    if let Some(s) = self.map().remove(&key) {
+                        stop(&s);
+                    }
+                })
+            }),
+        );
+    }
+}
