@@ -2,6 +2,7 @@
 //! journals before it acts.
 
 pub mod background;
+pub mod guards;
 pub mod redact;
 pub mod runner;
 pub mod state;

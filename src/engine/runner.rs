@@ -19,6 +19,7 @@
 //! at once and leaves the run interrupted, to be resumed.
 
 use super::background;
+use super::guards;
 use super::redact::Redactor;
 use super::state::{AttemptResult, RunState};
 use crate::journal::{Event, Journal, JournalError, LockOutcome, Owner, RunStatus};
@@ -334,6 +335,17 @@ impl Runner {
         let mut heartbeat = tokio::time::interval(crate::journal::owner::HEARTBEAT_EVERY);
         let mut inbox = tokio::time::interval(INBOX_POLL);
         let mut signals = Signals::new();
+        let (breach_tx, mut breaches) = mpsc::unbounded_channel();
+        let guards_stop = CancellationToken::new();
+        let _stop_guards_on_return = guards_stop.clone().drop_guard();
+        if self.state.halt.is_none() {
+            for guard in &self.state.plan.guards {
+                let with = template::render_value(&Value::Object(guard.with.clone()), &self.state.scope())
+                    .map(|v| v.value)
+                    .map_err(|e| e.to_string());
+                guards::watch(guard.clone(), with, breach_tx.clone(), guards_stop.clone());
+            }
+        }
         loop {
             let now = Utc::now();
             let decision = self.state.decide(now);
@@ -377,6 +389,22 @@ impl Runner {
                 _ = inbox.tick() => {
                     if let Some(cmd) = self.journal.take_abort(&run_id).await? {
                         self.abort(cmd.by, cmd.reason, cmd.rollback);
+                    }
+                }
+                Some(breach) = breaches.recv() => {
+                    if self.state.halt.is_none() {
+                        let breach = guards::Breach { error: self.redactor.redact(&breach.error), ..breach };
+                        tracing::error!(run = %run_id, guard = %breach.guard, error = %breach.error, "guard breached; aborting the run");
+                        self.pending.push(Event::GuardBreached {
+                            guard: breach.guard.clone(),
+                            error: breach.error.clone(),
+                            failures: breach.failures,
+                        });
+                        self.abort(
+                            format!("guard {}", breach.guard),
+                            Some(format!("guard {} breached: {}", breach.guard, breach.error)),
+                            breach.rollback,
+                        );
                     }
                 }
                 _ = heartbeat.tick() => self.journal.heartbeat(&run_id).await?,

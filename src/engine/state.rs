@@ -237,6 +237,8 @@ impl RunState {
                 self.halt_main(Halt::Aborted { by: by.clone() });
             }
             Event::RunFinished { status, reason } => self.finished = Some((*status, reason.clone())),
+            // Recorded for reports; the abort that follows it changes the state.
+            Event::GuardBreached { .. } => {}
         }
     }
 

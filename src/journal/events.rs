@@ -79,6 +79,12 @@ pub enum Event {
         status: RunStatus,
         reason: Option<String>,
     },
+    /// A guard's probe failed `failures` checks in a row; an `AbortRequested` follows.
+    GuardBreached {
+        guard: String,
+        error: String,
+        failures: u32,
+    },
 }
 
 impl Event {
@@ -96,6 +102,7 @@ impl Event {
             Event::CompensationFailed { .. } => "compensation_failed",
             Event::AbortRequested { .. } => "abort_requested",
             Event::RunFinished { .. } => "run_finished",
+            Event::GuardBreached { .. } => "guard_breached",
         }
     }
 

@@ -13,6 +13,8 @@ pub struct CompiledPlan {
     pub description: Option<String>,
     pub rto: Option<Duration>,
     pub rpo: Option<Duration>,
+    pub max_rows_lost: Option<u64>,
+    pub guards: Vec<Guard>,
     pub params: BTreeMap<String, ParamDecl>,
     pub concurrency: usize,
     pub lock: Option<String>,
@@ -28,6 +30,17 @@ pub struct ParamDecl {
     pub default: Option<Value>,
     pub required: bool,
     pub description: Option<String>,
+}
+
+/// A halt condition watched by the runner (see `model::GuardSpec`).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub id: String,
+    pub kind: String,
+    pub with: Map<String, Value>,
+    pub interval: Duration,
+    pub failure_threshold: u32,
+    pub rollback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

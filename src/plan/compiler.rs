@@ -4,7 +4,7 @@
 //! step kind's options schema) → typed deserialization of each section that passed →
 //! semantic checks (ids, needs, cycles, expressions, markers).
 
-use super::compiled::{CompiledPlan, ParamDecl, RetryPolicy, Role, Unit};
+use super::compiled::{CompiledPlan, Guard, ParamDecl, RetryPolicy, Role, Unit};
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::expr::{Expr, Path};
 use super::model::{self, Mark, PlanDocument, StepSpec};
@@ -218,8 +218,73 @@ impl<'f> Compilation<'f> {
         clean &= self.issues(issues, None);
         let params = self.params(spec);
         let entries = self.step_entries(spec);
-        let plan = self.analyse(spec, entries, &params, name);
+        let guards = self.guards(spec, &params);
+        let plan = self.analyse(spec, entries, &params, name).map(|plan| CompiledPlan { guards, ..plan });
         plan.filter(|_| clean)
+    }
+
+    /// Guards: probe kinds with valid options, reading only what exists from the run's
+    /// start (params, env, run).
+    fn guards(&mut self, spec: &Node, params: &BTreeMap<String, ParamDecl>) -> Vec<Guard> {
+        let Some(yaml::NodeValue::Seq(items)) = spec.get("guards").map(|n| &n.value) else {
+            return Vec::new();
+        };
+        let mut seen = BTreeSet::new();
+        let mut guards = Vec::new();
+        for node in items {
+            // Shape errors were reported by the structural check.
+            let Ok(g) = serde_json::from_value::<model::GuardSpec>(node.to_json()) else { continue };
+            let what = format!("guard {}", g.id);
+            if !seen.insert(g.id.clone()) {
+                self.error(node.pos, Some(&what), format!("duplicate guard id `{}`", g.id), Some("give each guard its own id".into()));
+            }
+            let kind_pos = node.get("kind").map_or(node.pos, |n| n.pos);
+            if !steps::validation::PROBE_KINDS.contains(&g.kind.as_str()) {
+                self.error(
+                    kind_pos,
+                    Some(&what),
+                    format!("guard kind `{}` is not a probe", g.kind),
+                    Some(format!("guards use {}", steps::validation::PROBE_KINDS.join(", "))),
+                );
+                continue;
+            }
+            let issues = kind_issues(node);
+            self.issues(issues, Some(&what));
+            let with_pos = node.get("with").map_or(node.pos, |n| n.pos);
+            for (_, parsed) in template::expressions_in(&Value::Object(g.with.clone())) {
+                let Ok(pieces) = parsed else {
+                    self.error(with_pos, Some(&what), "invalid expression in a guard's options", None);
+                    continue;
+                };
+                for piece in &pieces {
+                    let Piece::Expr { expr, .. } = piece else { continue };
+                    for path in expr.paths() {
+                        let ok = match path.segments[0].as_str() {
+                            "params" => path.segments.get(1).is_some_and(|n| params.contains_key(n)),
+                            "env" | "run" => true,
+                            _ => false,
+                        };
+                        if !ok {
+                            self.error(
+                                with_pos,
+                                Some(&what),
+                                format!("guard `{}` reads `{path}`", g.id),
+                                Some("guards run from the start of the run: they can read declared params.*, env.* and run.* only".into()),
+                            );
+                        }
+                    }
+                }
+            }
+            guards.push(Guard {
+                id: g.id.clone(),
+                kind: g.kind.clone(),
+                with: g.with.clone(),
+                interval: duration(&g.interval).unwrap_or(std::time::Duration::from_secs(1)),
+                failure_threshold: g.failure_threshold.unwrap_or(3),
+                rollback: g.rollback,
+            });
+        }
+        guards
     }
 
     fn params(&mut self, spec: &Node) -> BTreeMap<String, ParamDecl> {
@@ -861,6 +926,8 @@ fn build(
         description,
         rto: objectives.as_ref().and_then(|o| duration(&o.rto)),
         rpo: objectives.as_ref().and_then(|o| duration(&o.rpo)),
+        max_rows_lost: objectives.as_ref().and_then(|o| o.rows_lost),
+        guards: Vec::new(),
         params,
         concurrency: concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize),
         lock,

@@ -57,6 +57,10 @@ pub struct Spec {
     #[serde(default)]
     pub lock: Option<String>,
     pub steps: Vec<StepSpec>,
+    /// Halt conditions: probes checked for the whole run; a breach aborts it and reverts
+    /// every active fault.
+    #[serde(default)]
+    pub guards: Vec<GuardSpec>,
     /// Steps that always run after `steps` finish, fail or are aborted, like a defer.
     #[serde(default)]
     pub finally: Vec<StepSpec>,
@@ -71,6 +75,33 @@ pub struct Objectives {
     /// Recovery point objective, e.g. `30s`.
     #[serde(default)]
     pub rpo: Option<HumanDuration>,
+    /// Most acknowledged canary rows that may be lost (0: no data loss).
+    #[serde(default)]
+    pub rows_lost: Option<u64>,
+}
+
+/// A halt condition: a probe checked every `interval` while the run's steps run.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSpec {
+    /// Unique among guards: lower-case letters, digits, `_` and `-`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub id: String,
+    /// A probe kind: `validation.http_probe`, `validation.tcp_probe` or `validation.sql_probe`.
+    pub kind: String,
+    /// The probe's options (its `interval`/`timeout` are not used: the guard's are).
+    #[serde(default)]
+    pub with: serde_json::Map<String, serde_json::Value>,
+    /// Time between checks (default `1s`).
+    #[serde(default)]
+    pub interval: Option<HumanDuration>,
+    /// Consecutive failed checks that make a breach (default 3).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    pub failure_threshold: Option<u32>,
+    /// On breach, also compensate completed steps (default: abort only).
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
