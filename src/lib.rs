@@ -5,6 +5,7 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod drill;
 pub mod engine;
 pub mod journal;
 pub mod plan;

@@ -2,6 +2,7 @@
 //! input, 3 lock held.
 
 mod bench;
+mod drill_cmd;
 mod pg_cmd;
 mod plan_cmd;
 mod run_cmd;
@@ -70,6 +71,9 @@ enum Command {
     Plan(plan_cmd::PlanCommand),
     /// Run a plan.
     Run(run_cmd::RunArgs),
+    /// Run a plan as a drill: measure RTO, RPO and rows lost against its objectives,
+    /// write reports, exit 0 only when every objective is met.
+    Drill(drill_cmd::DrillArgs),
     /// List runs, or show one.
     Runs(runs_cmd::RunsArgs),
     /// Continue an interrupted run (completed steps are not run again).
@@ -125,6 +129,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(cmd) => plan_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(&cli.state, args).await,
+        Command::Drill(args) => drill_cmd::run(&cli.state, args).await,
         Command::Runs(args) => runs_cmd::run(&cli.state, args).await,
         Command::Resume(args) => run_cmd::resume(&cli.state, args).await,
         Command::Abort(args) => run_cmd::abort(&cli.state, args).await,

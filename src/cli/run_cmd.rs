@@ -61,12 +61,28 @@ pub struct DecisionArgs {
 }
 
 pub async fn run(state: &str, args: RunArgs) -> anyhow::Result<u8> {
+    match start_run(state, args).await? {
+        Some(run_id) => {
+            let journal = open_journal(state).await?;
+            let row = journal.run(&run_id).await?;
+            Ok(if row.status == RunStatus::Succeeded {
+                exit::SUCCESS
+            } else {
+                exit::RUN_FAILED
+            })
+        }
+        None => Ok(exit::SUCCESS),
+    }
+}
+
+/// Compiles and runs a plan with the live view; the run's id, or `None` for a dry run.
+pub async fn start_run(state: &str, args: RunArgs) -> anyhow::Result<Option<String>> {
     let given: BTreeMap<String, String> = args.params.into_iter().collect();
     let compiled = load_and_compile(&args.plan, None).map_err(invalid)?;
     let resolved = params::resolve(&compiled, &given).map_err(|e| invalid(render_param_errors(&args.plan, &e).trim_end().to_owned()))?;
     if args.dry_run {
         print!("{}", dry_run(&compiled, &resolved));
-        return Ok(exit::SUCCESS);
+        return Ok(None);
     }
     let source = std::fs::read_to_string(&args.plan)?;
     let journal = open_journal(state).await?;
@@ -86,7 +102,8 @@ pub async fn run(state: &str, args: RunArgs) -> anyhow::Result<u8> {
         },
     )
     .await;
-    finish(result, view).await
+    let report = report_end(result, view).await?;
+    Ok(Some(report.run_id))
 }
 
 pub async fn resume(state: &str, args: ResumeArgs) -> anyhow::Result<u8> {
@@ -106,15 +123,20 @@ pub async fn resume(state: &str, args: ResumeArgs) -> anyhow::Result<u8> {
 }
 
 async fn finish(result: Result<RunReport, runner::EngineError>, view: view::ViewHandle) -> anyhow::Result<u8> {
-    view.finish().await;
-    let report = result?;
-    let reason = report.reason.map(|r| format!(": {r}")).unwrap_or_default();
-    println!("run {} {}{reason}", report.run_id, report.status.as_str());
+    let report = report_end(result, view).await?;
     Ok(if report.status == RunStatus::Succeeded {
         exit::SUCCESS
     } else {
         exit::RUN_FAILED
     })
+}
+
+async fn report_end(result: Result<RunReport, runner::EngineError>, view: view::ViewHandle) -> anyhow::Result<RunReport> {
+    view.finish().await;
+    let report = result?;
+    let reason = report.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+    println!("run {} {}{reason}", report.run_id, report.status.as_str());
+    Ok(report)
 }
 
 pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {

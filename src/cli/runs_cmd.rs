@@ -28,6 +28,19 @@ enum RunsCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Measure a finished run as a drill and write reports (*.html, *.md, *.json, *.junit.xml).
+    Report {
+        run: String,
+        #[arg(long = "report", value_name = "PATH")]
+        reports: Vec<std::path::PathBuf>,
+    },
+    /// RTO/RPO history of a plan's finished runs, with p50/p95/max.
+    Trend {
+        /// The plan's name (metadata.name).
+        plan: String,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +68,46 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
                     r.created_at.format("%Y-%m-%d %H:%M:%S"),
                     duration(&r)
                 );
+            }
+            Ok(exit::SUCCESS)
+        }
+        Some(RunsCommand::Report { run, reports }) => {
+            for path in &reports {
+                crate::drill::report::Format::for_path(path).map_err(super::invalid)?;
+            }
+            let m = crate::drill::measure::measure(&journal, &run).await?;
+            print!("{}", super::drill_cmd::summary(&m));
+            for path in &reports {
+                crate::drill::report::write(&m, path).map_err(anyhow::Error::msg)?;
+                println!("report: {}", path.display());
+            }
+            Ok(if m.passed { exit::SUCCESS } else { exit::RUN_FAILED })
+        }
+        Some(RunsCommand::Trend { plan, output }) => {
+            let rows = journal.runs(Some(&plan), args.limit.max(100)).await?;
+            let mut measured = Vec::new();
+            for row in rows.iter().rev().filter(|r| r.finished_at.is_some()) {
+                match crate::drill::measure::measure(&journal, &row.id).await {
+                    Ok(m) => measured.push(m),
+                    Err(e) => tracing::warn!(run = %row.id, error = %e, "cannot measure run"),
+                }
+            }
+            if measured.is_empty() {
+                return Err(super::invalid(format!(
+                    "no finished runs of plan `{plan}` in {}; run `lifeboat drill` first (the name is metadata.name)",
+                    journal.url_for_display
+                )));
+            }
+            let summary = crate::drill::trend::summarize(&measured);
+            match output {
+                Output::Json => {
+                    let runs: Vec<serde_json::Value> = measured
+                        .iter()
+                        .map(|m| serde_json::json!({ "run_id": m.run_id, "started_at": m.started_at, "passed": m.passed, "rto_ms": m.rto_ms, "rpo_ms": m.rpo_ms, "rows_lost": m.rows_lost }))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "plan": plan, "runs": runs, "summary": summary }))?);
+                }
+                Output::Text => print!("{}", crate::drill::trend::render_text(&plan, &measured, &summary)),
             }
             Ok(exit::SUCCESS)
         }
