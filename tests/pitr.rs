@@ -111,6 +111,7 @@ async fn pitr_round_trip(repo: TestRepo, dir: &std::path::Path) {
     for (index, (target, last_seq)) in targets.cases.into_iter().enumerate() {
         let pgdata = dir.join(format!("restore-{index}"));
         let options = RestoreOptions {
+            inclusive: true,
             repo_url: repo.url.clone(),
             pgdata: pgdata.clone(),
             target: target.clone(),

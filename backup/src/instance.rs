@@ -242,6 +242,33 @@ impl LocalInstance {
         append_settings(&pgdata.join("postgresql.conf"), "written by lifeboat", &settings)
     }
 
+    /// A postmaster killed by SIGKILL can linger as a zombie until init reaps it, and
+    /// PostgreSQL refuses to start while the pid in its lock file exists at all. A zombie
+    /// holds no shared memory and serves nothing, so its lock file is removed.
+    fn clear_dead_pid_file(&self) -> Result<()> {
+        let mut lock_files = vec![self.pgdata().join("postmaster.pid")];
+        if let Ok(entries) = std::fs::read_dir(self.socket_dir()) {
+            lock_files.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".s.PGSQL.") && n.ends_with(".lock"))),
+            );
+        }
+        for file in lock_files {
+            let pid = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+            if let Some(pid) = pid
+                && process_state(pid) == Some('Z')
+            {
+                tracing::warn!(pid, file = %file.display(), "removing the lock file of a dead (zombie) postmaster");
+                std::fs::remove_file(&file).map_err(BackupError::io(&file))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn running_pid(&self) -> Option<i32> {
         postmaster_pid(&self.pgdata())
     }
@@ -251,6 +278,7 @@ impl LocalInstance {
         if self.running_pid().is_some() {
             return Ok(());
         }
+        self.clear_dead_pid_file()?;
         self.spawn().await?;
         let started = tokio::time::Instant::now();
         let deadline = started + Duration::from_secs(120);
@@ -339,7 +367,15 @@ pub fn has_entries(dir: &Path) -> bool {
 pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).ok().map(|_| pid)
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).ok()?;
+    // A killed postmaster stays a zombie until init reaps it; it serves nothing.
+    (!matches!(process_state(pid), Some('Z' | 'X'))).then_some(pid)
+}
+
+/// The state letter of `/proc/<pid>/stat` (R, S, D, Z, T…).
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next())
 }
 
 pub fn log_tail(path: &Path, lines: usize) -> String {

@@ -53,6 +53,9 @@ pub struct RestoreOptions {
     pub repo_url: String,
     pub pgdata: PathBuf,
     pub target: Target,
+    /// Stop just after the target (true, PostgreSQL's default) or just before it: with an
+    /// xid target, `false` restores everything committed before that transaction.
+    pub inclusive: bool,
     /// Restore this backup instead of the newest one that can reach the target.
     pub backup: Option<String>,
     /// Reuse files already in `pgdata` whose checksum matches; remove files the backup lacks.
@@ -399,6 +402,9 @@ fn write_recovery_settings(backup: &Manifest, options: &RestoreOptions) -> Resul
         Target::Lsn(l) => settings.push(("recovery_target_lsn".into(), format_lsn(*l))),
         Target::Name(n) => settings.push(("recovery_target_name".into(), n.clone())),
         Target::Xid(x) => settings.push(("recovery_target_xid".into(), x.clone())),
+    }
+    if !options.inclusive && !matches!(options.target, Target::Latest | Target::Immediate) {
+        settings.push(("recovery_target_inclusive".into(), "off".into()));
     }
     settings.push(("recovery_target_action".into(), "promote".into()));
     settings.push(("recovery_target_timeline".into(), "latest".into()));

@@ -13,7 +13,7 @@ pub struct DrillArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Write a report; the format follows the name: *.html, *.md, *.json, *.junit.xml.
-    /// Repeat for several.
+    /// Repeat for several. Default: .lifeboat/reports/<run id>.html.
     #[arg(long = "report", value_name = "PATH")]
     reports: Vec<PathBuf>,
 }
@@ -29,8 +29,13 @@ pub async fn run(state: &str, args: DrillArgs) -> anyhow::Result<u8> {
     let journal = open_journal(state).await?;
     let measurement = measure(&journal, &run_id).await?;
     print!("{}", summary(&measurement));
+    let reports = if args.reports.is_empty() {
+        vec![PathBuf::from(".lifeboat/reports").join(format!("{run_id}.html"))]
+    } else {
+        args.reports
+    };
     let mut failed_reports = Vec::new();
-    for path in &args.reports {
+    for path in &reports {
         match report::write(&measurement, path) {
             Ok(()) => println!("report: {}", path.display()),
             Err(e) => failed_reports.push(e),

@@ -151,6 +151,9 @@ pub struct RestoreArgs {
     /// Recover up to the commit of this transaction id.
     #[arg(long)]
     target_xid: Option<String>,
+    /// Stop just before the target instead of just after it (e.g. before a bad transaction).
+    #[arg(long)]
+    target_exclusive: bool,
     /// Recover all archived WAL.
     #[arg(long)]
     latest: bool,
@@ -364,6 +367,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
         repo_url: args.repo.repo.clone(),
         pgdata,
         target,
+        inclusive: !args.target_exclusive,
         backup: args.backup,
         delta: args.delta,
         parallel: args.parallel,

@@ -217,14 +217,14 @@ pub fn compute(
         objectives.push(match rto_ms {
             Some(ms) => ObjectiveResult {
                 name: "RTO".into(),
-                target: format_ms(target_ms),
+                target: crate::plan::duration::format(target),
                 measured: format_ms(ms),
                 met: ms <= target_ms,
                 note: None,
             },
             None => ObjectiveResult {
                 name: "RTO".into(),
-                target: format_ms(target_ms),
+                target: crate::plan::duration::format(target),
                 measured: "not measured".into(),
                 met: false,
                 note: Some(match (&disaster, &recovered) {
@@ -239,21 +239,21 @@ pub fn compute(
         objectives.push(match (rpo_ms, &rpo) {
             (Some(ms), _) => ObjectiveResult {
                 name: "RPO".into(),
-                target: format_ms(target_ms),
+                target: crate::plan::duration::format(target),
                 measured: format_ms(ms),
                 met: ms <= target_ms,
                 note: None,
             },
             (None, Some(_)) => ObjectiveResult {
                 name: "RPO".into(),
-                target: format_ms(target_ms),
+                target: crate::plan::duration::format(target),
                 measured: "unbounded".into(),
                 met: false,
                 note: Some("no acknowledged canary row written before the disaster survived".into()),
             },
             (None, None) => ObjectiveResult {
                 name: "RPO".into(),
-                target: format_ms(target_ms),
+                target: crate::plan::duration::format(target),
                 measured: "not measured".into(),
                 met: false,
                 note: Some("no validation.rpo step succeeded".into()),

@@ -1,5 +1,6 @@
 //! `chaos.sql`: run a destructive statement (an accidental `DROP TABLE`). Outputs the
-//! time just before it (`started_at`, a restore target) and its commit (`injected_at`).
+//! time just before it (`started_at`), its transaction id (`xid`: restore to it with
+//! `target_exclusive` to undo exactly this), and its commit (`injected_at`).
 
 use super::chaos::activate;
 use super::{Outputs, StepContext, StepError, Text};
@@ -13,8 +14,16 @@ pub struct Options {
     pub dsn: Text,
     /// The statement(s), e.g. `DROP TABLE orders`.
     pub statement: String,
+    /// Run it in a transaction and output its `xid` (default true); false for statements
+    /// that refuse transaction blocks.
+    #[serde(default = "default_true")]
+    pub transaction: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    activate(cx, crate::chaos::sql::inject(&options.dsn.0, &options.statement), None, false).await
+    activate(cx, crate::chaos::sql::inject(&options.dsn.0, &options.statement, options.transaction), None, false).await
 }

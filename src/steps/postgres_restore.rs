@@ -53,6 +53,10 @@ pub struct Options {
     pub target_lsn: Option<Text>,
     pub target_name: Option<Text>,
     pub target_xid: Option<Text>,
+    /// Stop just before the target instead of just after it: with `target_xid` of a bad
+    /// transaction, restores everything committed before it.
+    #[serde(default)]
+    pub target_exclusive: bool,
     /// Restore this backup (native) / set (pgbackrest) instead of the newest that fits.
     pub backup: Option<Text>,
     #[serde(default)]
@@ -206,6 +210,7 @@ async fn native(
         repo_url: repo.0.clone(),
         pgdata: pgdata.to_path_buf(),
         target,
+        inclusive: !options.target_exclusive,
         backup: options.backup.as_ref().map(|b| b.0.clone()),
         delta,
         parallel: options.parallel,
@@ -269,6 +274,9 @@ async fn pgbackrest(
     }
     if !matches!(target, Target::Latest) {
         command.arg("--target-action=promote");
+        if options.target_exclusive {
+            command.arg("--target-exclusive");
+        }
     }
     command.arg("restore");
     run_checked(command, "pgbackrest restore").await?;
