@@ -15,6 +15,7 @@ pub mod process;
 pub mod sql;
 pub mod stress;
 pub mod tcp;
+pub mod toxiproxy_api;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;

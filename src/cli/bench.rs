@@ -1,4 +1,5 @@
-//! `lifeboat bench dag`: durable step throughput of the engine on a generated plan.
+//! `lifeboat bench dag`: durable step throughput of the engine on a generated plan;
+//! `lifeboat bench proxy`: the fault proxy's overhead (in `bench_proxy.rs`).
 
 use super::exit;
 use crate::engine::runner::{self, NewRun, RunOptions};
@@ -23,6 +24,18 @@ pub enum BenchCommand {
         #[arg(long)]
         journal: Option<String>,
     },
+    /// Latency and throughput the TCP fault proxy adds over direct loopback.
+    Proxy {
+        /// Small round trips per path.
+        #[arg(long, default_value_t = 20000)]
+        requests: usize,
+        /// Alternating direct/proxied rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// MiB per bulk transfer.
+        #[arg(long, default_value_t = 512)]
+        bulk_mib: u64,
+    },
 }
 
 /// A plan of `layers × width` `sleep 0s` steps; step j of layer l needs `needs` steps of
@@ -44,13 +57,19 @@ pub fn layered_plan(layers: usize, width: usize, needs: usize, concurrency: usiz
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
-    let BenchCommand::Dag {
-        layers,
-        width,
-        needs,
-        concurrency,
-        journal,
-    } = cmd;
+    let (layers, width, needs, concurrency, journal) = match cmd {
+        BenchCommand::Proxy { requests, rounds, bulk_mib } => {
+            print!("{}", super::bench_proxy::run(requests, rounds, bulk_mib).await?);
+            return Ok(exit::SUCCESS);
+        }
+        BenchCommand::Dag {
+            layers,
+            width,
+            needs,
+            concurrency,
+            journal,
+        } => (layers, width, needs, concurrency, journal),
+    };
     let source = layered_plan(layers, width, needs, concurrency);
     let compile_start = std::time::Instant::now();
     let plan =

@@ -2,9 +2,11 @@
 //! input, 3 lock held.
 
 mod bench;
+mod bench_proxy;
 mod drill_cmd;
 mod pg_cmd;
 mod plan_cmd;
+mod proxy_cmd;
 mod run_cmd;
 mod runs_cmd;
 mod view;
@@ -87,6 +89,9 @@ enum Command {
     /// PostgreSQL backups, WAL archive and point-in-time restore through object storage.
     #[command(subcommand)]
     Pg(pg_cmd::PgCommand),
+    /// TCP fault proxies behind a Toxiproxy-compatible REST API.
+    #[command(subcommand)]
+    Proxy(proxy_cmd::ProxyCommand),
     /// Benchmarks of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -136,6 +141,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Approve(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve).await,
         Command::Reject(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Reject).await,
         Command::Pg(cmd) => pg_cmd::run(cmd).await,
+        Command::Proxy(cmd) => proxy_cmd::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

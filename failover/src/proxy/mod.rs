@@ -6,12 +6,13 @@
 //! connections too) and applies the toxics of its direction that were drawn for this
 //! connection. With no toxics a chunk costs one read and one write.
 
+mod splice;
 pub mod toxic;
 
 use rand::Rng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,10 +71,12 @@ struct Inner {
     /// Cancelled to stop accepting (disable, stop).
     accepting: Mutex<CancellationToken>,
     stats: Mutex<ProxyStats>,
+    bytes_upstream: AtomicU64,
+    bytes_downstream: AtomicU64,
     stopped: CancellationToken,
 }
 
-const BUFFER: usize = 32 * 1024;
+const BUFFER: usize = 128 * 1024;
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Proxy {
@@ -99,6 +102,8 @@ impl Proxy {
                 connections: Mutex::new(CancellationToken::new()),
                 accepting: Mutex::new(CancellationToken::new()),
                 stats: Mutex::new(ProxyStats::default()),
+                bytes_upstream: AtomicU64::new(0),
+                bytes_downstream: AtomicU64::new(0),
                 stopped: CancellationToken::new(),
             }),
         };
@@ -124,7 +129,10 @@ impl Proxy {
     }
 
     pub fn stats(&self) -> ProxyStats {
-        lock(&self.inner.stats).clone()
+        let mut stats = lock(&self.inner.stats).clone();
+        stats.bytes_upstream = self.inner.bytes_upstream.load(Ordering::Relaxed);
+        stats.bytes_downstream = self.inner.bytes_downstream.load(Ordering::Relaxed);
+        stats
     }
 
     pub fn toxics(&self) -> Vec<Toxic> {
@@ -321,16 +329,23 @@ async fn pump(
     // When a timeout/reset toxic first applied: its timer runs from there.
     let mut armed: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut ending = Ending::Close;
+    let pipe = splice::Pipe::new();
+    let mut active: Vec<Toxic> = Vec::new();
+    let mut deadline = None;
+    let mut first = true;
     loop {
-        let active: Vec<Toxic> = toxics_rx
-            .borrow_and_update()
-            .iter()
-            .filter(|t| t.stream == direction)
-            .filter(|t| draws.applies(&inner, t))
-            .cloned()
-            .collect();
-        armed.retain(|name, _| active.iter().any(|t| &t.name == name));
-        let deadline = active
+        // The toxic set is re-read only when it changed: the no-toxic path stays a plain copy.
+        if first || toxics_rx.has_changed().unwrap_or(false) {
+            first = false;
+            active = toxics_rx
+                .borrow_and_update()
+                .iter()
+                .filter(|t| t.stream == direction)
+                .filter(|t| draws.applies(&inner, t))
+                .cloned()
+                .collect();
+            armed.retain(|name, _| active.iter().any(|t| &t.name == name));
+            deadline = active
             .iter()
             .filter_map(|t| match t.kind {
                 ToxicKind::Timeout { timeout } if !timeout.is_zero() => Some(*armed.entry(t.name.clone()).or_insert_with(|| tokio::time::Instant::now() + timeout)),
@@ -338,10 +353,48 @@ async fn pump(
                 _ => None,
             })
             .min();
+        }
+        if active.is_empty()
+            && let Some(pipe) = &pipe
+        {
+            let mut moved = |n: u64| {
+                match direction {
+                    Stream::Upstream => inner.bytes_upstream.fetch_add(n, Ordering::Relaxed),
+                    Stream::Downstream => inner.bytes_downstream.fetch_add(n, Ordering::Relaxed),
+                };
+            };
+            let interrupt = async {
+                tokio::select! {
+                    _ = toxics_rx.changed() => {}
+                    _ = conn.cancelled() => {}
+                }
+            };
+            match splice::relay(from.as_ref(), to.as_ref(), pipe, interrupt, &mut moved).await {
+                splice::Spliced::Eof => {
+                    ending = Ending::HalfClose;
+                    break;
+                }
+                splice::Spliced::Failed => break,
+                splice::Spliced::Interrupted if conn.is_cancelled() => {
+                    ending = Ending::Dropped;
+                    break;
+                }
+                splice::Spliced::Interrupted => {
+                    first = true;
+                    continue;
+                }
+            }
+        }
         let read = tokio::select! {
             r = from.read(&mut buf) => r,
-            _ = toxics_rx.changed() => continue,
-            _ = conn.cancelled() => break,
+            _ = toxics_rx.changed() => {
+                first = true;
+                continue;
+            }
+            _ = conn.cancelled() => {
+                ending = Ending::Dropped;
+                break;
+            }
             _ = sleep_until_opt(deadline) => {
                 let now = tokio::time::Instant::now();
                 if active.iter().any(|t| matches!(t.kind, ToxicKind::ResetPeer { .. }) && armed.get(&t.name).is_some_and(|at| *at <= now)) {
@@ -401,13 +454,10 @@ async fn pump(
             break;
         }
         forwarded += len as u64;
-        {
-            let mut s = lock(&inner.stats);
-            match direction {
-                Stream::Upstream => s.bytes_upstream += len as u64,
-                Stream::Downstream => s.bytes_downstream += len as u64,
-            }
-        }
+        match direction {
+            Stream::Upstream => inner.bytes_upstream.fetch_add(len as u64, Ordering::Relaxed),
+            Stream::Downstream => inner.bytes_downstream.fetch_add(len as u64, Ordering::Relaxed),
+        };
         if matches!(after, After::Close) {
             break;
         }
@@ -425,11 +475,16 @@ async fn pump(
                 let _ = to.as_ref().set_linger(Some(Duration::ZERO));
             }
             conn.cancel();
+            // Dropping a write half would send a FIN before the reset.
+            to.forget();
         }
         Ending::Close => {
             let _ = to.shutdown().await;
             conn.cancel();
         }
+        // The other direction ended the connection; dropping the halves closes the
+        // sockets the way it chose (a reset stays a reset, no FIN first).
+        Ending::Dropped => to.forget(),
     }
 }
 
@@ -437,6 +492,7 @@ enum Ending {
     HalfClose,
     Close,
     Reset,
+    Dropped,
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
