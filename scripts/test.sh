@@ -17,6 +17,9 @@ install_prerequisites() {
   [ -x "$PG_BIN/postgres" ] || missing+=(postgresql-15)
   command -v sha256sum >/dev/null || missing+=(coreutils)
   command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+  # Chaos injectors: clock skew runs commands under libfaketime; stress can use stress-ng.
+  command -v faketime >/dev/null || missing+=(faketime)
+  command -v stress-ng >/dev/null || missing+=(stress-ng)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq
