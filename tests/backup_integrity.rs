@@ -14,11 +14,11 @@ use lifeboat_backup::{BackupError, catalog, layout, manifest};
 use support::servers::{Primary, TestRepo, free_port, lifeboat_for_postgres, shared_tempdir};
 
 fn restore_options(repo: &TestRepo, dir: &std::path::Path, name: &str, target: Target) -> RestoreOptions {
-    inclusive: true,
     RestoreOptions {
         repo_url: repo.url.clone(),
         pgdata: dir.join(name),
         target,
+        inclusive: true,
         backup: None,
         delta: false,
         parallel: 2,

@@ -31,7 +31,9 @@ async fn process_kill_observes_the_process_gone() {
     let pid = child.id();
     let source = plan(
         "kill",
-        &format!("  steps:\n    - id: kill\n      kind: chaos.process_kill\n      mark: disaster\n      with: {{ pid: {pid}, signal: KILL }}\n"),
+        &format!(
+            "  steps:\n    - id: kill\n      kind: chaos.process_kill\n      mark: disaster\n      with: {{ pid: {pid}, signal: KILL }}\n"
+        ),
     );
     let report = run(&j.journal, &source).await;
     assert_eq!(report.status, RunStatus::Succeeded);
@@ -41,7 +43,10 @@ async fn process_kill_observes_the_process_gone() {
     assert_eq!(out["observed"], "gone");
     let sent = chrono::DateTime::parse_from_rfc3339(out["signal_sent_at"].as_str().unwrap()).unwrap();
     let seen = chrono::DateTime::parse_from_rfc3339(out["injected_at"].as_str().unwrap()).unwrap();
-    assert!(seen >= sent, "the disaster time is when the process was seen gone, after the signal");
+    assert!(
+        seen >= sent,
+        "the disaster time is when the process was seen gone, after the signal"
+    );
     let m = measure(&j.journal, &report.run_id).await.unwrap();
     assert_eq!(m.disaster.unwrap().at, seen.with_timezone(&chrono::Utc));
 }
@@ -67,7 +72,11 @@ async fn stop_freezes_for_its_duration_then_continues() {
     let report = run(&j.journal, &source).await;
     assert_eq!(report.status, RunStatus::Succeeded);
     let ev = events(&j.journal, &report.run_id).await;
-    assert_eq!(outputs_of(&ev, "during")["state"], "T", "the process is stopped while the fault lasts");
+    assert_eq!(
+        outputs_of(&ev, "during")["state"],
+        "T",
+        "the process is stopped while the fault lasts"
+    );
     assert_eq!(outputs_of(&ev, "after")["state"], "S", "SIGCONT after the duration");
     let f = faults(&j.journal, &report.run_id).await;
     assert_eq!(f[0].revert.as_ref().unwrap()["reason"], "its duration elapsed");
@@ -130,7 +139,12 @@ async fn a_breached_guard_aborts_the_run_and_reverts_every_fault() {
         let reverted = chrono::DateTime::parse_from_rfc3339(reverted).unwrap();
         let lag = reverted.with_timezone(&chrono::Utc) - breach_at;
         assert!(lag < chrono::Duration::seconds(1), "{}: revert came {lag} after the breach", j.name);
-        assert!(m.faults[0].revert.as_ref().unwrap()["reason"].as_str().unwrap().contains("guard service-up"));
+        assert!(
+            m.faults[0].revert.as_ref().unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .contains("guard service-up")
+        );
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -230,7 +244,10 @@ async fn stress_holds_memory_and_cpu_for_its_duration() {
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.reason);
     let out = outputs_of(&events(&j.journal, &report.run_id).await, "pressure");
     let pid = out["pid"].as_u64().unwrap() as u32;
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || state_of(pid) == 'Z', "stress-ng outlived its fault");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || state_of(pid) == 'Z',
+        "stress-ng outlived its fault"
+    );
 }
 
 #[tokio::test]
@@ -246,7 +263,10 @@ async fn disk_fill_leaves_only_the_requested_space_then_frees_it() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        assert!(std::env::var("CI").is_err(), "CI must be able to mount a tmpfs for the disk-fill test");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must be able to mount a tmpfs for the disk-fill test"
+        );
         eprintln!("skipped: cannot mount tmpfs here");
         return;
     }
@@ -263,8 +283,13 @@ async fn disk_fill_leaves_only_the_requested_space_then_frees_it() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
     let _ = Command::new("umount").arg(dir.path()).status();
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.reason);
-    let free = outputs_of(&events(&j.journal, &report.run_id).await, "df")["free"].as_u64().unwrap();
-    assert!((7 << 20..=9 << 20).contains(&free), "{free} bytes free while filled, wanted about 8 MiB");
+    let free = outputs_of(&events(&j.journal, &report.run_id).await, "df")["free"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (7 << 20..=9 << 20).contains(&free),
+        "{free} bytes free while filled, wanted about 8 MiB"
+    );
     assert!(leftovers.is_empty(), "the fill file outlived the run");
     assert!(free_after_run.unwrap() > 40 << 20);
 }
@@ -368,7 +393,10 @@ async fn toxiproxy_clients_drive_lifeboat_proxy_serve() {
     assert_eq!(disabled.status(), 200);
     assert!(rtt().await.is_err(), "a disabled proxy still forwards");
     assert_eq!(http.post(format!("{api}/reset")).send().await.unwrap().status(), 204);
-    assert!(rtt().await.unwrap() < Duration::from_millis(200), "reset re-enables and removes toxics");
+    assert!(
+        rtt().await.unwrap() < Duration::from_millis(200),
+        "reset re-enables and removes toxics"
+    );
     let populated = http
         .post(format!("{api}/populate"))
         .json(&serde_json::json!([{ "name": "db", "listen": listen, "upstream": echo }, { "name": "cache", "listen": "127.0.0.1:0", "upstream": echo }]))

@@ -248,12 +248,11 @@ impl LocalInstance {
     fn clear_dead_pid_file(&self) -> Result<()> {
         let mut lock_files = vec![self.pgdata().join("postmaster.pid")];
         if let Ok(entries) = std::fs::read_dir(self.socket_dir()) {
-            lock_files.extend(
-                entries
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".s.PGSQL.") && n.ends_with(".lock"))),
-            );
+            lock_files.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(".s.PGSQL.") && n.ends_with(".lock"))
+            }));
         }
         for file in lock_files {
             let pid = std::fs::read_to_string(&file)

@@ -59,14 +59,19 @@ async fn latency_delays_and_removal_restores() {
     let p = setup().await;
     let addr = p.listen_addr().to_string();
     let (_, fast) = round_trip(&addr, b"ping").await.unwrap();
-    p.add_toxic(toxic(serde_json::json!({"type": "latency", "stream": "downstream", "attributes": {"latency": 300}})))
-        .unwrap();
+    p.add_toxic(toxic(
+        serde_json::json!({"type": "latency", "stream": "downstream", "attributes": {"latency": 300}}),
+    ))
+    .unwrap();
     let (back, slow) = round_trip(&addr, b"ping").await.unwrap();
     assert_eq!(back, b"ping");
     assert!(slow >= Duration::from_millis(300), "latency toxic gave {slow:?}");
     p.remove_toxic("latency_downstream").unwrap();
     let (_, again) = round_trip(&addr, b"ping").await.unwrap();
-    assert!(again < Duration::from_millis(250), "after removal {again:?} (before the toxic: {fast:?})");
+    assert!(
+        again < Duration::from_millis(250),
+        "after removal {again:?} (before the toxic: {fast:?})"
+    );
 }
 
 #[tokio::test]
@@ -76,8 +81,10 @@ async fn an_existing_connection_feels_a_toxic_added_later() {
     s.write_all(b"a").await.unwrap();
     let mut one = [0u8; 1];
     s.read_exact(&mut one).await.unwrap();
-    p.add_toxic(toxic(serde_json::json!({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 0}})))
-        .unwrap();
+    p.add_toxic(toxic(
+        serde_json::json!({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 0}}),
+    ))
+    .unwrap();
     s.write_all(b"b").await.unwrap();
     let blackholed = tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut one)).await;
     assert!(blackholed.is_err(), "data went through a blackhole");
@@ -91,19 +98,26 @@ async fn an_existing_connection_feels_a_toxic_added_later() {
 async fn timeout_closes_and_reset_peer_resets() {
     let p = setup().await;
     let addr = p.listen_addr().to_string();
-    p.add_toxic(toxic(serde_json::json!({"name": "cut", "type": "timeout", "attributes": {"timeout": 200}})))
-        .unwrap();
+    p.add_toxic(toxic(
+        serde_json::json!({"name": "cut", "type": "timeout", "attributes": {"timeout": 200}}),
+    ))
+    .unwrap();
     let mut s = TcpStream::connect(&addr).await.unwrap();
     s.write_all(b"x").await.unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 8];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0, "the connection should close without data");
     assert!(started.elapsed() >= Duration::from_millis(150));
     p.remove_toxic("cut").unwrap();
 
-    p.add_toxic(toxic(serde_json::json!({"type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}})))
-        .unwrap();
+    p.add_toxic(toxic(
+        serde_json::json!({"type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}}),
+    ))
+    .unwrap();
     let mut s = TcpStream::connect(&addr).await.unwrap();
     s.write_all(b"x").await.unwrap();
     let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap();
@@ -130,13 +144,15 @@ async fn down_refuses_and_cuts_then_comes_back() {
 async fn bandwidth_and_limit_data() {
     let p = setup().await;
     let addr = p.listen_addr().to_string();
-    p.add_toxic(toxic(serde_json::json!({"type": "bandwidth", "attributes": {"rate": 100}}))).unwrap();
+    p.add_toxic(toxic(serde_json::json!({"type": "bandwidth", "attributes": {"rate": 100}})))
+        .unwrap();
     let (back, took) = round_trip(&addr, &[5u8; 50_000]).await.unwrap();
     assert_eq!(back.len(), 50_000);
     assert!(took >= Duration::from_millis(400), "50 kB at 100 KB/s took {took:?}");
     p.remove_toxic("bandwidth_downstream").unwrap();
 
-    p.add_toxic(toxic(serde_json::json!({"type": "limit_data", "attributes": {"bytes": 1000}}))).unwrap();
+    p.add_toxic(toxic(serde_json::json!({"type": "limit_data", "attributes": {"bytes": 1000}})))
+        .unwrap();
     let mut s = TcpStream::connect(&addr).await.unwrap();
     s.write_all(&[1u8; 5000]).await.unwrap();
     let mut got = Vec::new();
@@ -148,8 +164,10 @@ async fn bandwidth_and_limit_data() {
 async fn toxicity_zero_spares_every_connection_and_upstream_switch_moves_traffic() {
     let p = setup().await;
     let addr = p.listen_addr().to_string();
-    p.add_toxic(toxic(serde_json::json!({"type": "latency", "toxicity": 0.0, "attributes": {"latency": 1000}})))
-        .unwrap();
+    p.add_toxic(toxic(
+        serde_json::json!({"type": "latency", "toxicity": 0.0, "attributes": {"latency": 1000}}),
+    ))
+    .unwrap();
     for _ in 0..5 {
         let (_, took) = round_trip(&addr, b"z").await.unwrap();
         assert!(took < Duration::from_millis(500));

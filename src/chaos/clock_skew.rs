@@ -15,7 +15,9 @@ pub struct SkewOptions {
 
 pub async fn inject(options: SkewOptions) -> Result<Injection, ChaosError> {
     let Some((program, args)) = options.command.split_first() else {
-        return Err(ChaosError::Invalid("command: give the program to run under the skewed clock".into()));
+        return Err(ChaosError::Invalid(
+            "command: give the program to run under the skewed clock".into(),
+        ));
     };
     let observed_offset = observe_offset(&options.offset).await?;
     let mut child = tokio::process::Command::new("faketime")

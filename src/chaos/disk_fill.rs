@@ -102,8 +102,14 @@ fn write_fill(path: &Path, bytes: u64) -> Result<(), ChaosError> {
                 left -= n as u64;
             }
         }
-        Err(e) => return Err(ChaosError::NotApplied(format!("allocating {bytes} bytes in {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(ChaosError::NotApplied(format!(
+                "allocating {bytes} bytes in {}: {e}",
+                path.display()
+            )));
+        }
     }
-    file.sync_all().map_err(|e| ChaosError::NotApplied(format!("syncing {}: {e}", path.display())))?;
+    file.sync_all()
+        .map_err(|e| ChaosError::NotApplied(format!("syncing {}: {e}", path.display())))?;
     Ok(())
 }

@@ -145,7 +145,15 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     }
 }
 
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "host",
+    "content-length",
+];
 
 async fn relay(shared: &Shared, request: Request) -> Result<Response<Body>, String> {
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
@@ -157,7 +165,9 @@ async fn relay(shared: &Shared, request: Request) -> Result<Response<Body>, Stri
             outgoing = outgoing.header(name.as_str(), value.as_bytes());
         }
     }
-    let body = axum::body::to_bytes(request.into_body(), 64 << 20).await.map_err(|e| e.to_string())?;
+    let body = axum::body::to_bytes(request.into_body(), 64 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
     let answer = outgoing.body(body).send().await.map_err(|e| e.to_string())?;
     let mut response = Response::builder().status(answer.status().as_u16());
     for (name, value) in answer.headers() {

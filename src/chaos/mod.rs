@@ -60,8 +60,13 @@ pub struct Revert {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum DurableRevert {
     /// SIGCONT to a stopped process, if it is still the same process (start time).
-    ContinueProcess { pid: i32, start_time: u64 },
-    RemoveFile { path: PathBuf },
+    ContinueProcess {
+        pid: i32,
+        start_time: u64,
+    },
+    RemoveFile {
+        path: PathBuf,
+    },
 }
 
 impl DurableRevert {

@@ -16,7 +16,10 @@ pub enum Target {
     /// First line of the file (e.g. PostgreSQL's `postmaster.pid`).
     PidFile(std::path::PathBuf),
     /// A regex on the command line; must match exactly one process unless `all`.
-    Name { pattern: String, all: bool },
+    Name {
+        pattern: String,
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,8 +141,8 @@ fn resolve(target: &Target) -> Result<Vec<i32>, ChaosError> {
         Target::Pid(pid) if alive(*pid) => Ok(vec![*pid]),
         Target::Pid(pid) => Err(ChaosError::NotApplied(format!("no process with pid {pid}"))),
         Target::PidFile(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ChaosError::NotApplied(format!("reading pid file {}: {e}", path.display())))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ChaosError::NotApplied(format!("reading pid file {}: {e}", path.display())))?;
             let pid: i32 = text
                 .lines()
                 .next()

@@ -10,13 +10,17 @@ use chrono::{DateTime, Utc};
 /// such as `VACUUM` that refuse transaction blocks). In a transaction, the evidence holds
 /// its xid: a restore to that xid, exclusive, undoes exactly this fault.
 pub async fn inject(dsn: &str, statement: &str, transaction: bool) -> Result<Injection, ChaosError> {
-    let mut conn = lifeboat_validation::connect(dsn).await.map_err(|e| ChaosError::NotApplied(e.to_string()))?;
+    let mut conn = lifeboat_validation::connect(dsn)
+        .await
+        .map_err(|e| ChaosError::NotApplied(e.to_string()))?;
     let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
         .fetch_one(&mut conn)
         .await
         .map_err(|e| ChaosError::NotApplied(format!("reading the server's state: {e}")))?;
     if in_recovery {
-        return Err(ChaosError::Invalid("the server is a standby; run the statement on the primary".into()));
+        return Err(ChaosError::Invalid(
+            "the server is a standby; run the statement on the primary".into(),
+        ));
     }
     let lsn_before: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
         .fetch_one(&mut conn)

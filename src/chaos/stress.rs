@@ -98,9 +98,13 @@ async fn stress_ng(options: StressOptions) -> Result<Injection, ChaosError> {
         cmd.args(["--vm", "1", "--vm-bytes", &options.memory_bytes.to_string(), "--vm-keep"]);
     }
     cmd.args(["--timeout", &format!("{}s", options.duration.as_secs().max(1))]);
-    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).kill_on_drop(true);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ChaosError::Invalid("engine: stress-ng is not installed (apt install stress-ng) — or use engine: builtin".into()),
+        std::io::ErrorKind::NotFound => {
+            ChaosError::Invalid("engine: stress-ng is not installed (apt install stress-ng) — or use engine: builtin".into())
+        }
         _ => ChaosError::NotApplied(format!("starting stress-ng: {e}")),
     })?;
     let pid = child.id().unwrap_or_default();

@@ -244,7 +244,10 @@ async fn update_toxic(State(c): State<Collection>, Path((name, toxic)): Path<(St
             }
         }
     }
-    let updated = match serde_json::from_value::<ToxicJson>(merged).map_err(|e| e.to_string()).and_then(|j| Toxic::try_from(j).map_err(|e| e.to_string())) {
+    let updated = match serde_json::from_value::<ToxicJson>(merged)
+        .map_err(|e| e.to_string())
+        .and_then(|j| Toxic::try_from(j).map_err(|e| e.to_string()))
+    {
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };

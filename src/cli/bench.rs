@@ -58,7 +58,11 @@ pub fn layered_plan(layers: usize, width: usize, needs: usize, concurrency: usiz
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
     let (layers, width, needs, concurrency, journal) = match cmd {
-        BenchCommand::Proxy { requests, rounds, bulk_mib } => {
+        BenchCommand::Proxy {
+            requests,
+            rounds,
+            bulk_mib,
+        } => {
             print!("{}", super::bench_proxy::run(requests, rounds, bulk_mib).await?);
             return Ok(exit::SUCCESS);
         }

@@ -105,7 +105,10 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
                         .iter()
                         .map(|m| serde_json::json!({ "run_id": m.run_id, "started_at": m.started_at, "passed": m.passed, "rto_ms": m.rto_ms, "rpo_ms": m.rpo_ms, "rows_lost": m.rows_lost }))
                         .collect();
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "plan": plan, "runs": runs, "summary": summary }))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "plan": plan, "runs": runs, "summary": summary }))?
+                    );
                 }
                 Output::Text => print!("{}", crate::drill::trend::render_text(&plan, &measured, &summary)),
             }

@@ -97,7 +97,10 @@ async fn faults(journal: &Journal, run_id: &str) -> Result<Vec<FaultRecord>, Jou
     for (channel, record) in &records {
         let step = channel.trim_start_matches(FAULT_CHANNEL).to_owned();
         if record.key == 0 {
-            let reverted = records.iter().find(|(c, r)| c == channel && r.key == 1).map(|(_, r)| r.payload.clone());
+            let reverted = records
+                .iter()
+                .find(|(c, r)| c == channel && r.key == 1)
+                .map(|(_, r)| r.payload.clone());
             out.push(FaultRecord {
                 step,
                 injected_at: record.payload["injected_at"].as_str().map(str::to_owned),

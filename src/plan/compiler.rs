@@ -219,7 +219,9 @@ impl<'f> Compilation<'f> {
         let params = self.params(spec);
         let entries = self.step_entries(spec);
         let guards = self.guards(spec, &params);
-        let plan = self.analyse(spec, entries, &params, name).map(|plan| CompiledPlan { guards, ..plan });
+        let plan = self
+            .analyse(spec, entries, &params, name)
+            .map(|plan| CompiledPlan { guards, ..plan });
         plan.filter(|_| clean)
     }
 
@@ -233,10 +235,17 @@ impl<'f> Compilation<'f> {
         let mut guards = Vec::new();
         for node in items {
             // Shape errors were reported by the structural check.
-            let Ok(g) = serde_json::from_value::<model::GuardSpec>(node.to_json()) else { continue };
+            let Ok(g) = serde_json::from_value::<model::GuardSpec>(node.to_json()) else {
+                continue;
+            };
             let what = format!("guard {}", g.id);
             if !seen.insert(g.id.clone()) {
-                self.error(node.pos, Some(&what), format!("duplicate guard id `{}`", g.id), Some("give each guard its own id".into()));
+                self.error(
+                    node.pos,
+                    Some(&what),
+                    format!("duplicate guard id `{}`", g.id),
+                    Some("give each guard its own id".into()),
+                );
             }
             let kind_pos = node.get("kind").map_or(node.pos, |n| n.pos);
             if !steps::validation::PROBE_KINDS.contains(&g.kind.as_str()) {

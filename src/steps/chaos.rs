@@ -221,39 +221,3 @@ mod tests {
         assert!(super::parse_size("lots", "m").is_err());
     }
 }
-
-/// Named services a run starts for its faults (fault proxies): found by name by later
-/// steps of the same run, stopped when the run ends.
-pub struct RunServices<T>(std::sync::Mutex<std::collections::BTreeMap<(String, String), T>>);
-
-impl<T: Clone + Send + 'static> RunServices<T> {
-    pub const fn new() -> Self {
-        RunServices(std::sync::Mutex::new(std::collections::BTreeMap::new()))
-    }
-
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(String, String), T>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn get(&self, run_id: &str, name: &str) -> Option<T> {
-        self.map().get(&(run_id.to_owned(), name.to_owned())).cloned()
-    }
-
-    /// Keeps `service` under `name` until the run ends, then calls `stop` on it.
-    pub fn insert(&'static self, cx: &StepContext, name: &str, service: T, stop: fn(&T)) {
-        let key = (cx.run_id.clone(), name.to_owned());
-        self.map().insert(key.clone(), service);
-        background::register(
-            &cx.run_id,
-            &cx.step_id,
-            Class::Service,
-            Box::new(move |_reason| {
-                Box::pin(async move {
-                    if let Some(s) = self.map().remove(&key) {
-                        stop(&s);
-                    }
-                })
-            }),
-        );
-    }
-}

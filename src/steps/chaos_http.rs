@@ -2,11 +2,12 @@
 //! proxy starts it (`listen` → `upstream` base URL) for the rest of the run. Rules abort
 //! matching requests with a status or delay them, for a fraction of requests.
 
-use super::chaos::{RunServices, activate, optional_duration};
+use super::chaos::{activate, optional_duration};
 use super::validation::duration_or;
 use super::{Outputs, StepContext, StepError, Text};
 use crate::chaos::http_proxy::{HttpFaultProxy, HttpRule};
 use crate::chaos::{Injection, Revert};
+use crate::engine::background::RunServices;
 use crate::plan::model::HumanDuration;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -71,7 +72,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             })?;
             let listen = options.listen.as_ref().map_or("127.0.0.1:0", |l| l.0.as_str());
             let proxy = HttpFaultProxy::start(listen, &upstream.0).await?;
-            PROXIES.insert(cx, &options.proxy, proxy.clone(), HttpFaultProxy::stop);
+            PROXIES.insert(&cx.run_id, &cx.step_id, &options.proxy, proxy.clone(), HttpFaultProxy::stop);
             proxy
         }
     };
@@ -79,7 +80,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     for (i, r) in options.rules.iter().enumerate() {
         let fraction = r.fraction.unwrap_or(1.0);
         if !(0.0..=1.0).contains(&fraction) {
-            return Err(StepError::terminal(format!("rules[{i}].fraction: {fraction} is not between 0 and 1")));
+            return Err(StepError::terminal(format!(
+                "rules[{i}].fraction: {fraction} is not between 0 and 1"
+            )));
         }
         if r.abort.is_none() && r.delay.is_none() {
             return Err(StepError::terminal(format!("rules[{i}]: give `abort` (a status) and/or `delay`")));

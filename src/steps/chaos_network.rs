@@ -4,8 +4,9 @@
 //! reset_peer, slow_close, limit_data; per stream, with a toxicity) and `down` are the
 //! fault, removed after `duration`, on revert, or at the run's end.
 
-use super::chaos::{RunServices, activate, optional_duration};
+use super::chaos::{activate, optional_duration};
 use super::{Outputs, StepContext, StepError, Text};
+use crate::engine::background::RunServices;
 use crate::plan::model::HumanDuration;
 use lifeboat_failover::proxy::Proxy;
 use lifeboat_failover::proxy::toxic::ToxicJson;
@@ -59,7 +60,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
                 retryable: e.is_retryable(),
                 message: e.to_string(),
             })?;
-            PROXIES.insert(cx, &options.proxy, proxy.clone(), Proxy::stop);
+            PROXIES.insert(&cx.run_id, &cx.step_id, &options.proxy, proxy.clone(), Proxy::stop);
             proxy
         }
     };

@@ -25,5 +25,11 @@ fn default_true() -> bool {
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    activate(cx, crate::chaos::sql::inject(&options.dsn.0, &options.statement, options.transaction), None, false).await
+    activate(
+        cx,
+        crate::chaos::sql::inject(&options.dsn.0, &options.statement, options.transaction),
+        None,
+        false,
+    )
+    .await
 }

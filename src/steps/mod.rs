@@ -105,28 +105,100 @@ macro_rules! kind {
 /// Every step kind the engine knows, by name.
 pub const KINDS: &[KindSpec] = &[
     kind!("approval", "wait until `lifeboat approve RUN STEP` (or reject)", approval),
-    kind!("chaos.clock_skew", "run a command under a shifted clock (faketime) for a duration", chaos_clock_skew),
-    kind!("chaos.disk_fill", "fill a filesystem until only so much space remains; removed on revert", chaos_disk_fill),
+    kind!(
+        "chaos.clock_skew",
+        "run a command under a shifted clock (faketime) for a duration",
+        chaos_clock_skew
+    ),
+    kind!(
+        "chaos.disk_fill",
+        "fill a filesystem until only so much space remains; removed on revert",
+        chaos_disk_fill
+    ),
     kind!("chaos.http", "HTTP fault proxy: abort or delay matching requests", chaos_http),
-    kind!("chaos.network", "TCP fault proxy: latency, bandwidth, blackhole, resets, down (Toxiproxy toxics)", chaos_network),
-    kind!("chaos.process_kill", "signal a process (KILL/TERM/INT, or STOP then CONT) and observe it gone", chaos_process_kill),
-    kind!("chaos.revert", "revert the run's active faults (all or of named steps)", chaos_revert),
-    kind!("chaos.sql", "run a destructive SQL statement (e.g. an accidental DROP TABLE)", chaos_sql),
+    kind!(
+        "chaos.network",
+        "TCP fault proxy: latency, bandwidth, blackhole, resets, down (Toxiproxy toxics)",
+        chaos_network
+    ),
+    kind!(
+        "chaos.process_kill",
+        "signal a process (KILL/TERM/INT, or STOP then CONT) and observe it gone",
+        chaos_process_kill
+    ),
+    kind!(
+        "chaos.revert",
+        "revert the run's active faults (all or of named steps)",
+        chaos_revert
+    ),
+    kind!(
+        "chaos.sql",
+        "run a destructive SQL statement (e.g. an accidental DROP TABLE)",
+        chaos_sql
+    ),
     kind!("chaos.stress", "CPU and memory pressure for a duration", chaos_stress),
-    kind!("exec", "run a command; outputs from its last stdout line (a JSON object) or a file", exec),
+    kind!(
+        "exec",
+        "run a command; outputs from its last stdout line (a JSON object) or a file",
+        exec
+    ),
     kind!("http", "send an HTTP request and check status, body and JSON", http),
-    kind!("postgres.backup", "take a base backup of a running PostgreSQL into a repository (file:// or s3://)", postgres_backup),
-    kind!("postgres.local_instance", "start (creating if needed) or stop a throwaway PostgreSQL in a directory on a port", postgres_local_instance),
-    kind!("postgres.restore", "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached", postgres_restore),
-    kind!("postgres.verify_backup", "check every backup object's checksum and WAL continuity; fail on any problem", postgres_verify_backup),
+    kind!(
+        "postgres.backup",
+        "take a base backup of a running PostgreSQL into a repository (file:// or s3://)",
+        postgres_backup
+    ),
+    kind!(
+        "postgres.local_instance",
+        "start (creating if needed) or stop a throwaway PostgreSQL in a directory on a port",
+        postgres_local_instance
+    ),
+    kind!(
+        "postgres.restore",
+        "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached",
+        postgres_restore
+    ),
+    kind!(
+        "postgres.verify_backup",
+        "check every backup object's checksum and WAL continuity; fail on any problem",
+        postgres_verify_backup
+    ),
     kind!("sleep", "wait for a duration", sleep),
-    kind!("validation.canary", "start the RPO canary: a background writer whose acknowledged rows measure data loss", validation_canary),
-    kind!("validation.canary_stop", "stop a canary and report its counts", validation_canary_stop),
-    kind!("validation.http_probe", "poll a URL until status, body and JSON match", validation_http_probe),
-    kind!("validation.rpo", "measure RPO and rows lost from the canary's acknowledged writes in the recovered database", validation_rpo),
-    kind!("validation.sql_compare", "compare tables of two PostgreSQL databases (counts, checksums, differing keys)", validation_sql_compare),
-    kind!("validation.sql_probe", "poll a SQL query until its value matches", validation_sql_probe),
-    kind!("validation.tcp_probe", "poll until a TCP connection is accepted", validation_tcp_probe),
+    kind!(
+        "validation.canary",
+        "start the RPO canary: a background writer whose acknowledged rows measure data loss",
+        validation_canary
+    ),
+    kind!(
+        "validation.canary_stop",
+        "stop a canary and report its counts",
+        validation_canary_stop
+    ),
+    kind!(
+        "validation.http_probe",
+        "poll a URL until status, body and JSON match",
+        validation_http_probe
+    ),
+    kind!(
+        "validation.rpo",
+        "measure RPO and rows lost from the canary's acknowledged writes in the recovered database",
+        validation_rpo
+    ),
+    kind!(
+        "validation.sql_compare",
+        "compare tables of two PostgreSQL databases (counts, checksums, differing keys)",
+        validation_sql_compare
+    ),
+    kind!(
+        "validation.sql_probe",
+        "poll a SQL query until its value matches",
+        validation_sql_probe
+    ),
+    kind!(
+        "validation.tcp_probe",
+        "poll until a TCP connection is accepted",
+        validation_tcp_probe
+    ),
 ];
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

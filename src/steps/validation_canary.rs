@@ -63,7 +63,12 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let first_seq = canary::prepare(&canary_options).await?;
     let (acks_tx, acks_rx) = mpsc::unbounded_channel();
     let writer = canary::start(canary_options, first_seq, acks_tx)?;
-    let flusher = tokio::spawn(flush_acks(cx.journal.clone(), cx.run_id.clone(), acks_channel(&cx.step_id), acks_rx));
+    let flusher = tokio::spawn(flush_acks(
+        cx.journal.clone(),
+        cx.run_id.clone(),
+        acks_channel(&cx.step_id),
+        acks_rx,
+    ));
     let (journal, run_id, step) = (cx.journal.clone(), cx.run_id.clone(), cx.step_id.clone());
     background::register(
         &cx.run_id,
@@ -116,7 +121,9 @@ async fn flush_acks(journal: Journal, run_id: String, channel: String, mut acks:
         // vanish, or lost rows would go uncounted.
         match journal.put_records(&run_id, &channel, &batch).await {
             Ok(()) => batch.clear(),
-            Err(e) => tracing::warn!(run = %run_id, error = %e, pending = batch.len(), "could not journal canary acknowledgements; will retry"),
+            Err(e) => {
+                tracing::warn!(run = %run_id, error = %e, pending = batch.len(), "could not journal canary acknowledgements; will retry")
+            }
         }
     }
 }

@@ -16,7 +16,13 @@ pub struct Options {
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    background::release_step(&cx.run_id, &options.canary, Class::Canary, "stopped by a validation.canary_stop step").await;
+    background::release_step(
+        &cx.run_id,
+        &options.canary,
+        Class::Canary,
+        "stopped by a validation.canary_stop step",
+    )
+    .await;
     let records = cx
         .journal
         .records(&cx.run_id, &stats_channel(&options.canary))

@@ -120,7 +120,11 @@ async fn write_loop(
         let written_at = Utc::now();
         let result = tokio::time::timeout(
             write_timeout,
-            sqlx::query(&insert).bind(&options.run_id).bind(seq).bind(written_at).execute(&mut *c),
+            sqlx::query(&insert)
+                .bind(&options.run_id)
+                .bind(seq)
+                .bind(written_at)
+                .execute(&mut *c),
         )
         .await;
         seq += 1;

@@ -62,12 +62,10 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, Validati
     let mut source = crate::connect(&options.source_dsn).await?;
     let mut target = crate::connect(&options.target_dsn).await?;
     let tables = if options.tables.is_empty() {
-        sqlx::query_scalar::<_, String>(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
-        )
-        .fetch_all(&mut source)
-        .await
-        .map_err(ValidationError::db("listing the source's tables"))?
+        sqlx::query_scalar::<_, String>("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+            .fetch_all(&mut source)
+            .await
+            .map_err(ValidationError::db("listing the source's tables"))?
     } else {
         options.tables.clone()
     };
@@ -76,7 +74,10 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, Validati
         results.push(compare_table(&mut source, &mut target, table, options).await?);
     }
     let all_match = results.iter().all(|t| t.matches);
-    Ok(CompareReport { tables: results, all_match })
+    Ok(CompareReport {
+        tables: results,
+        all_match,
+    })
 }
 
 async fn compare_table(
@@ -169,7 +170,11 @@ async fn differing_keys(
     filter: &str,
     limit: usize,
 ) -> Result<Vec<String>, ValidationError> {
-    let key = pk.iter().map(|c| format!("t.\"{c}\"::text")).collect::<Vec<_>>().join(" || ',' || ");
+    let key = pk
+        .iter()
+        .map(|c| format!("t.\"{c}\"::text"))
+        .collect::<Vec<_>>()
+        .join(" || ',' || ");
     let query = format!("SELECT {key} AS k, md5(t::text) AS h FROM {quoted} AS t {filter}");
     let a = row_hashes(source, &query).await?;
     let b = row_hashes(target, &query).await?;

@@ -24,7 +24,9 @@ impl ValidationError {
         match self {
             ValidationError::Invalid(_) => false,
             ValidationError::NotPassing(_) | ValidationError::Unreachable(_) => true,
-            ValidationError::Database { source, .. } => !matches!(source, sqlx::Error::Database(db) if is_query_error(db.code().as_deref())),
+            ValidationError::Database { source, .. } => {
+                !matches!(source, sqlx::Error::Database(db) if is_query_error(db.code().as_deref()))
+            }
         }
     }
 

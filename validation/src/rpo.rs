@@ -59,7 +59,11 @@ pub async fn measure(
 pub fn judge(present: &HashSet<i64>, table_missing: bool, acks: &[(i64, DateTime<Utc>)], disaster_at: DateTime<Utc>) -> RpoReport {
     let mut before: Vec<&(i64, DateTime<Utc>)> = acks.iter().filter(|(_, at)| *at < disaster_at).collect();
     before.sort_by_key(|(seq, _)| *seq);
-    let lost: Vec<i64> = before.iter().filter(|(seq, _)| !present.contains(seq)).map(|(seq, _)| *seq).collect();
+    let lost: Vec<i64> = before
+        .iter()
+        .filter(|(seq, _)| !present.contains(seq))
+        .map(|(seq, _)| *seq)
+        .collect();
     let newest = before.iter().rev().find(|(seq, _)| present.contains(seq));
     RpoReport {
         disaster_at,

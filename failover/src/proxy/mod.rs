@@ -346,13 +346,17 @@ async fn pump(
                 .collect();
             armed.retain(|name, _| active.iter().any(|t| &t.name == name));
             deadline = active
-            .iter()
-            .filter_map(|t| match t.kind {
-                ToxicKind::Timeout { timeout } if !timeout.is_zero() => Some(*armed.entry(t.name.clone()).or_insert_with(|| tokio::time::Instant::now() + timeout)),
-                ToxicKind::ResetPeer { timeout } => Some(*armed.entry(t.name.clone()).or_insert_with(|| tokio::time::Instant::now() + timeout)),
-                _ => None,
-            })
-            .min();
+                .iter()
+                .filter_map(|t| match t.kind {
+                    ToxicKind::Timeout { timeout } if !timeout.is_zero() => {
+                        Some(*armed.entry(t.name.clone()).or_insert_with(|| tokio::time::Instant::now() + timeout))
+                    }
+                    ToxicKind::ResetPeer { timeout } => {
+                        Some(*armed.entry(t.name.clone()).or_insert_with(|| tokio::time::Instant::now() + timeout))
+                    }
+                    _ => None,
+                })
+                .min();
         }
         if active.is_empty()
             && let Some(pipe) = &pipe

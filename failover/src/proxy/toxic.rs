@@ -88,14 +88,18 @@ impl TryFrom<ToxicJson> for Toxic {
                 latency: millis(a, "latency")?,
                 jitter: millis(a, "jitter")?,
             },
-            "bandwidth" => ToxicKind::Bandwidth { rate_kb: count(a, "rate")? },
+            "bandwidth" => ToxicKind::Bandwidth {
+                rate_kb: count(a, "rate")?,
+            },
             "timeout" => ToxicKind::Timeout {
                 timeout: millis(a, "timeout")?,
             },
             "reset_peer" => ToxicKind::ResetPeer {
                 timeout: millis(a, "timeout")?,
             },
-            "slow_close" => ToxicKind::SlowClose { delay: millis(a, "delay")? },
+            "slow_close" => ToxicKind::SlowClose {
+                delay: millis(a, "delay")?,
+            },
             "limit_data" => ToxicKind::LimitData { bytes: count(a, "bytes")? },
             other => {
                 return Err(ToxicError(format!(

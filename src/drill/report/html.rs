@@ -7,7 +7,10 @@ use crate::drill::measure::{Measurement, format_ms};
 use chrono::{DateTime, Utc};
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}\
@@ -44,7 +47,10 @@ pub fn render(m: &Measurement) -> String {
             esc(&o.measured),
             if o.met { "pass" } else { "fail" },
             if o.met { "met" } else { "not met" },
-            o.note.as_ref().map(|n| format!(" <span class=\"muted\">({})</span>", esc(n))).unwrap_or_default()
+            o.note
+                .as_ref()
+                .map(|n| format!(" <span class=\"muted\">({})</span>", esc(n)))
+                .unwrap_or_default()
         );
     }
     out += "</table>\n";

@@ -5,7 +5,12 @@ use crate::drill::measure::{Measurement, format_ms};
 
 pub fn render(m: &Measurement) -> String {
     let mut out = format!("# Drill {}: {}\n\n", m.plan, verdict(m));
-    out += &format!("Run `{}`, {}, started {}.\n", m.run_id, m.status, m.started_at.format("%Y-%m-%d %H:%M:%S%.3f UTC"));
+    out += &format!(
+        "Run `{}`, {}, started {}.\n",
+        m.run_id,
+        m.status,
+        m.started_at.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+    );
     if let Some(d) = &m.description {
         out += &format!("\n{d}\n");
     }
@@ -42,12 +47,21 @@ pub fn render(m: &Measurement) -> String {
     if !m.guard_breaches.is_empty() {
         out += "\n## Guards that fired\n\n";
         for g in &m.guard_breaches {
-            out += &format!("- `{}` at {}: {} ({} failed checks)\n", g.guard, g.at.format("%H:%M:%S%.3f"), g.error, g.failures);
+            out += &format!(
+                "- `{}` at {}: {} ({} failed checks)\n",
+                g.guard,
+                g.at.format("%H:%M:%S%.3f"),
+                g.error,
+                g.failures
+            );
         }
     }
     out += "\n## Steps\n\n| step | kind | status | start | duration |\n|---|---|---|---|---|\n";
     for s in &m.steps {
-        let start = s.started_at.map(|t| format_ms((t - m.started_at).num_milliseconds())).unwrap_or_default();
+        let start = s
+            .started_at
+            .map(|t| format_ms((t - m.started_at).num_milliseconds()))
+            .unwrap_or_default();
         let took = match (s.started_at, s.finished_at) {
             (Some(a), Some(b)) => format_ms((b - a).num_milliseconds()),
             _ => String::new(),
@@ -62,7 +76,11 @@ pub fn render(m: &Measurement) -> String {
                 "- `{}` injected {} — reverted {}\n  evidence: `{}`\n",
                 f.step,
                 f.injected_at.as_deref().unwrap_or("?"),
-                f.reverted_at.as_deref().unwrap_or(if f.left_active { "NEVER (left active)" } else { "n/a (not persistent)" }),
+                f.reverted_at.as_deref().unwrap_or(if f.left_active {
+                    "NEVER (left active)"
+                } else {
+                    "n/a (not persistent)"
+                }),
                 f.evidence
             );
         }

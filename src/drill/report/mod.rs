@@ -59,7 +59,9 @@ pub fn write(m: &Measurement, path: &Path) -> Result<(), String> {
 
 /// Validation steps: what the consistency section and the JUnit cases list.
 fn validations(m: &Measurement) -> impl Iterator<Item = &StepRecord> {
-    m.steps.iter().filter(|s| s.kind.starts_with("validation.") && s.kind != "validation.canary_stop")
+    m.steps
+        .iter()
+        .filter(|s| s.kind.starts_with("validation.") && s.kind != "validation.canary_stop")
 }
 
 /// One line saying what a validation step found.
@@ -71,13 +73,18 @@ fn validation_summary(s: &StepRecord) -> String {
     match s.kind.as_str() {
         "validation.rpo" => format!(
             "RPO {}, {} of {} acknowledged rows before the disaster lost",
-            o.get("rpo_ms").and_then(|v| v.as_i64()).map_or("unbounded".into(), super::measure::format_ms),
+            o.get("rpo_ms")
+                .and_then(|v| v.as_i64())
+                .map_or("unbounded".into(), super::measure::format_ms),
             o.get("rows_lost").cloned().unwrap_or_default(),
             o.get("acknowledged_before_disaster").cloned().unwrap_or_default()
         ),
         "validation.sql_compare" => {
             let tables = o.get("tables").and_then(|t| t.as_array()).map_or(0, Vec::len);
-            format!("{tables} table(s) compared, all match: {}", o.get("all_match").cloned().unwrap_or_default())
+            format!(
+                "{tables} table(s) compared, all match: {}",
+                o.get("all_match").cloned().unwrap_or_default()
+            )
         }
         "validation.canary" => format!(
             "writing to {} every {} ms",

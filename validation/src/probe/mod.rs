@@ -56,7 +56,9 @@ pub async fn poll(probe: &Probe, interval: Duration, timeout: Duration) -> Resul
         let remaining = deadline.saturating_duration_since(started).max(Duration::from_millis(100));
         let outcome = match tokio::time::timeout(remaining, probe.check()).await {
             Ok(r) => r,
-            Err(_) => Err(ValidationError::NotPassing(format!("the check did not answer within {remaining:?}"))),
+            Err(_) => Err(ValidationError::NotPassing(format!(
+                "the check did not answer within {remaining:?}"
+            ))),
         };
         match outcome {
             Ok(observed) => {

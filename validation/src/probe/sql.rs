@@ -55,22 +55,21 @@ impl SqlProbe {
 /// no rows). Casting in SQL would make the caller rewrite their query; instead the
 /// common types are decoded here.
 pub async fn first_value(conn: &mut sqlx::PgConnection, query: &str) -> Result<Option<String>, ValidationError> {
-    let row = sqlx::query(query)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("42")) => {
-                ValidationError::Invalid(format!("the query failed: {db}; fix the query in the plan"))
-            }
-            _ => ValidationError::NotPassing(format!("the query failed: {e}")),
-        })?;
+    let row = sqlx::query(query).fetch_optional(&mut *conn).await.map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("42")) => {
+            ValidationError::Invalid(format!("the query failed: {db}; fix the query in the plan"))
+        }
+        _ => ValidationError::NotPassing(format!("the query failed: {e}")),
+    })?;
     let Some(row) = row else { return Ok(None) };
     if row.columns().is_empty() {
         return Ok(None);
     }
     let type_name = row.column(0).type_info().name().to_owned();
     let text = match type_name.as_str() {
-        "BOOL" => row.try_get::<Option<bool>, _>(0).map(|v| v.map(|b| if b { "t" } else { "f" }.to_owned())),
+        "BOOL" => row
+            .try_get::<Option<bool>, _>(0)
+            .map(|v| v.map(|b| if b { "t" } else { "f" }.to_owned())),
         "INT2" => row.try_get::<Option<i16>, _>(0).map(|v| v.map(|n| n.to_string())),
         "INT4" => row.try_get::<Option<i32>, _>(0).map(|v| v.map(|n| n.to_string())),
         "INT8" => row.try_get::<Option<i64>, _>(0).map(|v| v.map(|n| n.to_string())),

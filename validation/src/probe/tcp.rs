@@ -17,9 +17,10 @@ impl TcpProbe {
                 "connected to {}",
                 stream.peer_addr().map_or(self.address.clone(), |a| a.to_string())
             )),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
-                Err(ValidationError::Invalid(format!("invalid address `{}`: {e}; use host:port", self.address)))
-            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => Err(ValidationError::Invalid(format!(
+                "invalid address `{}`: {e}; use host:port",
+                self.address
+            ))),
             Ok(Err(e)) => Err(ValidationError::NotPassing(format!("connecting to {}: {e}", self.address))),
             Err(_) => Err(ValidationError::NotPassing(format!(
                 "connecting to {} timed out after {:?}",
