@@ -195,3 +195,59 @@ fn graph_and_schema_commands_work() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["title"], "lifeboat RecoveryPlan");
 }
+
+#[test]
+fn drills_judge_objectives_reject_bad_report_names_and_check_guards() {
+    let cli = Cli::new();
+    // No step marked `recovered` succeeds before the objective: the RTO is not measured.
+    let drill = cli.write(
+        "drill.yaml",
+        &support::plan(
+            "drill",
+            "  objectives: { rto: 5s }\n  steps:\n    - id: fault\n      kind: sleep\n      mark: disaster\n      with: { duration: 0s }\n    - id: probe\n      kind: sleep\n      needs: [fault]\n      mark: recovered\n      with: { duration: 0s }\n",
+        ),
+    );
+    let out = cli.run(&["drill", &drill, "--report", "bad.txt"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--report bad.txt: unknown report format"), "{}", text(&out));
+    let out = cli.run(&["drill", &drill, "--report", "out/d.json", "--report", "out/d.md"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cli.dir.path().join("out/d.json")).unwrap()).unwrap();
+    assert_eq!(report["objectives"][0]["name"], "RTO");
+    assert_eq!(report["objectives"][0]["met"], true);
+    assert!(
+        report["disaster"]["evidence"].as_str().unwrap().contains("no injection time"),
+        "a marker without injector evidence says so"
+    );
+    let trend = cli.run(&["runs", "trend", "drill"]);
+    assert_eq!(trend.status.code(), Some(0), "{}", text(&trend));
+    assert!(text(&trend).contains("RTO  p50"), "{}", text(&trend));
+    assert_eq!(cli.run(&["runs", "trend", "no-such-plan"]).status.code(), Some(2));
+
+    let slow = cli.write(
+        "slow.yaml",
+        &support::plan(
+            "slow",
+            "  objectives: { rto: 100ms }\n  steps:\n    - id: fault\n      kind: sleep\n      mark: disaster\n      with: { duration: 0s }\n    - id: probe\n      kind: sleep\n      needs: [fault]\n      mark: recovered\n      with: { duration: 300ms }\n",
+        ),
+    );
+    let out = cli.run(&["drill", &slow]);
+    assert_eq!(out.status.code(), Some(1), "an objective not met fails the drill: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("✘ RTO"));
+
+    let guarded = cli.write(
+        "guarded.yaml",
+        &support::plan(
+            "guarded",
+            "  guards:\n    - id: g1\n      kind: exec\n      with: { command: [\"true\"] }\n    - id: g2\n      kind: validation.tcp_probe\n      with: { address: \"${{ steps.a.outputs.x }}\" }\n  steps:\n    - id: a\n      kind: sleep\n      with: { duration: 0s }\n",
+        ),
+    );
+    let out = cli.run(&["plan", "validate", &guarded]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(
+        t.contains("guarded.yaml:8:13") && t.contains("guard kind `exec` is not a probe"),
+        "{t}"
+    );
+    assert!(t.contains("guard `g2` reads `steps.a.outputs.x`"), "{t}");
+}

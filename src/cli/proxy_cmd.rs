@@ -24,7 +24,19 @@ pub async fn run(cmd: ProxyCommand) -> anyhow::Result<u8> {
             eprintln!("toxiproxy-compatible API on http://{}", listener.local_addr()?);
             axum::serve(listener, router(collection.clone()))
                 .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                    let terminated = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = terminated => {}
+                    }
                 })
                 .await?;
             collection.stop_all().await;
