@@ -367,6 +367,10 @@ impl Runner {
             for (unit, attempt) in decision.start {
                 self.launch(unit, attempt);
             }
+            // Guards watch the drill, not its clean-up: `finally` tears down what they watch.
+            if !guards_stop.is_cancelled() && self.state.main_phase_over() {
+                guards_stop.cancel();
+            }
             if let Some((status, reason)) = self.state.finished.clone() {
                 if let Some(lock) = &self.state.plan.lock {
                     self.journal.release_lock(lock, &run_id).await?;

@@ -379,6 +379,11 @@ impl RunState {
         decision.events.push(event);
     }
 
+    /// Whether every main step has ended (the run is in `finally`, compensation or done).
+    pub fn main_phase_over(&self) -> bool {
+        self.main_closed || self.main_done()
+    }
+
     /// Marks main steps that never started as skipped, once the main phase is over.
     fn close_main(&mut self, now: DateTime<Utc>, decision: &mut Decision) {
         self.main_closed = true;

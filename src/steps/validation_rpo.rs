@@ -38,11 +38,15 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     if background::is_active(&cx.run_id, &options.canary, Class::Canary) && Utc::now() - disaster_at < chrono::Duration::seconds(1) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let records = cx
+    let channel = acks_channel(&options.canary);
+    let records: Vec<_> = cx
         .journal
-        .records(&cx.run_id, &acks_channel(&options.canary))
+        .records(&cx.run_id, &channel)
         .await
-        .map_err(|e| StepError::retryable(format!("reading the canary's acknowledgements: {e}")))?;
+        .map_err(|e| StepError::retryable(format!("reading the canary's acknowledgements: {e}")))?
+        .into_iter()
+        .filter(|(c, _)| *c == channel)
+        .collect();
     if records.is_empty() {
         return Err(StepError::terminal(format!(
             "the canary of step `{}` has no acknowledged writes in this run; did it start before the disaster?",
