@@ -177,6 +177,48 @@ fn journal_error(e: crate::journal::JournalError) -> StepError {
     StepError::retryable(format!("journal: {e}"))
 }
 
+/// Where a step's fault proxy listens and forwards to.
+pub struct ProxySpec<'a> {
+    pub name: &'a str,
+    pub listen: &'a Option<super::Text>,
+    pub upstream: &'a Option<super::Text>,
+    /// What `upstream` looks like, for the error when it is missing.
+    pub upstream_hint: &'a str,
+}
+
+/// The run's fault proxy called `spec.name`: the first step naming it starts it (`listen`,
+/// by default a free loopback port, → `upstream`), and it lives until the run ends.
+pub async fn named_proxy<T, Fut>(
+    proxies: &'static crate::engine::background::RunServices<T>,
+    cx: &StepContext,
+    spec: ProxySpec<'_>,
+    start: impl FnOnce(String, String) -> Fut,
+    stop: fn(&T),
+) -> Result<T, StepError>
+where
+    T: Clone + Send + 'static,
+    Fut: Future<Output = Result<T, StepError>>,
+{
+    let ProxySpec {
+        name,
+        listen,
+        upstream,
+        upstream_hint,
+    } = spec;
+    if let Some(p) = proxies.get(&cx.run_id, name) {
+        return Ok(p);
+    }
+    let upstream = upstream.as_ref().ok_or_else(|| {
+        StepError::terminal(format!(
+            "proxy `{name}` is not running in this run; give `upstream` ({upstream_hint}) to start it"
+        ))
+    })?;
+    let listen = listen.as_ref().map_or("127.0.0.1:0", |l| l.0.as_str());
+    let proxy = start(listen.to_owned(), upstream.0.clone()).await?;
+    proxies.insert(&cx.run_id, &cx.step_id, name, proxy.clone(), stop);
+    Ok(proxy)
+}
+
 /// An optional `duration` option.
 pub fn optional_duration(value: &Option<crate::plan::model::HumanDuration>) -> Result<Option<Duration>, StepError> {
     value

@@ -2,7 +2,7 @@
 //! proxy starts it (`listen` → `upstream` base URL) for the rest of the run. Rules abort
 //! matching requests with a status or delay them, for a fraction of requests.
 
-use super::chaos::{activate, optional_duration};
+use super::chaos::{ProxySpec, activate, named_proxy, optional_duration};
 use super::validation::duration_or;
 use super::{Outputs, StepContext, StepError, Text};
 use crate::chaos::http_proxy::{HttpFaultProxy, HttpRule};
@@ -61,21 +61,19 @@ fn default_proxy() -> String {
 static PROXIES: RunServices<HttpFaultProxy> = RunServices::new();
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    let proxy = match PROXIES.get(&cx.run_id, &options.proxy) {
-        Some(p) => p,
-        None => {
-            let upstream = options.upstream.as_ref().ok_or_else(|| {
-                StepError::terminal(format!(
-                    "HTTP proxy `{}` is not running in this run; give `upstream` (a base URL) to start it",
-                    options.proxy
-                ))
-            })?;
-            let listen = options.listen.as_ref().map_or("127.0.0.1:0", |l| l.0.as_str());
-            let proxy = HttpFaultProxy::start(listen, &upstream.0).await?;
-            PROXIES.insert(&cx.run_id, &cx.step_id, &options.proxy, proxy.clone(), HttpFaultProxy::stop);
-            proxy
-        }
-    };
+    let proxy = named_proxy(
+        &PROXIES,
+        cx,
+        ProxySpec {
+            name: &options.proxy,
+            listen: &options.listen,
+            upstream: &options.upstream,
+            upstream_hint: "a base URL",
+        },
+        |listen, upstream| async move { Ok(HttpFaultProxy::start(&listen, &upstream).await?) },
+        HttpFaultProxy::stop,
+    )
+    .await?;
     let mut rules = Vec::new();
     for (i, r) in options.rules.iter().enumerate() {
         let fraction = r.fraction.unwrap_or(1.0);

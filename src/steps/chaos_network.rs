@@ -4,7 +4,7 @@
 //! reset_peer, slow_close, limit_data; per stream, with a toxicity) and `down` are the
 //! fault, removed after `duration`, on revert, or at the run's end.
 
-use super::chaos::{activate, optional_duration};
+use super::chaos::{ProxySpec, activate, named_proxy, optional_duration};
 use super::{Outputs, StepContext, StepError, Text};
 use crate::engine::background::RunServices;
 use crate::plan::model::HumanDuration;
@@ -46,24 +46,25 @@ fn default_proxy() -> String {
 static PROXIES: RunServices<Proxy> = RunServices::new();
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    let proxy = match PROXIES.get(&cx.run_id, &options.proxy) {
-        Some(p) => p,
-        None => {
-            let upstream = options.upstream.as_ref().ok_or_else(|| {
-                StepError::terminal(format!(
-                    "proxy `{}` is not running in this run; give `upstream` (host:port) to start it",
-                    options.proxy
-                ))
-            })?;
-            let listen = options.listen.as_ref().map_or("127.0.0.1:0", |l| l.0.as_str());
-            let proxy = Proxy::start(&options.proxy, listen, &upstream.0).await.map_err(|e| StepError {
+    let name = options.proxy.clone();
+    let proxy = named_proxy(
+        &PROXIES,
+        cx,
+        ProxySpec {
+            name: &options.proxy,
+            listen: &options.listen,
+            upstream: &options.upstream,
+            upstream_hint: "host:port",
+        },
+        |listen, upstream| async move {
+            Proxy::start(&name, &listen, &upstream).await.map_err(|e| StepError {
                 retryable: e.is_retryable(),
                 message: e.to_string(),
-            })?;
-            PROXIES.insert(&cx.run_id, &cx.step_id, &options.proxy, proxy.clone(), Proxy::stop);
-            proxy
-        }
-    };
+            })
+        },
+        Proxy::stop,
+    )
+    .await?;
     let mut out = Outputs::new();
     if !options.toxics.is_empty() || options.down {
         out = activate(
