@@ -5,8 +5,8 @@
 //! fault, removed after `duration`, on revert, or at the run's end.
 
 use super::chaos::{ProxySpec, activate, named_proxy, optional_duration};
+use super::failover::TCP_PROXIES;
 use super::{Outputs, StepContext, StepError, Text};
-use crate::engine::background::RunServices;
 use crate::plan::model::HumanDuration;
 use lifeboat_failover::proxy::Proxy;
 use lifeboat_failover::proxy::toxic::ToxicJson;
@@ -43,12 +43,10 @@ fn default_proxy() -> String {
     "default".into()
 }
 
-static PROXIES: RunServices<Proxy> = RunServices::new();
-
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let name = options.proxy.clone();
     let proxy = named_proxy(
-        &PROXIES,
+        &TCP_PROXIES,
         cx,
         ProxySpec {
             name: &options.proxy,
@@ -56,12 +54,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             upstream: &options.upstream,
             upstream_hint: "host:port",
         },
-        |listen, upstream| async move {
-            Proxy::start(&name, &listen, &upstream).await.map_err(|e| StepError {
-                retryable: e.is_retryable(),
-                message: e.to_string(),
-            })
-        },
+        |listen, upstream| async move { Ok(Proxy::start(&name, &listen, &upstream).await?) },
         Proxy::stop,
     )
     .await?;

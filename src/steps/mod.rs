@@ -15,13 +15,18 @@ pub mod chaos_revert;
 pub mod chaos_sql;
 pub mod chaos_stress;
 pub mod exec;
+mod failover;
 pub mod http;
 mod postgres;
 pub mod postgres_backup;
 pub mod postgres_local_instance;
+pub mod postgres_promote;
+pub mod postgres_replication_status;
 pub mod postgres_restore;
+pub mod postgres_standby;
 pub mod postgres_verify_backup;
 pub mod sleep;
+pub mod traffic_proxy;
 pub mod validation;
 pub mod validation_canary;
 pub mod validation_canary_stop;
@@ -154,9 +159,24 @@ pub const KINDS: &[KindSpec] = &[
         postgres_local_instance
     ),
     kind!(
+        "postgres.promote",
+        "promote a standby and wait until it commits a write; outputs timeline and promotion LSN",
+        postgres_promote
+    ),
+    kind!(
+        "postgres.replication_status",
+        "standbys, sync state and lag of a primary; fails above a threshold",
+        postgres_replication_status
+    ),
+    kind!(
         "postgres.restore",
         "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached",
         postgres_restore
+    ),
+    kind!(
+        "postgres.standby",
+        "build a streaming standby of a primary (slot, pg_basebackup, optional sync) and wait until it streams",
+        postgres_standby
     ),
     kind!(
         "postgres.verify_backup",
@@ -164,6 +184,11 @@ pub const KINDS: &[KindSpec] = &[
         postgres_verify_backup
     ),
     kind!("sleep", "wait for a duration", sleep),
+    kind!(
+        "traffic.proxy",
+        "re-point the built-in TCP endpoint at a new upstream; open connections are closed",
+        traffic_proxy
+    ),
     kind!(
         "validation.canary",
         "start the RPO canary: a background writer whose acknowledged rows measure data loss",

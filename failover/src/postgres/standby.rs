@@ -1,0 +1,139 @@
+//! Building a streaming standby of a primary in another "region" (its own directory and
+//! port): a replication slot on the primary, `pg_basebackup`, `primary_conninfo` with the
+//! standby's name, optionally synchronous replication, then wait until it streams.
+
+use super::{connect, parse_dsn};
+use crate::error::{FailoverError, Result};
+use lifeboat_backup::instance::{LocalInstance, ServerUser, append_settings, quote_conf, run_checked};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct StandbyOptions {
+    /// The primary, `postgres://user@host:port/db`; the user needs replication rights.
+    pub primary_dsn: String,
+    /// Instance directory (`data/`, `run/`, `postgres.log` inside).
+    pub dir: PathBuf,
+    pub port: u16,
+    /// The standby's `application_name` and replication slot name.
+    pub name: String,
+    /// Make it the primary's synchronous standby (`synchronous_standby_names`).
+    pub synchronous: bool,
+    /// How long to wait for it to stream.
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Standby {
+    pub dsn: String,
+    pub pgdata: PathBuf,
+    pub port: u16,
+    pub slot: String,
+    pub sync_state: String,
+    /// False when the standby existed already (a resumed step) and was only started.
+    pub created: bool,
+}
+
+pub async fn build(options: &StandbyOptions) -> Result<Standby> {
+    let name = &options.name;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(FailoverError::Invalid(format!(
+            "standby name `{name}`: use lower-case letters, digits and `_` (it names a replication slot)"
+        )));
+    }
+    let primary = parse_dsn(&options.primary_dsn)?;
+    let mut instance = LocalInstance::new(&options.dir, options.port)?;
+    instance.superuser = primary.get_username().to_owned();
+    let pgdata = instance.pgdata();
+    let created = !pgdata.join("PG_VERSION").is_file();
+    let mut conn = connect(&options.primary_dsn).await?;
+    if created {
+        sqlx::query(
+            "SELECT pg_create_physical_replication_slot($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+        )
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .map_err(FailoverError::pg("creating the replication slot"))?;
+        if pgdata.exists() {
+            std::fs::remove_dir_all(&pgdata).map_err(|e| FailoverError::Invalid(format!("{}: {e}", pgdata.display())))?;
+        }
+        std::fs::create_dir_all(&options.dir).map_err(|e| FailoverError::Invalid(format!("{}: {e}", options.dir.display())))?;
+        ServerUser::chown_tree(instance.user, &options.dir)?;
+        let mut command = ServerUser::command(instance.user, &instance.bins.tool("pg_basebackup"));
+        command
+            .arg("-D")
+            .arg(&pgdata)
+            .args(["-h", primary.get_host(), "-p", &primary.get_port().to_string()])
+            .args([
+                "-U",
+                primary.get_username(),
+                "-X",
+                "stream",
+                "-S",
+                name,
+                "-R",
+                "-c",
+                "fast",
+                "--no-password",
+            ]);
+        run_checked(command, "pg_basebackup").await?;
+        let conninfo = format!(
+            "host={} port={} user={} application_name={name}",
+            primary.get_host(),
+            primary.get_port(),
+            primary.get_username()
+        );
+        let mut settings = instance.placement_settings();
+        settings.push(("primary_conninfo".into(), conninfo));
+        settings.push(("primary_slot_name".into(), name.clone()));
+        settings.push(("hot_standby".into(), "on".into()));
+        // `-R` wrote primary_conninfo into postgresql.auto.conf, which wins over
+        // postgresql.conf: the standby's own settings go after it, in the same file.
+        append_settings(
+            &pgdata.join("postgresql.auto.conf"),
+            "standby settings written by lifeboat",
+            &settings,
+        )?;
+    }
+    if options.synchronous {
+        sqlx::query(&format!(
+            "ALTER SYSTEM SET synchronous_standby_names = {}",
+            quote_conf(&format!("\"{name}\""))
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(FailoverError::pg("setting synchronous_standby_names"))?;
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await
+            .map_err(FailoverError::pg("reloading the primary's configuration"))?;
+    }
+    instance.start().await?;
+    let deadline = tokio::time::Instant::now() + options.wait;
+    let sync_state = loop {
+        let replicas = super::status::replicas(&options.primary_dsn).await?;
+        let mine = replicas.into_iter().find(|r| &r.application_name == name && r.state == "streaming");
+        match mine {
+            Some(r) if !options.synchronous || r.sync_state == "sync" => break r.sync_state,
+            _ if tokio::time::Instant::now() >= deadline => {
+                return Err(FailoverError::NotReady(format!(
+                    "standby `{name}` is not streaming{} after {:?}; see {}",
+                    if options.synchronous { " synchronously" } else { "" },
+                    options.wait,
+                    instance.log_file().display()
+                )));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    Ok(Standby {
+        dsn: instance.dsn(primary.get_database().unwrap_or("postgres")),
+        pgdata,
+        port: options.port,
+        slot: name.clone(),
+        sync_state,
+        created,
+    })
+}

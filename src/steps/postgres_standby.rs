@@ -1,0 +1,57 @@
+//! `postgres.standby`: build (or, when it exists, start) a streaming standby of a primary
+//! in its own directory and port, optionally synchronous, and wait until it streams.
+
+use super::postgres::{free_port, parse_port, scratch_dir};
+use super::validation::duration_or;
+use super::validation::outputs_of;
+use super::{Outputs, StepContext, StepError, Text};
+use crate::plan::model::HumanDuration;
+use lifeboat_failover::postgres::standby::{self, StandbyOptions};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// The primary, `postgres://user@host:port/db` (the user needs replication rights).
+    pub primary_dsn: Text,
+    /// Instance directory of the standby (default: a scratch directory of the run and step).
+    #[serde(default)]
+    pub dir: Option<Text>,
+    /// Port on 127.0.0.1 (default: a free one).
+    #[serde(default)]
+    pub port: Option<Text>,
+    /// `application_name` and replication slot (default `standby`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Make it the primary's synchronous standby.
+    #[serde(default)]
+    pub synchronous: bool,
+    /// How long to wait until it streams (default 2m).
+    #[serde(default)]
+    pub wait: Option<HumanDuration>,
+}
+
+pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
+    let dir = options.dir.map(|d| PathBuf::from(d.0)).unwrap_or_else(|| scratch_dir(cx));
+    let dir = std::path::absolute(&dir).map_err(|e| StepError::terminal(format!("dir: {e}")))?;
+    let port = match &options.port {
+        Some(p) => parse_port(p)?,
+        None => free_port()?,
+    };
+    let standby_options = StandbyOptions {
+        primary_dsn: options.primary_dsn.0,
+        dir,
+        port,
+        name: options.name.unwrap_or_else(|| "standby".into()),
+        synchronous: options.synchronous,
+        wait: duration_or(&options.wait, "wait", Duration::from_secs(120))?,
+    };
+    let built = tokio::select! {
+        r = standby::build(&standby_options) => r?,
+        _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
+    };
+    Ok(outputs_of(&built))
+}
