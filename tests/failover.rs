@@ -1,6 +1,7 @@
-//! Failover building blocks through the real CLI against real PostgreSQL: a synchronous
-//! streaming standby, the replication gate, the primary killed, promotion, and the
-//! built-in TCP endpoint re-pointed — with the rows committed before the kill all there.
+//! Failover and failback through the real CLI against real PostgreSQL: a synchronous
+//! streaming standby, the replication gate, the primary killed, promotion, the built-in TCP
+//! endpoint re-pointed; then the old primary reprotected with pg_rewind and a planned
+//! switchover back — the canary writing through the endpoint all along loses nothing.
 
 mod support;
 
@@ -14,13 +15,14 @@ apiVersion: lifeboat.dev/v1alpha1
 kind: RecoveryPlan
 metadata: { name: failover-blocks }
 spec:
-  objectives: { rto: 30s }
+  objectives: { rto: 30s, rows_lost: 0 }
   params:
     workdir: { type: string }
   steps:
     - id: primary
       kind: postgres.local_instance
-      with: { dir: "${{ params.workdir }}/primary" }
+      # Old WAL stays around so that pg_rewind can find the last common checkpoint.
+      with: { dir: "${{ params.workdir }}/primary", settings: { wal_keep_size: "256MB" } }
     - id: seed
       kind: exec
       needs: [primary]
@@ -40,9 +42,13 @@ spec:
       kind: traffic.proxy
       needs: [gate]
       with: { proxy: db, upstream: "127.0.0.1:${{ steps.primary.outputs.port }}" }
+    - id: canary
+      kind: validation.canary
+      needs: [entry]
+      with: { dsn: "postgres://postgres@127.0.0.1:${{ steps.entry.outputs.listen_port }}/postgres", interval: 20ms }
     - id: write_through_entry
       kind: exec
-      needs: [entry]
+      needs: [canary]
       with:
         command: ["psql", "postgres://postgres@127.0.0.1:${{ steps.entry.outputs.listen_port }}/postgres", "-qAt", "-v", "ON_ERROR_STOP=1", "-c", "INSERT INTO t VALUES (101)"]
     - id: kill
@@ -68,6 +74,50 @@ spec:
         expect: "101"
         interval: 50ms
         timeout: 20s
+    # Failback: the old primary becomes a standby of the new one, then a planned
+    # switchover hands the primary role back with nothing lost.
+    - id: reprotect
+      kind: postgres.reprotect
+      needs: [serving]
+      with:
+        dir: "${{ params.workdir }}/primary"
+        port: "${{ steps.primary.outputs.port }}"
+        primary_dsn: "${{ steps.standby.outputs.dsn }}"
+        name: original
+        within: 15s
+    - id: caught_up
+      kind: postgres.replication_status
+      needs: [reprotect]
+      retry: { attempts: 50, backoff: 100ms, max_backoff: 100ms }
+      with: { dsn: "${{ steps.standby.outputs.dsn }}", standby: original, max_lag_bytes: 0 }
+    - id: switch_back
+      kind: postgres.switchover
+      needs: [caught_up]
+      with:
+        primary_dir: "${{ params.workdir }}/standby"
+        primary_dsn: "${{ steps.standby.outputs.dsn }}"
+        standby_dsn: "${{ steps.primary.outputs.dsn }}"
+        demoted_name: replica
+    - id: entry_back
+      kind: traffic.proxy
+      needs: [switch_back]
+      with: { proxy: db, upstream: "127.0.0.1:${{ steps.primary.outputs.port }}" }
+    - id: writes_back
+      kind: validation.sql_probe
+      needs: [entry_back]
+      with:
+        dsn: "postgres://postgres@127.0.0.1:${{ steps.entry.outputs.listen_port }}/postgres"
+        query: "SELECT count(*) FROM lifeboat_canary WHERE written_at > '${{ steps.switch_back.outputs.promoted_at }}'"
+        min: 3
+        interval: 100ms
+        timeout: 20s
+    - id: rpo
+      kind: validation.rpo
+      needs: [writes_back]
+      with:
+        dsn: "${{ steps.primary.outputs.dsn }}"
+        canary: canary
+        disaster_at: "${{ steps.switch_back.outputs.promoted_at }}"
   finally:
     - id: stop_standby
       kind: postgres.local_instance
@@ -78,7 +128,7 @@ spec:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_synchronous_standby_is_promoted_behind_the_switched_endpoint_with_nothing_lost() {
+async fn failover_to_a_synchronous_standby_then_failback_by_rewind_and_switchover_loses_nothing() {
     let dir = shared_tempdir();
     let plan = dir.path().join("failover.yaml");
     std::fs::write(&plan, FAILOVER_PLAN).unwrap();
@@ -114,4 +164,12 @@ async fn a_synchronous_standby_is_promoted_behind_the_switched_endpoint_with_not
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(m["passed"], true);
     assert!(m["rto_ms"].as_i64().unwrap() > 0);
+    let reprotect = support::outputs_of(&events, "reprotect");
+    assert_eq!(reprotect["path"], "rewind", "{reprotect:?}");
+    let back = support::outputs_of(&events, "switch_back");
+    assert_eq!(back["timeline"], 3, "failback starts timeline 3");
+    assert_eq!(back["demoted_sync_state"].as_str().is_some(), true);
+    let rpo = support::outputs_of(&events, "rpo");
+    assert_eq!(rpo["rows_lost"], 0, "a planned switchover loses nothing: {rpo:?}");
+    assert!(rpo["acknowledged_before_disaster"].as_u64().unwrap() > 10);
 }

@@ -245,7 +245,7 @@ impl LocalInstance {
     /// A postmaster killed by SIGKILL can linger as a zombie until init reaps it, and
     /// PostgreSQL refuses to start while the pid in its lock file exists at all. A zombie
     /// holds no shared memory and serves nothing, so its lock file is removed.
-    fn clear_dead_pid_file(&self) -> Result<()> {
+    pub fn clear_dead_pid_file(&self) -> Result<()> {
         let mut lock_files = vec![self.pgdata().join("postmaster.pid")];
         if let Ok(entries) = std::fs::read_dir(self.socket_dir()) {
             lock_files.extend(entries.flatten().map(|e| e.path()).filter(|p| {

@@ -22,8 +22,10 @@ pub mod postgres_backup;
 pub mod postgres_local_instance;
 pub mod postgres_promote;
 pub mod postgres_replication_status;
+pub mod postgres_reprotect;
 pub mod postgres_restore;
 pub mod postgres_standby;
+pub mod postgres_switchover;
 pub mod postgres_verify_backup;
 pub mod sleep;
 pub mod traffic_proxy;
@@ -169,6 +171,11 @@ pub const KINDS: &[KindSpec] = &[
         postgres_replication_status
     ),
     kind!(
+        "postgres.reprotect",
+        "make a former primary a standby of the new one (pg_rewind, else a fresh base backup)",
+        postgres_reprotect
+    ),
+    kind!(
         "postgres.restore",
         "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached",
         postgres_restore
@@ -177,6 +184,11 @@ pub const KINDS: &[KindSpec] = &[
         "postgres.standby",
         "build a streaming standby of a primary (slot, pg_basebackup, optional sync) and wait until it streams",
         postgres_standby
+    ),
+    kind!(
+        "postgres.switchover",
+        "planned zero-loss switchover: stop the primary cleanly, promote the caught-up standby, demote the old primary",
+        postgres_switchover
     ),
     kind!(
         "postgres.verify_backup",

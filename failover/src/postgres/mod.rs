@@ -1,9 +1,12 @@
 //! PostgreSQL high availability operations: building a streaming standby, reading
 //! replication state, promoting. Connections are short-lived, with a bounded connect time.
 
+mod follow;
 pub mod promote;
+pub mod reprotect;
 pub mod standby;
 pub mod status;
+pub mod switchover;
 
 use crate::error::{FailoverError, Result};
 use sqlx::ConnectOptions;

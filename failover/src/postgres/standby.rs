@@ -4,7 +4,7 @@
 
 use super::{connect, parse_dsn};
 use crate::error::{FailoverError, Result};
-use lifeboat_backup::instance::{LocalInstance, ServerUser, append_settings, quote_conf, run_checked};
+use lifeboat_backup::instance::{LocalInstance, ServerUser, quote_conf, run_checked};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,13 +49,7 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
     let created = !pgdata.join("PG_VERSION").is_file();
     let mut conn = connect(&options.primary_dsn).await?;
     if created {
-        sqlx::query(
-            "SELECT pg_create_physical_replication_slot($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
-        )
-        .bind(name)
-        .execute(&mut conn)
-        .await
-        .map_err(FailoverError::pg("creating the replication slot"))?;
+        super::follow::create_slot(&options.primary_dsn, name).await?;
         if pgdata.exists() {
             std::fs::remove_dir_all(&pgdata).map_err(|e| FailoverError::Invalid(format!("{}: {e}", pgdata.display())))?;
         }
@@ -79,23 +73,8 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
                 "--no-password",
             ]);
         run_checked(command, "pg_basebackup").await?;
-        let conninfo = format!(
-            "host={} port={} user={} application_name={name}",
-            primary.get_host(),
-            primary.get_port(),
-            primary.get_username()
-        );
-        let mut settings = instance.placement_settings();
-        settings.push(("primary_conninfo".into(), conninfo));
-        settings.push(("primary_slot_name".into(), name.clone()));
-        settings.push(("hot_standby".into(), "on".into()));
-        // `-R` wrote primary_conninfo into postgresql.auto.conf, which wins over
-        // postgresql.conf: the standby's own settings go after it, in the same file.
-        append_settings(
-            &pgdata.join("postgresql.auto.conf"),
-            "standby settings written by lifeboat",
-            &settings,
-        )?;
+        // `-R` wrote primary_conninfo into postgresql.auto.conf; ours go after it and win.
+        super::follow::write_standby_settings(&instance, &options.primary_dsn, name)?;
     }
     if options.synchronous {
         sqlx::query(&format!(
@@ -111,23 +90,8 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
             .map_err(FailoverError::pg("reloading the primary's configuration"))?;
     }
     instance.start().await?;
-    let deadline = tokio::time::Instant::now() + options.wait;
-    let sync_state = loop {
-        let replicas = super::status::replicas(&options.primary_dsn).await?;
-        let mine = replicas.into_iter().find(|r| &r.application_name == name && r.state == "streaming");
-        match mine {
-            Some(r) if !options.synchronous || r.sync_state == "sync" => break r.sync_state,
-            _ if tokio::time::Instant::now() >= deadline => {
-                return Err(FailoverError::NotReady(format!(
-                    "standby `{name}` is not streaming{} after {:?}; see {}",
-                    if options.synchronous { " synchronously" } else { "" },
-                    options.wait,
-                    instance.log_file().display()
-                )));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let sync_state =
+        super::follow::wait_streaming(&options.primary_dsn, name, options.synchronous, options.wait, &instance.log_file()).await?;
     Ok(Standby {
         dsn: instance.dsn(primary.get_database().unwrap_or("postgres")),
         pgdata,
