@@ -56,9 +56,17 @@ spec:
       needs: [write_through_entry]
       mark: disaster
       with: { pid_file: "${{ steps.primary.outputs.pgdata }}/postmaster.pid", include_children: true }
+    - id: fence
+      kind: postgres.fence
+      needs: [kill]
+      with:
+        dsn: "${{ steps.primary.outputs.dsn }}"
+        dir: "${{ params.workdir }}/primary"
+        proxies: [db]
+        paths: ["postgres://postgres@127.0.0.1:${{ steps.entry.outputs.listen_port }}/postgres"]
     - id: promote
       kind: postgres.promote
-      needs: [kill]
+      needs: [fence]
       with: { dsn: "${{ steps.standby.outputs.dsn }}" }
     - id: switch
       kind: traffic.proxy
@@ -164,12 +172,57 @@ async fn failover_to_a_synchronous_standby_then_failback_by_rewind_and_switchove
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(m["passed"], true);
     assert!(m["rto_ms"].as_i64().unwrap() > 0);
+    let fence = support::outputs_of(&events, "fence");
+    assert_eq!(fence["action"], "already_down");
+    assert_eq!(fence["proxies_cut"], serde_json::json!(["db"]));
+    assert_eq!(
+        fence["checks"].as_array().unwrap().len(),
+        2,
+        "the server and the endpoint both refused a write"
+    );
     let reprotect = support::outputs_of(&events, "reprotect");
     assert_eq!(reprotect["path"], "rewind", "{reprotect:?}");
     let back = support::outputs_of(&events, "switch_back");
     assert_eq!(back["timeline"], 3, "failback starts timeline 3");
-    assert!(back["demoted_sync_state"].is_string(), "the demoted primary streams from the new one");
+    assert!(
+        back["demoted_sync_state"].is_string(),
+        "the demoted primary streams from the new one"
+    );
     let rpo = support::outputs_of(&events, "rpo");
     assert_eq!(rpo["rows_lost"], 0, "a planned switchover loses nothing: {rpo:?}");
     assert!(rpo["acknowledged_before_disaster"].as_u64().unwrap() > 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_a_reachable_primary_stops_it_and_proves_no_write_gets_through() {
+    let dir = shared_tempdir();
+    let mut primary = lifeboat_backup::instance::LocalInstance::new(&dir.path().join("old"), support::servers::free_port()).unwrap();
+    primary.init(&Default::default()).await.unwrap();
+    primary.start().await.unwrap();
+    let plan = dir.path().join("fence.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "apiVersion: lifeboat.dev/v1alpha1\nkind: RecoveryPlan\nmetadata: {{ name: fence }}\nspec:\n  steps:\n    - id: fence\n      kind: postgres.fence\n      with: {{ dsn: \"{}\", dir: \"{}\" }}\n",
+            primary.dsn("postgres"),
+            dir.path().join("old").display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("--state")
+        .arg(&state)
+        .args(["run", &plan.display().to_string()])
+        .output()
+        .unwrap();
+    let still_running = primary.running_pid().is_some();
+    support::servers::stop(&primary).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(!still_running, "the fenced primary is still running");
+    let journal = Journal::open(&state.display().to_string()).await.unwrap();
+    let run = journal.runs(None, 1).await.unwrap().remove(0);
+    let fence = support::outputs_of(&support::events(&journal, &run.id).await, "fence");
+    assert_eq!(fence["action"], "stopped");
+    assert!(fence["checks"][0]["refused"].as_str().unwrap().contains("no connection"));
 }

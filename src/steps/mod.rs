@@ -19,6 +19,7 @@ mod failover;
 pub mod http;
 mod postgres;
 pub mod postgres_backup;
+pub mod postgres_fence;
 pub mod postgres_local_instance;
 pub mod postgres_promote;
 pub mod postgres_replication_status;
@@ -154,6 +155,11 @@ pub const KINDS: &[KindSpec] = &[
         "postgres.backup",
         "take a base backup of a running PostgreSQL into a repository (file:// or s3://)",
         postgres_backup
+    ),
+    kind!(
+        "postgres.fence",
+        "stop a former primary, cut proxies that route to it, and verify no path accepts a write",
+        postgres_fence
     ),
     kind!(
         "postgres.local_instance",

@@ -33,6 +33,8 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             let previous = p.upstream();
             let open = p.stats().connections_active;
             p.set_upstream(&options.upstream.0)?;
+            // A fence may have taken the endpoint down; pointing it somewhere new reopens it.
+            p.set_enabled(true).await?;
             out.insert("previous_upstream".into(), previous.into());
             out.insert("connections_closed".into(), open.into());
             p

@@ -1,6 +1,7 @@
 //! PostgreSQL high availability operations: building a streaming standby, reading
 //! replication state, promoting. Connections are short-lived, with a bounded connect time.
 
+pub mod fence;
 mod follow;
 pub mod promote;
 pub mod reprotect;
