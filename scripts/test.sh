@@ -20,6 +20,8 @@ install_prerequisites() {
   # Chaos injectors: clock skew runs commands under libfaketime; stress can use stress-ng.
   command -v faketime >/dev/null || missing+=(faketime)
   command -v stress-ng >/dev/null || missing+=(stress-ng)
+  # Traffic switching tests drive a real PgBouncer.
+  [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq

@@ -29,6 +29,7 @@ pub mod postgres_standby;
 pub mod postgres_switchover;
 pub mod postgres_verify_backup;
 pub mod sleep;
+pub mod traffic_pgbouncer;
 pub mod traffic_proxy;
 pub mod validation;
 pub mod validation_canary;
@@ -202,6 +203,11 @@ pub const KINDS: &[KindSpec] = &[
         postgres_verify_backup
     ),
     kind!("sleep", "wait for a duration", sleep),
+    kind!(
+        "traffic.pgbouncer",
+        "move a PgBouncer database to a new host/port without dropping clients (PAUSE, rewrite, RELOAD, RESUME)",
+        traffic_pgbouncer
+    ),
     kind!(
         "traffic.proxy",
         "re-point the built-in TCP endpoint at a new upstream; open connections are closed",
