@@ -6,7 +6,8 @@ use crate::plan::model::HumanDuration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lifeboat_validation::ValidationError;
 use lifeboat_validation::probe::{self, Probe};
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 impl From<ValidationError> for StepError {
@@ -42,17 +43,38 @@ pub fn outputs_of(value: &impl Serialize) -> Outputs {
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Polls `probe` every `interval` until it passes or `timeout` runs out.
-pub async fn run_probe(
-    probe: Probe,
-    interval: &Option<HumanDuration>,
-    timeout: &Option<HumanDuration>,
-    cx: &StepContext,
-) -> Result<Outputs, StepError> {
-    let interval = duration_or(interval, "interval", DEFAULT_INTERVAL)?;
-    let timeout = duration_or(timeout, "timeout", DEFAULT_TIMEOUT)?;
+/// How a probe step polls; the same four options on every probe kind.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UntilOption {
+    /// Until the check passes (default): recovery.
+    #[default]
+    Passing,
+    /// Until it fails: detecting an outage.
+    Failing,
+}
+
+pub struct Polling<'a> {
+    pub interval: &'a Option<HumanDuration>,
+    pub timeout: &'a Option<HumanDuration>,
+    pub until: &'a UntilOption,
+    pub consecutive: Option<u32>,
+}
+
+/// Polls `probe` every `interval` until `consecutive` checks in a row pass (or fail, with
+/// `until: failing`) or `timeout` runs out.
+pub async fn run_probe(probe: Probe, polling: Polling<'_>, cx: &StepContext) -> Result<Outputs, StepError> {
+    let spec = probe::PollSpec {
+        interval: duration_or(polling.interval, "interval", DEFAULT_INTERVAL)?,
+        timeout: duration_or(polling.timeout, "timeout", DEFAULT_TIMEOUT)?,
+        until: match polling.until {
+            UntilOption::Passing => probe::Until::Passing,
+            UntilOption::Failing => probe::Until::Failing,
+        },
+        consecutive: polling.consecutive.unwrap_or(1),
+    };
     let report = tokio::select! {
-        r = probe::poll(&probe, interval, timeout) => r?,
+        r = probe::poll(&probe, &spec) => r?,
         _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
     };
     let mut out = Outputs::new();

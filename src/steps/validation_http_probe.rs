@@ -29,6 +29,12 @@ pub struct Options {
     /// Time limit of one request (default 5s).
     #[serde(default)]
     pub request_timeout: Option<HumanDuration>,
+    /// `passing` (default: wait for service) or `failing` (wait for an outage).
+    #[serde(default)]
+    pub until: super::validation::UntilOption,
+    /// Checks in a row with that outcome (default 1; a failure threshold with `failing`).
+    #[serde(default)]
+    pub consecutive: Option<u32>,
     /// Time between checks (default 1s).
     #[serde(default)]
     pub interval: Option<HumanDuration>,
@@ -54,5 +60,15 @@ pub fn probe(o: &Options) -> Result<Probe, StepError> {
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    run_probe(probe(&options)?, &options.interval, &options.timeout, cx).await
+    run_probe(
+        probe(&options)?,
+        super::validation::Polling {
+            interval: &options.interval,
+            timeout: &options.timeout,
+            until: &options.until,
+            consecutive: options.consecutive,
+        },
+        cx,
+    )
+    .await
 }

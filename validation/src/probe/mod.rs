@@ -42,12 +42,33 @@ pub struct PollReport {
     pub last_failure: Option<String>,
 }
 
-/// Checks every `interval` until a check passes or `timeout` has elapsed. A terminal
-/// error (a broken query, a bad regex) stops polling at once.
-pub async fn poll(probe: &Probe, interval: Duration, timeout: Duration) -> Result<PollReport, ValidationError> {
+/// What a poll waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Until {
+    /// The service serves (recovery).
+    #[default]
+    Passing,
+    /// The service is down (detecting an outage, as a failover's trigger would).
+    Failing,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PollSpec {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub until: Until,
+    /// Checks in a row with the wanted outcome (a failure threshold when `Failing`).
+    pub consecutive: u32,
+}
+
+/// Checks every `interval` until `consecutive` checks in a row had the wanted outcome or
+/// `timeout` has elapsed. A terminal error (a broken query, a bad regex) stops polling at
+/// once. `passed_at` is when the deciding check returned.
+pub async fn poll(probe: &Probe, spec: &PollSpec) -> Result<PollReport, ValidationError> {
     let first_check_at = Utc::now();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + spec.timeout;
     let mut checks = 0;
+    let mut streak = 0;
     let mut last_failure: Option<String> = None;
     loop {
         checks += 1;
@@ -60,24 +81,43 @@ pub async fn poll(probe: &Probe, interval: Duration, timeout: Duration) -> Resul
                 "the check did not answer within {remaining:?}"
             ))),
         };
-        match outcome {
-            Ok(observed) => {
-                return Ok(PollReport {
-                    passed_at: Utc::now(),
-                    first_check_at,
-                    checks,
-                    observed,
-                    last_failure,
-                });
+        let observed = match (outcome, spec.until) {
+            (Err(e), _) if !e.is_retryable() => return Err(e),
+            (Ok(observed), Until::Passing) => Some(observed),
+            (Err(e), Until::Failing) => Some(e.to_string()),
+            (Ok(observed), Until::Failing) => {
+                last_failure = Some(format!("still serving: {observed}"));
+                None
             }
-            Err(e) if !e.is_retryable() => return Err(e),
-            Err(e) => last_failure = Some(e.to_string()),
+            (Err(e), Until::Passing) => {
+                last_failure = Some(e.to_string());
+                None
+            }
+        };
+        match observed {
+            Some(observed) => {
+                streak += 1;
+                if streak >= spec.consecutive.max(1) {
+                    return Ok(PollReport {
+                        passed_at: Utc::now(),
+                        first_check_at,
+                        checks,
+                        observed,
+                        last_failure,
+                    });
+                }
+            }
+            None => streak = 0,
         }
-        let next = started + interval;
+        let next = started + spec.interval;
         if next >= deadline {
             return Err(ValidationError::NotPassing(format!(
-                "did not pass within {:?} ({checks} checks); last failure: {}",
-                timeout,
+                "did not {} within {:?} ({checks} checks); last: {}",
+                match spec.until {
+                    Until::Passing => "pass",
+                    Until::Failing => "fail",
+                },
+                spec.timeout,
                 last_failure.unwrap_or_default()
             )));
         }
