@@ -38,6 +38,16 @@ install_prerequisites() {
     cargo install --locked garage --version "$GARAGE_VERSION" --root "$tools"
   fi
   export LIFEBOAT_TEST_GARAGE="$tools/bin/garage"
+  # moto's Route53 server (a test double of the real API) from PyPI, in its own venv.
+  if [ ! -x "$tools/moto/bin/moto_server" ]; then
+    echo "==> installing moto[server] into $tools/moto"
+    python3 -m venv "$tools/moto" 2>/dev/null || {
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$tools/moto"
+    }
+    "$tools/moto/bin/pip" install --quiet 'moto[server]'
+  fi
+  export LIFEBOAT_TEST_MOTO="$tools/moto/bin/moto_server"
 }
 
 GARAGE_VERSION=2.5.0

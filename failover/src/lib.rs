@@ -13,5 +13,6 @@ mod error;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
+pub mod route53;
 
 pub use error::{FailoverError, Result};

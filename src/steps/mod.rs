@@ -31,6 +31,7 @@ pub mod postgres_verify_backup;
 pub mod sleep;
 pub mod traffic_pgbouncer;
 pub mod traffic_proxy;
+pub mod traffic_route53;
 pub mod validation;
 pub mod validation_canary;
 pub mod validation_canary_stop;
@@ -212,6 +213,11 @@ pub const KINDS: &[KindSpec] = &[
         "traffic.proxy",
         "re-point the built-in TCP endpoint at a new upstream; open connections are closed",
         traffic_proxy
+    ),
+    kind!(
+        "traffic.route53",
+        "UPSERT a Route53 record (simple or weighted) and wait until INSYNC",
+        traffic_route53
     ),
     kind!(
         "validation.canary",
