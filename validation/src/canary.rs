@@ -120,7 +120,10 @@ async fn write_loop(
         let written_at = Utc::now();
         let result = tokio::time::timeout(
             write_timeout,
+            // Unnamed statements: a pooler in transaction mode (PgBouncer) may serve each
+            // transaction from another server connection.
             sqlx::query(&insert)
+                .persistent(false)
                 .bind(&options.run_id)
                 .bind(seq)
                 .bind(written_at)
