@@ -157,9 +157,25 @@ impl Garage {
         }
     }
 
+    /// Restarts the server and waits until it stays up: a restarted Garage can open its S3
+    /// port and then exit (its RPC port still held by the killed process), so readiness is
+    /// its admin RPC answering with the process still alive.
     pub fn restart(&mut self) {
         self.stop();
-        self.run_server();
+        for _ in 0..10 {
+            self.run_server();
+            self.admin(&["status"]);
+            std::thread::sleep(Duration::from_millis(300));
+            let alive = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
+            if alive {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "Garage did not stay up after a restart; see {}",
+            self.dir.path().join("server.log").display()
+        );
     }
 }
 
