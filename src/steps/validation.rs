@@ -90,6 +90,44 @@ pub async fn run_probe(probe: Probe, polling: Polling<'_>, cx: &StepContext) -> 
     Ok(out)
 }
 
+/// A probe kind's `Options` — its own fields plus the four polling fields every probe kind
+/// shares — and its `run`, which polls the probe the kind's `probe` function builds.
+/// (serde cannot flatten a shared struct into options that deny unknown fields.)
+macro_rules! probe_options {
+    ($(#[$meta:meta])* pub struct Options { $($body:tt)* }) => {
+        $(#[$meta])*
+        pub struct Options {
+            $($body)*
+            /// `passing` (default: wait for service) or `failing` (wait for an outage).
+            #[serde(default)]
+            pub until: $crate::steps::validation::UntilOption,
+            /// Checks in a row with that outcome (default 1; a failure threshold with `failing`).
+            #[serde(default)]
+            pub consecutive: Option<u32>,
+            /// Time between checks (default 1s).
+            #[serde(default)]
+            pub interval: Option<$crate::plan::model::HumanDuration>,
+            /// Give up after this long (default 60s).
+            #[serde(default)]
+            pub timeout: Option<$crate::plan::model::HumanDuration>,
+        }
+
+        pub async fn run(
+            options: Options,
+            cx: &$crate::steps::StepContext,
+        ) -> Result<$crate::steps::Outputs, $crate::steps::StepError> {
+            let polling = $crate::steps::validation::Polling {
+                interval: &options.interval,
+                timeout: &options.timeout,
+                until: &options.until,
+                consecutive: options.consecutive,
+            };
+            $crate::steps::validation::run_probe(probe(&options)?, polling, cx).await
+        }
+    };
+}
+pub(crate) use probe_options;
+
 /// Builds the probe of a probe kind from its rendered options (for guards).
 pub fn probe_for(kind: &str, with: serde_json::Value) -> Result<Probe, StepError> {
     match kind {

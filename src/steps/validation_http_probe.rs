@@ -1,13 +1,14 @@
 //! `validation.http_probe`: poll a URL until the status, body and JSON match.
 
-use super::validation::{duration_or, run_probe};
-use super::{Outputs, StepContext, StepError, Text};
+use super::validation::duration_or;
+use super::{StepError, Text};
 use crate::plan::model::HumanDuration;
 use lifeboat_validation::probe::{Probe, http::HttpProbe};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
 
+super::validation::probe_options! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
@@ -29,18 +30,7 @@ pub struct Options {
     /// Time limit of one request (default 5s).
     #[serde(default)]
     pub request_timeout: Option<HumanDuration>,
-    /// `passing` (default: wait for service) or `failing` (wait for an outage).
-    #[serde(default)]
-    pub until: super::validation::UntilOption,
-    /// Checks in a row with that outcome (default 1; a failure threshold with `failing`).
-    #[serde(default)]
-    pub consecutive: Option<u32>,
-    /// Time between checks (default 1s).
-    #[serde(default)]
-    pub interval: Option<HumanDuration>,
-    /// Give up after this long (default 60s).
-    #[serde(default)]
-    pub timeout: Option<HumanDuration>,
+}
 }
 
 pub fn probe(o: &Options) -> Result<Probe, StepError> {
@@ -57,18 +47,4 @@ pub fn probe(o: &Options) -> Result<Probe, StepError> {
         json,
         duration_or(&o.request_timeout, "request_timeout", Duration::from_secs(5))?,
     )?))
-}
-
-pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    run_probe(
-        probe(&options)?,
-        super::validation::Polling {
-            interval: &options.interval,
-            timeout: &options.timeout,
-            until: &options.until,
-            consecutive: options.consecutive,
-        },
-        cx,
-    )
-    .await
 }

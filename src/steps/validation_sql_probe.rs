@@ -1,13 +1,12 @@
 //! `validation.sql_probe`: poll a query until its first value equals `expect` or lies
 //! within `min`/`max`.
 
-use super::validation::run_probe;
-use super::{Outputs, StepContext, StepError, Text};
-use crate::plan::model::HumanDuration;
+use super::{StepError, Text};
 use lifeboat_validation::probe::{Probe, sql::Expectation, sql::SqlProbe};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+super::validation::probe_options! {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
@@ -22,18 +21,7 @@ pub struct Options {
     pub min: Option<f64>,
     #[serde(default)]
     pub max: Option<f64>,
-    /// `passing` (default: wait for service) or `failing` (wait for an outage).
-    #[serde(default)]
-    pub until: super::validation::UntilOption,
-    /// Checks in a row with that outcome (default 1; a failure threshold with `failing`).
-    #[serde(default)]
-    pub consecutive: Option<u32>,
-    /// Time between checks (default 1s).
-    #[serde(default)]
-    pub interval: Option<HumanDuration>,
-    /// Give up after this long (default 60s).
-    #[serde(default)]
-    pub timeout: Option<HumanDuration>,
+}
 }
 
 pub fn probe(o: &Options) -> Result<Probe, StepError> {
@@ -50,18 +38,4 @@ pub fn probe(o: &Options) -> Result<Probe, StepError> {
         query: o.query.clone(),
         expect,
     }))
-}
-
-pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    run_probe(
-        probe(&options)?,
-        super::validation::Polling {
-            interval: &options.interval,
-            timeout: &options.timeout,
-            until: &options.until,
-            consecutive: options.consecutive,
-        },
-        cx,
-    )
-    .await
 }
