@@ -549,19 +549,28 @@ impl Journal {
         .await?;
         rows.iter()
             .filter(|row| row.try_get::<String, _>("channel").is_ok_and(|c| c.starts_with(prefix)))
-            .map(|row| {
-                let payload: String = row.try_get("payload")?;
-                Ok((
-                    row.try_get("channel")?,
-                    SideRecord {
-                        key: row.try_get("record_key")?,
-                        at: from_micros(row.try_get("at")?),
-                        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-                    },
-                ))
-            })
+            .map(|row| Ok((row.try_get("channel")?, side_record(row)?)))
             .collect()
     }
+
+    /// The records of exactly one channel, by key.
+    pub async fn channel(&self, run_id: &str, channel: &str) -> Result<Vec<SideRecord>, JournalError> {
+        let rows = sqlx::query("SELECT record_key, at, payload FROM records WHERE run_id = $1 AND channel = $2 ORDER BY record_key")
+            .bind(run_id)
+            .bind(channel)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(side_record).collect()
+    }
+}
+
+fn side_record(row: &AnyRow) -> Result<SideRecord, JournalError> {
+    let payload: String = row.try_get("payload")?;
+    Ok(SideRecord {
+        key: row.try_get("record_key")?,
+        at: from_micros(row.try_get("at")?),
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+    })
 }
 
 /// Applies migrations. SQLite has no migration lock, so two processes opening a new

@@ -37,8 +37,8 @@ where
     F: Future<Output = Result<Injection, ChaosError>>,
 {
     let channel = fault_channel(&cx.step_id);
-    let earlier = cx.journal.records(&cx.run_id, &channel).await.map_err(journal_error)?;
-    if let Some((_, record)) = earlier.iter().find(|(c, r)| c == &channel && r.key == INJECTED) {
+    let earlier = cx.journal.channel(&cx.run_id, &channel).await.map_err(journal_error)?;
+    if let Some(record) = earlier.iter().find(|r| r.key == INJECTED) {
         tracing::info!(run = %cx.run_id, step = %cx.step_id, "fault already injected by an earlier attempt; not injecting again");
         return Ok(outputs_of_record(&record.payload));
     }
@@ -104,8 +104,8 @@ where
     }
     let mut out = outputs_of_record(&payload);
     if wait {
-        let records = cx.journal.records(&cx.run_id, &channel).await.map_err(journal_error)?;
-        if let Some((_, r)) = records.iter().find(|(c, r)| c == &channel && r.key == REVERTED) {
+        let records = cx.journal.channel(&cx.run_id, &channel).await.map_err(journal_error)?;
+        if let Some(r) = records.iter().find(|r| r.key == REVERTED) {
             out.insert("reverted_at".into(), r.payload["reverted_at"].clone());
             out.insert("revert".into(), r.payload.clone());
         }

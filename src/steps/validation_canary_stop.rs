@@ -23,14 +23,13 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         "stopped by a validation.canary_stop step",
     )
     .await;
-    let channel = stats_channel(&options.canary);
     let records = cx
         .journal
-        .records(&cx.run_id, &channel)
+        .channel(&cx.run_id, &stats_channel(&options.canary))
         .await
         .map_err(|e| StepError::retryable(format!("reading the canary's counts: {e}")))?;
-    match records.into_iter().find(|(c, _)| *c == channel) {
-        Some((_, record)) => Ok(outputs_of(&record.payload)),
+    match records.first() {
+        Some(record) => Ok(outputs_of(&record.payload)),
         None => Err(StepError::terminal(format!(
             "no canary was started by step `{}` in this run; name a validation.canary step",
             options.canary

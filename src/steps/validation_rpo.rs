@@ -38,22 +38,18 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     if background::is_active(&cx.run_id, &options.canary, Class::Canary) && Utc::now() - disaster_at < chrono::Duration::seconds(1) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let channel = acks_channel(&options.canary);
-    let records: Vec<_> = cx
+    let records = cx
         .journal
-        .records(&cx.run_id, &channel)
+        .channel(&cx.run_id, &acks_channel(&options.canary))
         .await
-        .map_err(|e| StepError::retryable(format!("reading the canary's acknowledgements: {e}")))?
-        .into_iter()
-        .filter(|(c, _)| *c == channel)
-        .collect();
+        .map_err(|e| StepError::retryable(format!("reading the canary's acknowledgements: {e}")))?;
     if records.is_empty() {
         return Err(StepError::terminal(format!(
             "the canary of step `{}` has no acknowledged writes in this run; did it start before the disaster?",
             options.canary
         )));
     }
-    let acks: Vec<(i64, DateTime<Utc>)> = records.iter().map(|(_, r)| (r.key, r.at)).collect();
+    let acks: Vec<(i64, DateTime<Utc>)> = records.iter().map(|r| (r.key, r.at)).collect();
     let report = lifeboat_validation::rpo::measure(&options.dsn.0, &options.table, &cx.run_id, &acks, disaster_at).await?;
     let mut out = outputs_of(&report);
     out.insert("disaster_at".into(), timestamp(report.disaster_at));
