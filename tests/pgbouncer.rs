@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lifeboat_backup::instance::{LocalInstance, ServerUser};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use support::servers::{free_port, shared_tempdir};
 
 fn pgbouncer_binary() -> Option<std::path::PathBuf> {
@@ -71,12 +71,11 @@ async fn switching_pgbouncer_moves_traffic_without_a_client_error() {
     let querying = tokio::spawn(async move {
         let (mut seen, mut errors) = (Vec::<String>::new(), Vec::<String>::new());
         while !stop_client.load(Ordering::Relaxed) {
-            match sqlx::query_scalar::<_, String>("SELECT current_setting('port')")
-                .persistent(false)
-                .fetch_one(&mut client)
-                .await
-            {
-                Ok(port) if seen.last() != Some(&port) => seen.push(port),
+            // The simple query protocol, as clients of a transaction-mode pooler must use:
+            // sqlx's extended protocol parses and executes after separate Syncs, which the
+            // pooler may send to different servers.
+            match sqlx::Executor::fetch_one(&mut client, "SELECT current_setting('port')").await {
+                Ok(row) if seen.last().map(String::as_str) != Some(row.get::<&str, _>(0)) => seen.push(row.get(0)),
                 Ok(_) => {}
                 Err(e) => errors.push(e.to_string()),
             }

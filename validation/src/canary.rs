@@ -91,7 +91,7 @@ async fn write_loop(
     acks: mpsc::UnboundedSender<Ack>,
     mut stopped: watch::Receiver<bool>,
 ) -> CanaryStats {
-    let insert = format!("INSERT INTO {table} (run_id, seq, written_at) VALUES ($1, $2, $3)");
+    let run_id = string_literal(&options.run_id);
     // A write that hangs (a blackholed network) must not stall the canary for long.
     let write_timeout = (options.interval * 20).max(Duration::from_secs(2));
     let mut stats = CanaryStats::default();
@@ -118,18 +118,15 @@ async fn write_loop(
         };
         stats.attempted += 1;
         let written_at = Utc::now();
-        let result = tokio::time::timeout(
-            write_timeout,
-            // Unnamed statements: a pooler in transaction mode (PgBouncer) may serve each
-            // transaction from another server connection.
-            sqlx::query(&insert)
-                .persistent(false)
-                .bind(&options.run_id)
-                .bind(seq)
-                .bind(written_at)
-                .execute(&mut *c),
-        )
-        .await;
+        // The simple query protocol (a bare &str, no arguments): one message, one transaction. The extended protocol
+        // parses and executes after separate Syncs, and a pooler in transaction mode
+        // (PgBouncer) may hand those to different server connections, which loses the
+        // unnamed statement in between ("unnamed prepared statement does not exist").
+        let insert = format!(
+            "INSERT INTO {table} (run_id, seq, written_at) VALUES ({run_id}, {seq}, '{}')",
+            written_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+        let result = tokio::time::timeout(write_timeout, sqlx::Executor::execute(&mut *c, insert.as_str())).await;
         seq += 1;
         match result {
             Ok(Ok(_)) => {
@@ -150,6 +147,11 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// A string as an SQL literal that means the same whatever `standard_conforming_strings` is.
+fn string_literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 fn note_failure(stats: &mut CanaryStats, error: String) {
@@ -183,5 +185,11 @@ mod tests {
         assert!(super::quote_table("x; drop table y").is_err());
         assert!(super::quote_table("a.b.c").is_err());
         assert!(super::quote_table("Canary").is_err());
+    }
+
+    #[test]
+    fn string_literals_escape_quotes_and_backslashes() {
+        assert_eq!(super::string_literal("20261122-0424"), "E'20261122-0424'");
+        assert_eq!(super::string_literal(r"it's a\b"), r"E'it''s a\\b'");
     }
 }

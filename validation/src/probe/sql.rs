@@ -55,18 +55,14 @@ impl SqlProbe {
 /// no rows). Casting in SQL would make the caller rewrite their query; instead the
 /// common types are decoded here.
 pub async fn first_value(conn: &mut sqlx::PgConnection, query: &str) -> Result<Option<String>, ValidationError> {
-    // Unnamed statements: a pooler in transaction mode (PgBouncer) may serve each
-    // transaction from another server connection.
-    let row = sqlx::query(query)
-        .persistent(false)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("42")) => {
-                ValidationError::Invalid(format!("the query failed: {db}; fix the query in the plan"))
-            }
-            _ => ValidationError::NotPassing(format!("the query failed: {e}")),
-        })?;
+    // The simple query protocol, so that a pooler in transaction mode (PgBouncer) cannot
+    // hand the parse and the execution to different server connections.
+    let row = sqlx::Executor::fetch_optional(&mut *conn, query).await.map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("42")) => {
+            ValidationError::Invalid(format!("the query failed: {db}; fix the query in the plan"))
+        }
+        _ => ValidationError::NotPassing(format!("the query failed: {e}")),
+    })?;
     let Some(row) = row else { return Ok(None) };
     if row.columns().is_empty() {
         return Ok(None);
