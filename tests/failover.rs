@@ -137,3 +137,91 @@ async fn region_failover_and_planned_switchover_drills_pass() {
         assert!(!dir.path().join("w").exists(), "{plan} removed its directory");
     }
 }
+
+/// A former primary with neither data checksums nor `wal_log_hints` cannot be rewound:
+/// reprotect says so, moves the old data aside (it may hold writes the failover lost), takes
+/// a fresh base backup and streams from the new primary. Before that, an unreachable new
+/// primary leaves the old one untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprotect_without_checksums_falls_back_to_a_base_backup_and_keeps_the_old_data() {
+    use lifeboat_backup::instance::{InitOptions, LocalInstance, StopMode};
+    use lifeboat_failover::postgres::{promote, reprotect, standby};
+    use std::time::Duration;
+
+    let dir = shared_tempdir();
+    let mut old = LocalInstance::new(&dir.path().join("old"), support::servers::free_port()).unwrap();
+    old.init(&InitOptions {
+        data_checksums: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    old.start().await.unwrap();
+    let sql = |dsn: String, statement: &'static str| async move {
+        let mut c = lifeboat_validation::connect(&dsn).await.unwrap();
+        sqlx::Executor::execute(&mut c, statement).await.unwrap();
+    };
+    sql(old.dsn("postgres"), "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await;
+    let new_port = support::servers::free_port();
+    let built = standby::build(&standby::StandbyOptions {
+        primary_dsn: old.dsn("postgres"),
+        dir: dir.path().join("new"),
+        port: new_port,
+        name: "new".into(),
+        synchronous: false,
+        wait: Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    let new = LocalInstance::new(&dir.path().join("new"), new_port).unwrap();
+
+    let options = |primary_dsn: String| reprotect::ReprotectOptions {
+        dir: dir.path().join("old"),
+        port: old.port,
+        primary_dsn,
+        name: "old".into(),
+        within: Duration::from_secs(60),
+    };
+    let unreachable = format!("postgres://postgres@127.0.0.1:{}/postgres", support::servers::free_port());
+    let refused = reprotect::reprotect(&options(unreachable)).await.unwrap_err();
+    assert!(refused.is_retryable(), "{refused}");
+    assert!(
+        old.running_pid().is_some(),
+        "an unreachable new primary must leave the old one alone"
+    );
+
+    // The region is lost: the old primary crashes, the standby is promoted and takes writes.
+    old.stop(StopMode::Immediate).await.unwrap();
+    promote::promote(&built.dsn, Duration::from_secs(60)).await.unwrap();
+    sql(built.dsn.clone(), "INSERT INTO t VALUES (2)").await;
+
+    let done = reprotect::reprotect(&options(built.dsn.clone())).await;
+    let in_recovery_and_rows = async {
+        let mut c = lifeboat_validation::connect(&old.dsn("postgres")).await.unwrap();
+        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut c).await.unwrap();
+        let mut rows = 0;
+        for _ in 0..100 {
+            rows = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM t")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            if rows == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (in_recovery, rows)
+    };
+    let (in_recovery, rows) = if done.is_ok() { in_recovery_and_rows.await } else { (false, 0) };
+    let previous = dir.path().join("old/data.before-reprotect");
+    let previous_kept = previous.join("PG_VERSION").is_file();
+    support::servers::stop(&old).await;
+    support::servers::stop(&new).await;
+    let done = done.unwrap();
+    assert_eq!(done.path, "base_backup", "{done:?}");
+    assert!(done.reason.contains("wal_log_hints"), "the reason names the cause: {}", done.reason);
+    assert_eq!(done.previous_data.as_deref(), Some(previous.as_path()));
+    assert!(previous_kept, "the replaced data directory is kept aside");
+    assert!(in_recovery, "the former primary runs as a standby");
+    assert_eq!(rows, 2, "the former primary replays the new primary's writes");
+}

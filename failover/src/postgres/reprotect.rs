@@ -2,6 +2,10 @@
 //! (it needs data checksums or `wal_log_hints`, and a cleanly shut down target, so a crashed
 //! cluster first finishes crash recovery in single-user mode, which accepts no clients);
 //! when rewinding is impossible, a fresh base backup. The report says which path and why.
+//!
+//! The new primary must answer before anything is touched: an unreachable primary is a
+//! retryable error, never a reason to throw the old data away. The data a fresh base backup
+//! replaces is moved aside, not deleted: it may hold the only copy of writes the failover lost.
 
 use super::follow::{control_data, follow};
 use super::parse_dsn;
@@ -29,7 +33,12 @@ pub struct Reprotected {
     pub path: String,
     pub reason: String,
     pub sync_state: String,
+    /// Where the replaced data directory was moved (the base-backup path only).
+    pub previous_data: Option<PathBuf>,
 }
+
+/// Suffix of the replaced data directory, next to the new one.
+const PREVIOUS_DATA_SUFFIX: &str = ".before-reprotect";
 
 pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
     let primary = parse_dsn(&options.primary_dsn)?;
@@ -42,14 +51,30 @@ pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
             path: "already_standby".into(),
             reason: "it already runs as a standby".into(),
             sync_state,
+            previous_data: None,
         });
     }
+    checkpoint_new_primary(&primary).await?;
     old.stop(StopMode::Fast).await?;
     let (path, reason) = match rewind(&old, &primary).await {
         Ok(()) => ("rewind", "pg_rewind synchronised it with the new primary's timeline".to_owned()),
         Err(why) => {
-            tracing::warn!(dir = %options.dir.display(), reason = %why, "pg_rewind impossible; taking a fresh base backup");
-            std::fs::remove_dir_all(&pgdata).map_err(|e| FailoverError::Invalid(format!("{}: {e}", pgdata.display())))?;
+            let previous = lifeboat_backup::instance::sibling(&pgdata, PREVIOUS_DATA_SUFFIX);
+            tracing::warn!(dir = %options.dir.display(), reason = %why, previous_data = %previous.display(),
+                "pg_rewind impossible; moving the data aside and taking a fresh base backup");
+            let io =
+                |e: std::io::Error| FailoverError::Invalid(format!("moving {} aside to {}: {e}", pgdata.display(), previous.display()));
+            if !pgdata.join("PG_VERSION").is_file() {
+                // What an interrupted base backup left; the data set aside before it stays.
+                if pgdata.exists() {
+                    std::fs::remove_dir_all(&pgdata).map_err(io)?;
+                }
+            } else {
+                if previous.exists() {
+                    std::fs::remove_dir_all(&previous).map_err(io)?;
+                }
+                std::fs::rename(&pgdata, &previous).map_err(io)?;
+            }
             let built = super::standby::build(&super::standby::StandbyOptions {
                 primary_dsn: options.primary_dsn.clone(),
                 dir: options.dir.clone(),
@@ -63,6 +88,7 @@ pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
                 path: "base_backup".into(),
                 reason: format!("pg_rewind was impossible: {why}"),
                 sync_state: built.sync_state,
+                previous_data: Some(previous),
             });
         }
     };
@@ -71,7 +97,26 @@ pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
         path: path.into(),
         reason,
         sync_state,
+        previous_data: None,
     })
+}
+
+/// A freshly promoted primary records its new timeline in the control file only at its next
+/// checkpoint; before that pg_rewind sees one timeline and wrongly rewinds nothing. This is
+/// also the reachability check that must pass before the old cluster is touched.
+async fn checkpoint_new_primary(primary: &sqlx::postgres::PgConnectOptions) -> Result<()> {
+    let mut source = super::connect(&format!(
+        "postgres://{}@{}:{}/postgres",
+        primary.get_username(),
+        primary.get_host(),
+        primary.get_port()
+    ))
+    .await?;
+    sqlx::query("CHECKPOINT")
+        .execute(&mut source)
+        .await
+        .map_err(FailoverError::pg("CHECKPOINT on the new primary"))?;
+    Ok(())
 }
 
 /// Runs `pg_rewind` against the new primary; the error says why it could not.
@@ -92,21 +137,6 @@ async fn rewind(old: &LocalInstance, primary: &sqlx::postgres::PgConnectOptions)
             ));
         }
     }
-    // A freshly promoted primary records its new timeline in the control file only at its
-    // next checkpoint; before that pg_rewind sees one timeline and wrongly rewinds nothing.
-    let mut source = super::connect(&format!(
-        "postgres://{}@{}:{}/postgres",
-        primary.get_username(),
-        primary.get_host(),
-        primary.get_port()
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
-    sqlx::query("CHECKPOINT")
-        .execute(&mut source)
-        .await
-        .map_err(|e| format!("CHECKPOINT on the new primary: {e}"))?;
-    drop(source);
     let mut command = ServerUser::command(old.user, &old.bins.tool("pg_rewind"));
     command.arg("--target-pgdata").arg(old.pgdata()).arg(format!(
         "--source-server=host={} port={} user={} dbname=postgres",
