@@ -251,3 +251,22 @@ fn drills_judge_objectives_reject_bad_report_names_and_check_guards() {
     );
     assert!(t.contains("guard `g2` reads `steps.a.outputs.x`"), "{t}");
 }
+
+#[test]
+fn bench_proxy_reports_latency_and_throughput_and_refuses_empty_runs() {
+    let cli = Cli::new();
+    let out = cli.run(&["bench", "proxy", "--requests", "200", "--rounds", "3", "--bulk-mib", "8"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("round trips of 64 B, 201 per path"), "{text}");
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("proxied/direct"))
+        .and_then(|l| l.split('%').next())
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no throughput ratio in {text}"));
+    assert!(ratio > 0.0, "{text}");
+    let refused = cli.run(&["bench", "proxy", "--requests", "0"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--requests, --rounds and --bulk-mib must be at least 1"));
+}

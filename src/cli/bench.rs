@@ -30,10 +30,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20000)]
         requests: usize,
         /// Alternating direct/proxied rounds.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 21)]
         rounds: usize,
         /// MiB per bulk transfer.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 256)]
         bulk_mib: u64,
     },
 }

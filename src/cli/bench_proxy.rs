@@ -126,7 +126,10 @@ fn measure(paths: [SocketAddr; 4], requests: usize, rounds: usize, bulk_mib: u64
 }
 
 pub async fn run(requests: usize, rounds: usize, bulk_mib: u64) -> anyhow::Result<String> {
-    let rounds = rounds.max(1);
+    anyhow::ensure!(
+        requests > 0 && rounds > 0 && bulk_mib > 0,
+        "--requests, --rounds and --bulk-mib must be at least 1"
+    );
     let echo = serve(echo)?;
     let sink = serve(sink)?;
     let echo_proxy = Proxy::start("bench-echo", "127.0.0.1:0", &echo.to_string()).await?;
