@@ -135,6 +135,22 @@ async fn region_failover_and_planned_switchover_drills_pass() {
         let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         assert_eq!(m["rows_lost"], 0, "{plan}");
         assert!(!dir.path().join("w").exists(), "{plan} removed its directory");
+        if plan != "planned-switchover" {
+            let journal = Journal::open(&dir.path().join("state.db").display().to_string()).await.unwrap();
+            let run = journal.runs(None, 1).await.unwrap().remove(0);
+            let fence = support::outputs_of(&support::events(&journal, &run.id).await, "fence");
+            let refusals: Vec<&str> = fence["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["refused"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                refusals.len(),
+                2,
+                "{plan}: the server and the client endpoint both refused a write: {fence:?}"
+            );
+        }
     }
 }
 

@@ -57,13 +57,19 @@ pub async fn fence(options: &FenceOptions) -> Result<Fence> {
     let mut checks = Vec::new();
     for path in std::iter::once(&options.dsn).chain(&options.paths) {
         match attempt_write(path).await {
-            Ok(()) => {
+            Attempt::Accepted => {
                 return Err(FailoverError::NotReady(format!(
                     "fence not holding: a write through {} was accepted",
                     shown(path)
                 )));
             }
-            Err(refused) => checks.push(PathCheck {
+            Attempt::Unproven(why) => {
+                return Err(FailoverError::NotReady(format!(
+                    "fence not verified: the write through {} failed in a way that does not prove the server refuses writes ({why})",
+                    shown(path)
+                )));
+            }
+            Attempt::Refused(refused) => checks.push(PathCheck {
                 path: shown(path),
                 refused,
             }),
@@ -84,20 +90,61 @@ fn shown(dsn: &str) -> String {
     )
 }
 
-/// Tries to commit a write; `Err` says how it was refused.
-async fn attempt_write(dsn: &str) -> std::result::Result<(), String> {
-    let options = parse_dsn(dsn).map_err(|e| e.to_string())?;
+enum Attempt {
+    Accepted,
+    /// How the write was refused.
+    Refused(String),
+    /// The attempt failed for a reason that says nothing about the server taking writes
+    /// (say, a pooler that lost a prepared statement): not a proof of the fence.
+    Unproven(String),
+}
+
+/// Tries to commit a write through `dsn`.
+async fn attempt_write(dsn: &str) -> Attempt {
+    let options = match parse_dsn(dsn) {
+        Ok(o) => o,
+        Err(e) => return Attempt::Unproven(e.to_string()),
+    };
     let attempt = async {
-        let mut conn = options.connect().await.map_err(|e| format!("no connection: {e}"))?;
-        // Assigning a transaction id is a write; it fails on a read-only server.
-        sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
-            .fetch_one(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("write refused: {e}"))
+        let mut conn = match options.connect().await {
+            Ok(c) => c,
+            Err(e) => return Attempt::Refused(format!("no connection: {e}")),
+        };
+        // Assigning a transaction id is a write; it fails on a read-only server. The simple
+        // query protocol, so that a pooler in transaction mode cannot lose the statement.
+        match sqlx::Executor::execute(&mut conn, "SELECT pg_current_xact_id()").await {
+            Ok(_) => Attempt::Accepted,
+            Err(sqlx::Error::Database(db)) if db.code().is_some_and(|c| refuses_writes(&c)) => {
+                Attempt::Refused(format!("write refused: {db}"))
+            }
+            Err(sqlx::Error::Database(db)) => Attempt::Unproven(format!("{db} (SQLSTATE {})", db.code().unwrap_or_default())),
+            Err(e @ sqlx::Error::Io(_)) => Attempt::Refused(format!("connection lost: {e}")),
+            Err(e) => Attempt::Unproven(e.to_string()),
+        }
     };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+        Err(_) => Attempt::Refused(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+    }
+}
+
+/// SQLSTATEs that mean the server (or the pooler in front of it) takes no writes: a
+/// read-only transaction (a standby), connection exceptions (class 08, also what PgBouncer
+/// answers when its server is gone), operator intervention (57: shutting down, cannot
+/// connect now).
+fn refuses_writes(code: &str) -> bool {
+    code == "25006" || code.starts_with("08") || code.starts_with("57")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_refusals_prove_the_fence() {
+        for code in ["25006", "08P01", "08006", "57P01", "57P03"] {
+            assert!(super::refuses_writes(code), "{code}");
+        }
+        for code in ["26000", "42601", "53300", "XX000"] {
+            assert!(!super::refuses_writes(code), "{code}");
+        }
     }
 }
