@@ -249,3 +249,84 @@ async fn measured_rpo_and_rows_lost_match_an_independent_count() {
     );
     assert_eq!(measured["newest_present_seq"], *survived.iter().max().unwrap());
 }
+
+/// The canary is background work of the run: when the engine is killed and the run is
+/// resumed, it writes again, after the last acknowledgement the journal holds. Every
+/// journaled acknowledgement names a row the database has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_writes_again_after_the_engine_is_killed_and_the_run_resumes() {
+    use lifeboat_backup::instance::LocalInstance;
+    use std::time::{Duration, Instant};
+
+    let dir = shared_tempdir();
+    let mut db = LocalInstance::new(&dir.path().join("db"), support::servers::free_port()).unwrap();
+    db.init(&Default::default()).await.unwrap();
+    db.start().await.unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        support::plan(
+            "canary-resume",
+            &format!(
+                "  steps:\n    - id: canary\n      kind: validation.canary\n      with: {{ dsn: \"{}\", interval: 20ms }}\n    \
+                 - id: work\n      kind: exec\n      needs: [canary]\n      with: {{ command: [sleep, \"2\"] }}\n    \
+                 - id: stop\n      kind: validation.canary_stop\n      needs: [work]\n      with: {{ canary: canary }}\n",
+                db.dsn("postgres")
+            ),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state.db");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .arg("--state")
+        .arg(&state)
+        .args(["run", &plan.display().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (journal, run_id) = loop {
+        assert!(Instant::now() < deadline, "the canary never journaled 10 acknowledgements");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(journal) = Journal::open(&state.display().to_string()).await else {
+            continue;
+        };
+        let Some(run) = journal.runs(None, 1).await.unwrap().pop() else {
+            continue;
+        };
+        if journal.channel(&run.id, "canary/canary").await.unwrap().len() >= 10 {
+            break (journal, run.id);
+        }
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let killed_at = Utc::now();
+    let before = journal.channel(&run_id, "canary/canary").await.unwrap().len();
+
+    let resumed = lifeboat(&state, &[], &["resume", &run_id]);
+    let acks = journal.channel(&run_id, "canary/canary").await.unwrap();
+    let mut conn = PgConnection::connect(&db.dsn("postgres")).await.unwrap();
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT seq FROM lifeboat_canary WHERE run_id = $1")
+        .bind(&run_id)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    support::servers::stop(&db).await;
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let after = acks.iter().filter(|r| r.at > killed_at).count();
+    assert!(
+        after >= 20,
+        "the canary wrote again after the resume: {after} acknowledgements after the kill, {before} before"
+    );
+    let rows: std::collections::BTreeSet<i64> = rows.into_iter().collect();
+    let missing: Vec<i64> = acks.iter().map(|r| r.key).filter(|k| !rows.contains(k)).collect();
+    assert_eq!(
+        missing,
+        Vec::<i64>::new(),
+        "every journaled acknowledgement is a row in the database"
+    );
+    let journal_keys: std::collections::BTreeSet<i64> = acks.iter().map(|r| r.key).collect();
+    assert_eq!(journal_keys.len(), acks.len(), "no sequence number was acknowledged twice");
+}

@@ -339,6 +339,7 @@ impl Runner {
         let guards_stop = CancellationToken::new();
         let _stop_guards_on_return = guards_stop.clone().drop_guard();
         if self.state.halt.is_none() {
+            self.restart_background().await;
             for guard in &self.state.plan.guards {
                 let with = template::render_value(&Value::Object(guard.with.clone()), &self.state.scope())
                     .map(|v| v.value)
@@ -475,19 +476,51 @@ impl Runner {
         Ok(())
     }
 
+    /// Background work (a canary) that succeeded steps had started died with the previous
+    /// owner; it starts again here. A no-op on a fresh run: no step has succeeded yet.
+    async fn restart_background(&self) {
+        for (unit, status) in self.state.units.iter().enumerate() {
+            let super::state::UnitStatus::Succeeded { attempt, .. } = &status.status else {
+                continue;
+            };
+            let spec = &self.state.plan.units[unit];
+            let Some(kind) = steps::kind(&spec.kind).filter(|k| steps::BACKGROUND_KINDS.contains(&k.name)) else {
+                continue;
+            };
+            let cx = self.step_context(unit, *attempt, CancellationToken::new());
+            let restarted = match template::render_value(&Value::Object(spec.with.clone()), &self.state.scope()) {
+                Ok(with) => (kind.run)(with.value, &cx).await.map_err(|e| self.redactor.redact(&e.message)),
+                Err(e) => Err(format!("evaluating options: {e}")),
+            };
+            match restarted {
+                Ok(_) => {
+                    tracing::warn!(run = %cx.run_id, step = %spec.id, kind = %spec.kind, "restarted the step's background work after the previous owner died")
+                }
+                Err(error) => {
+                    tracing::error!(run = %cx.run_id, step = %spec.id, error = %error, "could not restart the step's background work")
+                }
+            }
+        }
+    }
+
+    fn step_context(&self, unit: usize, attempt: u32, cancel: CancellationToken) -> StepContext {
+        let id = &self.state.plan.units[unit].id;
+        StepContext {
+            run_id: self.state.run_id.clone(),
+            step_id: id.clone(),
+            idempotency_key: format!("{}/{id}", self.state.run_id),
+            attempt,
+            cancel,
+            journal: self.journal.clone(),
+        }
+    }
+
     fn launch(&mut self, unit: usize, attempt: u32) {
         let spec = self.state.plan.units[unit].clone();
         let token = CancellationToken::new();
         self.cancels.insert(unit, token.clone());
         let rendered = template::render_value(&Value::Object(spec.with.clone()), &self.state.scope());
-        let cx = StepContext {
-            run_id: self.state.run_id.clone(),
-            step_id: spec.id.clone(),
-            idempotency_key: format!("{}/{}", self.state.run_id, spec.id),
-            attempt,
-            cancel: token,
-            journal: self.journal.clone(),
-        };
+        let cx = self.step_context(unit, attempt, token);
         let handle = self.tasks.spawn(async move {
             let with = match rendered {
                 Ok(v) => v.value,

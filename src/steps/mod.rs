@@ -76,6 +76,11 @@ impl StepError {
     }
 }
 
+/// Kinds whose work outlives their step (a background writer). When a crashed run is
+/// resumed, their adapters run again for the steps that had succeeded, to start that work
+/// where it left off; each adapter recognises work that was stopped before the crash.
+pub const BACKGROUND_KINDS: &[&str] = &["validation.canary"];
+
 /// What a step attempt knows about where it runs.
 #[derive(Clone)]
 pub struct StepContext {

@@ -2,6 +2,10 @@
 //! step. Every acknowledged write goes to the journal's side channel
 //! `canary/<step>` (key = seq, at = written_at), which `validation.rpo` judges against
 //! the recovered database. Stopped by `validation.canary_stop` or the end of the run.
+//!
+//! After an engine crash, `lifeboat resume` runs this adapter again for a canary that was
+//! writing ([`super::BACKGROUND_KINDS`]): it continues after the highest sequence number in
+//! its table, so the rows written while the engine was down are the only gap.
 
 use super::validation::{duration_or, timestamp};
 use super::{Outputs, StepContext, StepError, Text};
@@ -60,7 +64,27 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     if background::is_active(&cx.run_id, &cx.step_id, Class::Canary) {
         return Ok(out);
     }
-    let first_seq = canary::prepare(&canary_options).await?;
+    let stopped = cx
+        .journal
+        .channel(&cx.run_id, &stats_channel(&cx.step_id))
+        .await
+        .map_err(|e| StepError::retryable(format!("reading whether the canary was stopped: {e}")))?;
+    if !stopped.is_empty() {
+        // Restarted after a crash, but the canary had been stopped before it.
+        return Ok(out);
+    }
+    let acked = cx
+        .journal
+        .channel(&cx.run_id, &acks_channel(&cx.step_id))
+        .await
+        .map_err(|e| StepError::retryable(format!("reading the canary's acknowledgements: {e}")))?;
+    let first_seq = match acked.iter().map(|r| r.key).max() {
+        // A restart after a crash: the table exists, and the database may be down right
+        // now (the disaster), which must not keep the writer from starting. Rows written
+        // but not journaled before the crash hold the next numbers; the writer skips them.
+        Some(last) => last + 1,
+        None => canary::prepare(&canary_options).await?,
+    };
     let (acks_tx, acks_rx) = mpsc::unbounded_channel();
     let writer = canary::start(canary_options, first_seq, acks_tx)?;
     let flusher = tokio::spawn(flush_acks(
