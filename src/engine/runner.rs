@@ -476,9 +476,15 @@ impl Runner {
         Ok(())
     }
 
-    /// Background work (a canary) that succeeded steps had started died with the previous
-    /// owner; it starts again here. A no-op on a fresh run: no step has succeeded yet.
+    /// Background work that succeeded steps had started (TCP endpoints, a canary) died with
+    /// the previous owner; it starts again here. A no-op on a fresh run.
     async fn restart_background(&self) {
+        // Endpoints first: a restarted canary may write through one.
+        match steps::failover::restore_proxies(&self.journal, &self.state.run_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(run = %self.state.run_id, restored = n, "restarted the run's proxies after the previous owner died"),
+            Err(e) => tracing::error!(run = %self.state.run_id, error = %e, "could not read the run's proxies from the journal"),
+        }
         for (unit, status) in self.state.units.iter().enumerate() {
             let super::state::UnitStatus::Succeeded { attempt, .. } = &status.status else {
                 continue;

@@ -45,6 +45,7 @@ fn default_proxy() -> String {
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let name = options.proxy.clone();
+    let started_here = TCP_PROXIES.get(&cx.run_id, &options.proxy).is_none();
     let proxy = named_proxy(
         &TCP_PROXIES,
         cx,
@@ -58,6 +59,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         Proxy::stop,
     )
     .await?;
+    if started_here {
+        super::failover::journal_proxy(cx, &proxy).await?;
+    }
     let mut out = Outputs::new();
     if !options.toxics.is_empty() || options.down {
         out = activate(

@@ -15,7 +15,7 @@ pub mod chaos_revert;
 pub mod chaos_sql;
 pub mod chaos_stress;
 pub mod exec;
-mod failover;
+pub mod failover;
 pub mod http;
 mod postgres;
 pub mod postgres_backup;

@@ -35,6 +35,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             .ok_or_else(|| StepError::terminal(format!("proxies: no proxy `{name}` runs in this run")))?;
         if proxy.upstream() == address && proxy.enabled() {
             proxy.set_enabled(false).await?;
+            super::failover::journal_proxy(cx, &proxy).await?;
             cut.push(name.clone());
         }
     }

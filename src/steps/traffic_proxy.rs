@@ -46,6 +46,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             p
         }
     };
+    super::failover::journal_proxy(cx, &proxy).await?;
     out.insert("switched_at".into(), timestamp(chrono::Utc::now()));
     out.insert("upstream".into(), proxy.upstream().into());
     out.insert("listen".into(), proxy.listen_addr().to_string().into());
