@@ -20,6 +20,8 @@ install_prerequisites() {
   # Chaos injectors: clock skew runs commands under libfaketime; stress can use stress-ng.
   command -v faketime >/dev/null || missing+=(faketime)
   command -v stress-ng >/dev/null || missing+=(stress-ng)
+  # Network partitions (chaos.partition, the namespace failover drill) use iproute2.
+  command -v ip >/dev/null || missing+=(iproute2)
   # Traffic switching tests drive a real PgBouncer.
   [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -411,3 +411,94 @@ async fn toxiproxy_clients_drive_lifeboat_proxy_serve() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+fn greeting(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// A region in its own network namespace, cut off by taking its link down and by a
+/// blackhole route: while cut, a probe sees it unreachable; `chaos.revert` and the run's end
+/// restore it; and a partition left by a killed engine is undone by `lifeboat resume`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_cut_a_namespace_off_until_reverted_even_after_an_engine_crash() {
+    let Some(region) = support::netns::Region::create() else { return };
+    let east = region.greeter("east");
+    assert_eq!(greeting(east).unwrap(), "east");
+    let j = support::sqlite().await;
+    let source = plan(
+        "partition",
+        &format!(
+            "  steps:\n    - id: cut\n      kind: chaos.partition\n      with: {{ link: {link} }}\n    \
+             - id: unreachable\n      kind: validation.tcp_probe\n      needs: [cut]\n      with: {{ address: \"{east}\", connect_timeout: 200ms, until: failing, interval: 100ms, timeout: 10s }}\n    \
+             - id: heal\n      kind: chaos.revert\n      needs: [unreachable]\n      with: {{ steps: [cut] }}\n    \
+             - id: reachable\n      kind: validation.tcp_probe\n      needs: [heal]\n      with: {{ address: \"{east}\", interval: 100ms, timeout: 10s }}\n    \
+             - id: blackhole\n      kind: chaos.partition\n      needs: [reachable]\n      with: {{ blackhole: \"{ip}/32\" }}\n    \
+             - id: unroutable\n      kind: validation.tcp_probe\n      needs: [blackhole]\n      with: {{ address: \"{east}\", connect_timeout: 200ms, until: failing, interval: 100ms, timeout: 10s }}\n",
+            link = region.outer,
+            ip = region.region_ip
+        ),
+    );
+    let report = run(&j.journal, &source).await;
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{}",
+        support::first_error(&events(&j.journal, &report.run_id).await)
+    );
+    assert_eq!(greeting(east).unwrap(), "east", "the run's end removed the blackhole route");
+    let recorded = faults(&j.journal, &report.run_id).await;
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|f| f.reverted_at.is_some()), "{recorded:?}");
+    let cut = outputs_of(&events(&j.journal, &report.run_id).await, "cut");
+    assert_eq!(cut["cut"], "link_down");
+    assert_eq!(cut["target"], region.outer.as_str());
+
+    // An engine killed while the region is cut off: the route stays until the run resumes.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let plan_file = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan_file,
+        plan(
+            "partition-crash",
+            &format!(
+                "  steps:\n    - id: blackhole\n      kind: chaos.partition\n      with: {{ blackhole: \"{ip}/32\" }}\n    \
+                 - id: soak\n      kind: sleep\n      needs: [blackhole]\n      with: {{ duration: 1s }}\n",
+                ip = region.region_ip
+            ),
+        ),
+    )
+    .unwrap();
+    let lifeboat = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        c.arg("--state").arg(&state).args(args);
+        c
+    };
+    let mut first = lifeboat(&["run", plan_file.to_str().unwrap()]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while greeting(east).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the partition never took effect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(greeting(east).is_err(), "the partition outlives the killed engine");
+    let journal = lifeboat::journal::Journal::open(&state.display().to_string()).await.unwrap();
+    let run_id = journal.runs(None, 1).await.unwrap().remove(0).id;
+    let resumed = lifeboat(&["resume", &run_id]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(greeting(east).unwrap(), "east", "resume removed the route");
+    let revert = &faults(&journal, &run_id).await[0];
+    assert!(
+        revert.revert.as_ref().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("resumed after a crash"),
+        "{revert:?}"
+    );
+}

@@ -7,6 +7,7 @@ mod support;
 use std::process::Command;
 
 use lifeboat_backup::instance::{InitOptions, LocalInstance, ServerUser, append_settings};
+use support::netns::Region;
 use support::servers::{free_port, shared_tempdir};
 
 const PLAN: &str = r#"
@@ -36,10 +37,10 @@ spec:
       needs: [canary]
       with: { duration: 1s }
     - id: partition
-      kind: exec
+      kind: chaos.partition
       needs: [traffic]
       mark: disaster
-      with: { command: ["ip", "link", "set", "${{ params.link }}", "down"] }
+      with: { link: "${{ params.link }}" }
     - id: detect
       kind: validation.tcp_probe
       needs: [partition]
@@ -74,60 +75,10 @@ spec:
       with: { action: stop, dir: "${{ params.workdir }}/west" }
 "#;
 
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0]).args(&args[1..]).status().is_ok_and(|s| s.success())
-}
-
-/// Removes the namespace (and with it the veth pair) even when the test fails.
-struct Namespace(String);
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        sh(&["ip", "netns", "del", &self.0]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutting_the_primary_region_off_fails_over_without_losing_a_write() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: network namespaces need root");
-        return;
-    }
-    let tag = format!("{:04x}", rand::random::<u16>());
-    let (ns, outer, inner) = (format!("lb-east-{tag}"), format!("lbe{tag}"), format!("lbi{tag}"));
-    let octet = 10 + (rand::random::<u8>() % 200);
-    let (west_ip, east_ip) = (format!("10.77.{octet}.1"), format!("10.77.{octet}.2"));
-    if !sh(&["ip", "netns", "add", &ns]) {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI runs as root and must be able to create network namespaces"
-        );
-        eprintln!("skipped: cannot create a network namespace here");
-        return;
-    }
-    let _namespace = Namespace(ns.clone());
-    for cmd in [
-        vec!["ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner],
-        vec!["ip", "link", "set", &inner, "netns", &ns],
-        vec!["ip", "addr", "add", &format!("{west_ip}/24"), "dev", &outer],
-        vec!["ip", "link", "set", &outer, "up"],
-        vec![
-            "ip",
-            "netns",
-            "exec",
-            &ns,
-            "ip",
-            "addr",
-            "add",
-            &format!("{east_ip}/24"),
-            "dev",
-            &inner,
-        ],
-        vec!["ip", "netns", "exec", &ns, "ip", "link", "set", &inner, "up"],
-        vec!["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"],
-    ] {
-        assert!(sh(&cmd), "{cmd:?}");
-    }
+    let Some(region) = Region::create() else { return };
+    let (ns, outer, east_ip) = (region.ns.clone(), region.outer.clone(), region.region_ip.clone());
 
     // East: a primary inside the namespace, listening only on its veth address.
     let dir = shared_tempdir();
@@ -178,7 +129,7 @@ async fn cutting_the_primary_region_off_fails_over_without_losing_a_write() {
         .args(["--param", &format!("workdir={}", dir.path().display())])
         .output()
         .unwrap();
-    sh(&["ip", "link", "set", &outer, "up"]);
+    let link_restored = support::netns::sh(&["sh", "-c", &format!("ip -o link show dev {outer} | grep -q '<.*,UP'")]);
     let east_still_up = east.running_pid().is_some();
     support::servers::stop(&east).await;
     assert!(
@@ -188,6 +139,7 @@ async fn cutting_the_primary_region_off_fails_over_without_losing_a_write() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(east_still_up, "east was cut off, not killed");
+    assert!(link_restored, "the partition was reverted when the run ended");
     let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(m["rows_lost"], 0);
     let fence = m["steps"].as_array().unwrap().iter().find(|s| s["id"] == "fence").unwrap();

@@ -5,12 +5,13 @@
 //! Reverting is the engine's business (`src/engine/background.rs`): after a fault's
 //! `duration`, on abort or rollback, by a `chaos.revert` step, and always before a run's
 //! end is journaled. Reverts that must survive an engine crash (a stopped process, a
-//! fill file) are also described as a [`DurableRevert`], journaled with the injection,
+//! fill file, a link taken down) are also described as a [`DurableRevert`], journaled with the injection,
 //! so that `lifeboat resume` can undo them.
 
 pub mod clock_skew;
 pub mod disk_fill;
 pub mod http_proxy;
+pub mod partition;
 pub mod process;
 pub mod sql;
 pub mod stress;
@@ -67,6 +68,14 @@ pub enum DurableRevert {
     RemoveFile {
         path: PathBuf,
     },
+    LinkUp {
+        netns: Option<String>,
+        link: String,
+    },
+    RemoveBlackhole {
+        netns: Option<String>,
+        prefix: String,
+    },
 }
 
 impl DurableRevert {
@@ -85,6 +94,8 @@ impl DurableRevert {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(format!("{} was already gone", path.display())),
                 Err(e) => Err(format!("removing {}: {e}", path.display())),
             },
+            DurableRevert::LinkUp { netns, link } => partition::link_up(netns.as_deref(), link),
+            DurableRevert::RemoveBlackhole { netns, prefix } => partition::remove_blackhole(netns.as_deref(), prefix),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod chaos_clock_skew;
 pub mod chaos_disk_fill;
 pub mod chaos_http;
 pub mod chaos_network;
+pub mod chaos_partition;
 pub mod chaos_process_kill;
 pub mod chaos_revert;
 pub mod chaos_sql;
@@ -135,6 +136,11 @@ pub const KINDS: &[KindSpec] = &[
         "chaos.network",
         "TCP fault proxy: latency, bandwidth, blackhole, resets, down (Toxiproxy toxics)",
         chaos_network
+    ),
+    kind!(
+        "chaos.partition",
+        "cut a region off the network: a link down or a blackhole route, optionally in a network namespace",
+        chaos_partition
     ),
     kind!(
         "chaos.process_kill",

@@ -1,6 +1,7 @@
 //! Shared test support: journals on both backends, plan helpers.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod servers;
 
 use lifeboat::engine::runner::{self, NewRun, RunOptions, RunReport};
