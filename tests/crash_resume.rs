@@ -163,33 +163,11 @@ async fn sigkill_at_random_moments_never_loses_or_repeats_completed_work() {
     }
 }
 
-/// Answers every connection with `name`, then closes it.
-fn greeter(name: &'static str) -> String {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let _ = s.write_all(name.as_bytes());
-        }
-    });
-    addr
-}
-
-fn greeting_at(port: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port as u16))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text)
-}
-
 /// The run's TCP endpoint dies with a killed engine; the resumed run serves it again on
 /// the same address, pointed where the run last pointed it, and stops it at the run's end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_run_serves_its_endpoint_again_where_it_was_last_pointed() {
-    let (a, b) = (greeter("A"), greeter("B"));
+    let (a, b) = (support::greeter("A"), support::greeter("B"));
     let tj = support::sqlite().await;
     let dir = tempfile::tempdir().unwrap();
     let plan_file = dir.path().join("plan.yaml");
@@ -207,7 +185,7 @@ async fn a_resumed_run_serves_its_endpoint_again_where_it_was_last_pointed() {
     .unwrap();
     let first = lifeboat(&tj.url, &["run", plan_file.to_str().unwrap()]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (run_id, port) = loop {
+    let (run_id, endpoint) = loop {
         assert!(Instant::now() < deadline, "the switch step never succeeded");
         tokio::time::sleep(Duration::from_millis(50)).await;
         let Some(run) = tj.journal.runs(None, 1).await.unwrap().pop() else {
@@ -218,17 +196,18 @@ async fn a_resumed_run_serves_its_endpoint_again_where_it_was_last_pointed() {
             .iter()
             .any(|e| matches!(e, Event::StepSucceeded { step, .. } if step == "switch"))
         {
-            break (run.id, support::outputs_of(&events, "endpoint")["listen_port"].as_u64().unwrap());
+            let port = support::outputs_of(&events, "endpoint")["listen_port"].as_u64().unwrap() as u16;
+            break (run.id, std::net::SocketAddr::from(([127, 0, 0, 1], port)));
         }
     };
-    assert_eq!(greeting_at(port).unwrap(), "B", "before the kill the endpoint leads to B");
+    assert_eq!(support::greeting(endpoint).unwrap(), "B", "before the kill the endpoint leads to B");
     kill(first);
-    assert!(greeting_at(port).is_err(), "the endpoint died with the engine");
+    assert!(support::greeting(endpoint).is_err(), "the endpoint died with the engine");
 
     let resumed = lifeboat(&tj.url, &["resume", &run_id]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let served = loop {
-        match greeting_at(port) {
+        match support::greeting(endpoint) {
             Ok(text) => break Some(text),
             Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(_) => break None,
@@ -237,5 +216,5 @@ async fn a_resumed_run_serves_its_endpoint_again_where_it_was_last_pointed() {
     let status = wait_with_timeout(resumed, Duration::from_secs(30));
     assert!(status.success(), "the resumed run failed");
     assert_eq!(served.as_deref(), Some("B"), "the resumed run serves the endpoint, pointed at B");
-    assert!(greeting_at(port).is_err(), "the endpoint stops with the run");
+    assert!(support::greeting(endpoint).is_err(), "the endpoint stops with the run");
 }

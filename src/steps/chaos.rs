@@ -1,5 +1,7 @@
 //! What the `chaos.*` step kinds share: injecting once per idempotency key, journaling
-//! the evidence (side channel `fault/<step>`: key 0 the injection, key 1 the revert),
+//! the evidence (side channel `fault/<step>`: key 0 the injection, key 1 the revert, key 2
+//! the intent of a fault whose revert is known before it is applied, key 3 what a resume
+//! undid on the strength of such an intent),
 //! and handing persistent faults to the run's background work so they are reverted
 //! after their `duration`, on abort or rollback, by `chaos.revert`, or at the run's end.
 
@@ -25,6 +27,13 @@ impl From<ChaosError> for StepError {
 pub const FAULT_CHANNEL: &str = "fault/";
 const INJECTED: i64 = 0;
 const REVERTED: i64 = 1;
+/// Journaled before a fault whose revert is known in advance (a link, a route, a fill
+/// file), so that an engine dying between applying the fault and journaling it still
+/// leaves `lifeboat resume` something to undo. `settled` once it needs no undoing.
+const INTENT: i64 = 2;
+/// What a resume undid on the strength of an unsettled intent (kept apart from the intent,
+/// which the step's next attempt writes anew).
+const UNDONE_AFTER_CRASH: i64 = 3;
 
 pub fn fault_channel(step: &str) -> String {
     format!("{FAULT_CHANNEL}{step}")
@@ -36,15 +45,44 @@ pub async fn activate<F>(cx: &StepContext, inject: F, duration: Option<Duration>
 where
     F: Future<Output = Result<Injection, ChaosError>>,
 {
+    activate_with_intent(cx, None, inject, duration, wait).await
+}
+
+/// [`activate`] for a fault whose durable revert is known before it is applied: that revert
+/// is journaled first.
+pub async fn activate_with_intent<F>(
+    cx: &StepContext,
+    intent: Option<DurableRevert>,
+    inject: F,
+    duration: Option<Duration>,
+    wait: bool,
+) -> Result<Outputs, StepError>
+where
+    F: Future<Output = Result<Injection, ChaosError>>,
+{
     let channel = fault_channel(&cx.step_id);
     let earlier = cx.journal.channel(&cx.run_id, &channel).await.map_err(journal_error)?;
     if let Some(record) = earlier.iter().find(|r| r.key == INJECTED) {
         tracing::info!(run = %cx.run_id, step = %cx.step_id, "fault already injected by an earlier attempt; not injecting again");
         return Ok(outputs_of_record(&record.payload));
     }
-    let injection = tokio::select! {
-        r = inject => r?,
-        _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
+    if let Some(intent) = &intent {
+        put_intent(&cx.journal, &cx.run_id, &cx.step_id, intent, None)
+            .await
+            .map_err(journal_error)?;
+    }
+    let injected = tokio::select! {
+        r = inject => r,
+        _ = cx.cancel.cancelled() => Err(ChaosError::NotApplied("cancelled".into())),
+    };
+    let injection = match (injected, &intent) {
+        (Ok(injection), _) => injection,
+        (Err(e), None) => return Err(e.into()),
+        (Err(e), Some(intent)) => {
+            // Not applied: nothing for a resume to undo (it might be someone else's state).
+            let _ = put_intent(&cx.journal, &cx.run_id, &cx.step_id, intent, Some(&format!("not applied: {e}"))).await;
+            return Err(e.into());
+        }
     };
     let Injection {
         injected_at,
@@ -113,6 +151,21 @@ where
     Ok(out)
 }
 
+async fn put_intent(
+    journal: &Journal,
+    run_id: &str,
+    step: &str,
+    revert: &DurableRevert,
+    settled: Option<&str>,
+) -> Result<(), crate::journal::JournalError> {
+    let record = SideRecord {
+        key: INTENT,
+        at: Utc::now(),
+        payload: json!({ "durable_revert": revert, "settled": settled }),
+    };
+    journal.put_records(run_id, &fault_channel(step), &[record]).await
+}
+
 async fn record_revert(journal: &Journal, run_id: &str, step: &str, reason: &str, outcome: Result<serde_json::Map<String, Value>, String>) {
     let reverted_at = Utc::now();
     let payload = match &outcome {
@@ -154,6 +207,29 @@ pub async fn revert_leftovers(journal: &Journal, run_id: &str) -> Result<usize, 
             None => continue,
         };
         record_revert(journal, run_id, step, "reverted when the run was resumed after a crash", outcome).await;
+        undone += 1;
+    }
+    // Faults that may have been applied but were never journaled as injected.
+    for (channel, record) in records.iter().filter(|(_, r)| r.key == INTENT && r.payload["settled"].is_null()) {
+        if records.iter().any(|(c, r)| c == channel && r.key == INJECTED) {
+            continue;
+        }
+        let step = channel.trim_start_matches(FAULT_CHANNEL);
+        let Ok(revert) = serde_json::from_value::<DurableRevert>(record.payload["durable_revert"].clone()) else {
+            continue;
+        };
+        let note = match revert.apply() {
+            Ok(note) => note,
+            Err(e) => format!("undoing failed: {e}"),
+        };
+        tracing::warn!(run = %run_id, step = %step, note = %note, "undid a fault the interrupted owner may have applied without journaling it");
+        put_intent(journal, run_id, step, &revert, Some("undone when the run was resumed")).await?;
+        let record = SideRecord {
+            key: UNDONE_AFTER_CRASH,
+            at: Utc::now(),
+            payload: json!({ "durable_revert": revert, "note": note }),
+        };
+        journal.put_records(run_id, channel, &[record]).await?;
         undone += 1;
     }
     Ok(undone)

@@ -1,8 +1,9 @@
 //! `chaos.disk_fill`: fill the filesystem of `path` until only `free` bytes (or
 //! `free_percent`) remain; the fill file is removed on revert.
 
-use super::chaos::{activate, optional_duration, parse_size};
+use super::chaos::{activate_with_intent, optional_duration, parse_size};
 use super::{Outputs, StepContext, StepError, Text};
+use crate::chaos::DurableRevert;
 use crate::chaos::disk_fill::{self, FillOptions, Remaining};
 use crate::plan::model::HumanDuration;
 use schemars::JsonSchema;
@@ -41,5 +42,15 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         max_fill: parse_size(options.max_fill.as_deref().unwrap_or("20GiB"), "max_fill")?,
         file_name: format!(".lifeboat-disk-fill-{}", cx.idempotency_key.replace('/', "-")),
     };
-    activate(cx, disk_fill::inject(fill), optional_duration(&options.duration)?, options.wait).await
+    let intent = DurableRevert::RemoveFile {
+        path: fill.directory.join(&fill.file_name),
+    };
+    activate_with_intent(
+        cx,
+        Some(intent),
+        disk_fill::inject(fill),
+        optional_duration(&options.duration)?,
+        options.wait,
+    )
+    .await
 }

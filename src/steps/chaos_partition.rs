@@ -1,8 +1,9 @@
 //! `chaos.partition`: cut a region off the network — a link taken down or a blackhole
 //! route — in the engine's network namespace or a named one; restored on revert.
 
-use super::chaos::{activate, optional_duration};
+use super::chaos::{activate_with_intent, optional_duration};
 use super::{Outputs, StepContext, StepError, Text};
+use crate::chaos::DurableRevert;
 use crate::chaos::partition::{self, Cut, PartitionOptions};
 use crate::plan::model::HumanDuration;
 use schemars::JsonSchema;
@@ -34,12 +35,21 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         (None, Some(prefix)) => Cut::Blackhole(prefix.0),
         _ => return Err(StepError::terminal("give exactly one of `link` or `blackhole`")),
     };
-    let partition = PartitionOptions {
-        cut,
-        netns: options.netns.map(|n| n.0),
+    let netns = options.netns.map(|n| n.0);
+    let intent = match &cut {
+        Cut::Link(link) => DurableRevert::LinkUp {
+            netns: netns.clone(),
+            link: link.clone(),
+        },
+        Cut::Blackhole(prefix) => DurableRevert::RemoveBlackhole {
+            netns: netns.clone(),
+            prefix: prefix.clone(),
+        },
     };
-    activate(
+    let partition = PartitionOptions { cut, netns };
+    activate_with_intent(
         cx,
+        Some(intent),
         partition::inject(partition),
         optional_duration(&options.duration)?,
         options.wait,

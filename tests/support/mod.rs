@@ -148,3 +148,31 @@ pub fn process_alive(pid: i32) -> bool {
         .and_then(|s| s.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
+
+/// Answers every connection on `listener` with `greeting`, then closes it (on a thread).
+pub fn serve_greeting(listener: std::net::TcpListener, greeting: &'static str) {
+    use std::io::Write;
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(greeting.as_bytes());
+        }
+    });
+}
+
+/// A loopback server that answers every connection with `greeting`.
+pub fn greeter(greeting: &'static str) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve_greeting(listener, greeting);
+    addr
+}
+
+/// What the server at `addr` says on connecting (an error when it cannot be reached).
+pub fn greeting(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text)
+}

@@ -67,14 +67,12 @@ impl Region {
         let ip: std::net::IpAddr = self.region_ip.parse().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            use std::io::Write;
             let ns = std::fs::File::open(&path).unwrap();
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            for mut s in listener.incoming().flatten() {
-                let _ = s.write_all(greeting.as_bytes());
-            }
+            // The serving thread is spawned from here, so it is in the namespace too.
+            super::serve_greeting(listener, greeting);
         });
         rx.recv().unwrap()
     }
