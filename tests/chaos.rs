@@ -417,7 +417,10 @@ async fn toxiproxy_clients_drive_lifeboat_proxy_serve() {
 /// restore it; and a partition left by a killed engine is undone by `lifeboat resume`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_cut_a_namespace_off_until_reverted_even_after_an_engine_crash() {
-    let Some(region) = support::netns::Region::create() else { return };
+    let Some(topology) = support::netns::Topology::create(&["east"]) else {
+        return;
+    };
+    let region = &topology.regions[0];
     let east = region.greeter("east");
     assert_eq!(greeting(east).unwrap(), "east");
     let j = support::sqlite().await;
@@ -431,7 +434,7 @@ async fn partitions_cut_a_namespace_off_until_reverted_even_after_an_engine_cras
              - id: blackhole\n      kind: chaos.partition\n      needs: [reachable]\n      with: {{ blackhole: \"{ip}/32\" }}\n    \
              - id: unroutable\n      kind: validation.tcp_probe\n      needs: [blackhole]\n      with: {{ address: \"{east}\", connect_timeout: 200ms, until: failing, interval: 100ms, timeout: 10s }}\n",
             link = region.outer,
-            ip = region.region_ip
+            ip = region.ip
         ),
     );
     let report = run(&j.journal, &source).await;
@@ -460,7 +463,7 @@ async fn partitions_cut_a_namespace_off_until_reverted_even_after_an_engine_cras
             &format!(
                 "  steps:\n    - id: blackhole\n      kind: chaos.partition\n      with: {{ blackhole: \"{ip}/32\" }}\n    \
                  - id: soak\n      kind: sleep\n      needs: [blackhole]\n      with: {{ duration: 1s }}\n",
-                ip = region.region_ip
+                ip = region.ip
             ),
         ),
     )

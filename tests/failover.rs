@@ -186,6 +186,7 @@ async fn reprotect_without_checksums_falls_back_to_a_base_backup_and_keeps_the_o
         name: "new".into(),
         synchronous: false,
         wait: Duration::from_secs(60),
+        placement: None,
     })
     .await
     .unwrap();

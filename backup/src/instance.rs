@@ -112,6 +112,8 @@ pub struct InitOptions {
     pub archive_command: Option<String>,
     /// Extra `postgresql.conf` settings, written verbatim as `name = 'value'`.
     pub settings: Vec<(String, String)>,
+    /// Networks (CIDR) whose clients and standbys are trusted, besides loopback.
+    pub trusted_networks: Vec<String>,
 }
 
 impl Default for InitOptions {
@@ -121,6 +123,7 @@ impl Default for InitOptions {
             data_checksums: true,
             archive_command: None,
             settings: Vec::new(),
+            trusted_networks: Vec::new(),
         }
     }
 }
@@ -146,6 +149,26 @@ pub struct LocalInstance {
     /// Environment for the server, e.g. the object store's credentials its
     /// `archive_command` / `restore_command` need; never written to any file.
     pub env: Vec<(String, String)>,
+    placement: Placement,
+}
+
+/// Where a server sits on the network: the address it listens on and is reached at, and
+/// the network namespace (`ip netns`) it runs in — a "region" of a local topology. Kept in
+/// a file beside the data directory, so that every later use of the instance (a restart as
+/// a standby, a switchover, a reprotect) starts it in the same place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Placement {
+    pub host: String,
+    pub netns: Option<String>,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement {
+            host: "127.0.0.1".into(),
+            netns: None,
+        }
+    }
 }
 
 pub fn quote_conf(value: &str) -> String {
@@ -170,6 +193,16 @@ impl LocalInstance {
     }
 
     fn with_layout(dir: &Path, pgdata: PathBuf, socket_dir: PathBuf, log_file: PathBuf, port: u16) -> Result<LocalInstance> {
+        let placement_file = sibling(&pgdata, ".placement.json");
+        let placement = match std::fs::read(&placement_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                BackupError::invalid(format!(
+                    "{}: {e}; remove it to place the server on 127.0.0.1",
+                    placement_file.display()
+                ))
+            })?,
+            Err(_) => Placement::default(),
+        };
         Ok(LocalInstance {
             dir: dir.to_path_buf(),
             pgdata,
@@ -180,7 +213,33 @@ impl LocalInstance {
             bins: PgBinaries::locate()?,
             user: ServerUser::current_or_postgres()?,
             env: Vec::new(),
+            placement,
         })
+    }
+
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Places the server (before it is created or started) and records the placement
+    /// beside its data directory.
+    pub fn set_placement(&mut self, placement: Placement) -> Result<()> {
+        if placement.host.trim().is_empty() || placement.netns.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(BackupError::invalid("placement: `host` and `netns` must not be empty"));
+        }
+        let file = sibling(&self.pgdata, ".placement.json");
+        if placement == Placement::default() {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(BackupError::io(&file)(e)),
+                _ => {}
+            }
+        } else {
+            std::fs::create_dir_all(&self.dir).map_err(BackupError::io(&self.dir))?;
+            let json = serde_json::to_vec_pretty(&placement).unwrap_or_default();
+            std::fs::write(&file, json).map_err(BackupError::io(&file))?;
+        }
+        self.placement = placement;
+        Ok(())
     }
 
     pub fn pgdata(&self) -> PathBuf {
@@ -196,14 +255,14 @@ impl LocalInstance {
     }
 
     pub fn dsn(&self, database: &str) -> String {
-        format!("postgres://{}@127.0.0.1:{}/{database}", self.superuser, self.port)
+        format!("postgres://{}@{}:{}/{database}", self.superuser, self.placement.host, self.port)
     }
 
     /// Settings every lifeboat-managed instance gets so it is reachable where we expect it.
     pub fn placement_settings(&self) -> Vec<(String, String)> {
         vec![
             ("port".into(), self.port.to_string()),
-            ("listen_addresses".into(), "127.0.0.1".into()),
+            ("listen_addresses".into(), self.placement.host.clone()),
             ("unix_socket_directories".into(), self.socket_dir().display().to_string()),
         ]
     }
@@ -239,7 +298,8 @@ impl LocalInstance {
             settings.push(("archive_command".into(), archive.clone()));
         }
         settings.extend(options.settings.iter().cloned());
-        append_settings(&pgdata.join("postgresql.conf"), "written by lifeboat", &settings)
+        append_settings(&pgdata.join("postgresql.conf"), "written by lifeboat", &settings)?;
+        trust_networks(&pgdata, &options.trusted_networks)
     }
 
     /// A postmaster killed by SIGKILL can linger as a zombie until init reaps it, and
@@ -314,7 +374,23 @@ impl LocalInstance {
             std::fs::write(self.log_file(), b"").map_err(BackupError::io(self.log_file()))?;
             ServerUser::chown_tree(self.user, &self.log_file())?;
         }
-        let mut command = ServerUser::command(self.user, &self.bins.tool("pg_ctl"));
+        let mut command = match &self.placement.netns {
+            None => ServerUser::command(self.user, &self.bins.tool("pg_ctl")),
+            // Entering a namespace needs root, so the switch to the server user comes after.
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns]);
+                if let Some(user) = self.user {
+                    c.arg("setpriv")
+                        .arg(format!("--reuid={}", user.uid))
+                        .arg(format!("--regid={}", user.gid))
+                        .args(["--init-groups", "--"])
+                        .env("HOME", "/var/lib/postgresql");
+                }
+                c.arg(self.bins.tool("pg_ctl")).stdin(std::process::Stdio::null());
+                c
+            }
+        };
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
             .arg("start")
@@ -342,6 +418,29 @@ impl LocalInstance {
             .args(["-m", mode, "-w", "-t", "60"]);
         run_checked(command, "pg_ctl stop").await
     }
+}
+
+/// Appends `host` lines trusting `networks` (clients and replication) to `pg_hba.conf`.
+fn trust_networks(pgdata: &Path, networks: &[String]) -> Result<()> {
+    if networks.is_empty() {
+        return Ok(());
+    }
+    let mut lines = String::from("\n# written by lifeboat: trusted networks\n");
+    for network in networks {
+        if network.parse::<std::net::IpAddr>().is_err()
+            && !network
+                .split_once('/')
+                .is_some_and(|(ip, bits)| ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok())
+        {
+            return Err(BackupError::invalid(format!(
+                "trusted network `{network}` is not an address or CIDR such as 10.77.0.0/16"
+            )));
+        }
+        lines.push_str(&format!("host all all {network} trust\nhost replication all {network} trust\n"));
+    }
+    let hba = pgdata.join("pg_hba.conf");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&hba).map_err(BackupError::io(&hba))?;
+    std::io::Write::write_all(&mut file, lines.as_bytes()).map_err(BackupError::io(&hba))
 }
 
 async fn sqlx_connect(dsn: &str) -> std::result::Result<sqlx::PgConnection, sqlx::Error> {

@@ -49,3 +49,15 @@ pub fn free_port() -> Result<u16, StepError> {
 pub fn lifeboat_exe() -> Result<PathBuf, StepError> {
     std::env::current_exe().map_err(|e| StepError::terminal(format!("cannot find the lifeboat executable: {e}")))
 }
+
+/// The port an existing instance in `dir` was configured with: the last `port` line of
+/// `postgresql.auto.conf` (where a standby's own settings go), else of `postgresql.conf`.
+pub fn configured_port(dir: &std::path::Path) -> Option<u16> {
+    ["postgresql.auto.conf", "postgresql.conf"].iter().find_map(|file| {
+        let conf = std::fs::read_to_string(dir.join("data").join(file)).ok()?;
+        conf.lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("port = "))
+            .and_then(|v| v.trim_matches('\'').parse().ok())
+    })
+}

@@ -3,13 +3,13 @@
 //! step reuses it), `stop` stops it. As root, the server runs as the `postgres` user.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use lifeboat_backup::instance::{InitOptions, LocalInstance, ServerUser, StopMode, executable_for_server};
+use lifeboat_backup::instance::{InitOptions, LocalInstance, Placement, ServerUser, StopMode, executable_for_server};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::postgres::{free_port, lifeboat_exe, parse_port, scratch_dir};
+use super::postgres::{configured_port, free_port, lifeboat_exe, parse_port, scratch_dir};
 use super::{Outputs, StepContext, StepError, Text};
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -38,8 +38,17 @@ pub struct Options {
     /// Directory of the instance (`data/`, `run/`, `postgres.log` inside). Default: a scratch
     /// directory named by the run and step.
     pub dir: Option<Text>,
-    /// Port on 127.0.0.1. Default: the instance's existing port, else a free one.
+    /// Port. Default: the instance's existing port, else a free one.
     pub port: Option<Text>,
+    /// Address the server listens on and is reached at (default `127.0.0.1`), e.g. its
+    /// address inside `netns`. Kept with the instance for later starts.
+    pub host: Option<Text>,
+    /// A network namespace (`ip netns`) to run the server in, as a region of a local
+    /// topology; needs root. Kept with the instance for later starts.
+    pub netns: Option<Text>,
+    /// Networks (CIDR) whose clients and standbys the new cluster trusts, besides loopback.
+    #[serde(default)]
+    pub trusted_networks: Vec<Text>,
     /// Archive WAL into this repository through `lifeboat pg wal-push`.
     pub archive_repo: Option<Text>,
     /// Database superuser created by initdb.
@@ -63,15 +72,6 @@ fn default_true() -> bool {
     true
 }
 
-/// The port an existing instance was configured with (the last `port` line wins).
-fn configured_port(dir: &Path) -> Option<u16> {
-    let conf = std::fs::read_to_string(dir.join("data/postgresql.conf")).ok()?;
-    conf.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("port = "))
-        .and_then(|v| v.trim_matches('\'').parse().ok())
-}
-
 /// The archiver runs as the server user, so a local repository must be writable by it.
 fn give_local_repository_to_server(repo: &str) -> Result<(), StepError> {
     if let lifeboat_backup::RepoUrl::Local { root } = lifeboat_backup::RepoUrl::parse(repo)? {
@@ -93,6 +93,12 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     };
     let mut instance = LocalInstance::new(&dir, port)?;
     instance.superuser = options.superuser.0.clone();
+    if options.host.is_some() || options.netns.is_some() {
+        instance.set_placement(Placement {
+            host: options.host.map_or_else(|| Placement::default().host, |h| h.0),
+            netns: options.netns.map(|n| n.0),
+        })?;
+    }
     match options.action {
         Action::Stop => {
             let mode = match options.stop_mode {
@@ -119,6 +125,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
                 data_checksums: options.data_checksums,
                 archive_command,
                 settings: options.settings.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                trusted_networks: options.trusted_networks.into_iter().map(|n| n.0).collect(),
             };
             instance.init(&init).await?;
             tokio::select! {
@@ -132,6 +139,8 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     out.insert("pgdata".into(), instance.pgdata().display().to_string().into());
     out.insert("port".into(), port.into());
     out.insert("dsn".into(), instance.dsn("postgres").into());
+    out.insert("host".into(), instance.placement().host.clone().into());
+    out.insert("netns".into(), instance.placement().netns.clone().into());
     out.insert("log".into(), instance.log_file().display().to_string().into());
     Ok(out)
 }

@@ -1,11 +1,13 @@
 //! `postgres.standby`: build (or, when it exists, start) a streaming standby of a primary
-//! in its own directory and port, optionally synchronous, and wait until it streams.
+//! in its own directory and port (optionally its own address and network namespace),
+//! optionally synchronous, and wait until it streams.
 
-use super::postgres::{free_port, parse_port, scratch_dir};
+use super::postgres::{configured_port, free_port, parse_port, scratch_dir};
 use super::validation::duration_or;
 use super::validation::outputs_of;
 use super::{Outputs, StepContext, StepError, Text};
 use crate::plan::model::HumanDuration;
+use lifeboat_backup::instance::Placement;
 use lifeboat_failover::postgres::standby::{self, StandbyOptions};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -20,9 +22,16 @@ pub struct Options {
     /// Instance directory of the standby (default: a scratch directory of the run and step).
     #[serde(default)]
     pub dir: Option<Text>,
-    /// Port on 127.0.0.1 (default: a free one).
+    /// Port (default: the existing standby's, else a free one).
     #[serde(default)]
     pub port: Option<Text>,
+    /// Address it listens on and is reached at (default `127.0.0.1`), e.g. its address
+    /// inside `netns`.
+    #[serde(default)]
+    pub host: Option<Text>,
+    /// A network namespace (`ip netns`) to run it in, as another region; needs root.
+    #[serde(default)]
+    pub netns: Option<Text>,
     /// `application_name` and replication slot (default `standby`).
     #[serde(default)]
     pub name: Option<String>,
@@ -39,8 +48,15 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let dir = std::path::absolute(&dir).map_err(|e| StepError::terminal(format!("dir: {e}")))?;
     let port = match &options.port {
         Some(p) => parse_port(p)?,
-        None => free_port()?,
+        None => match configured_port(&dir) {
+            Some(port) => port,
+            None => free_port()?,
+        },
     };
+    let placement = (options.host.is_some() || options.netns.is_some()).then(|| Placement {
+        host: options.host.map_or_else(|| Placement::default().host, |h| h.0),
+        netns: options.netns.map(|n| n.0),
+    });
     let standby_options = StandbyOptions {
         primary_dsn: options.primary_dsn.0,
         dir,
@@ -48,6 +64,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         name: options.name.unwrap_or_else(|| "standby".into()),
         synchronous: options.synchronous,
         wait: duration_or(&options.wait, "wait", Duration::from_secs(120))?,
+        placement,
     };
     let built = tokio::select! {
         r = standby::build(&standby_options) => r?,

@@ -82,6 +82,8 @@ pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
                 name: options.name.clone(),
                 synchronous: false,
                 wait: options.within,
+                // The recorded placement stays beside the data moved aside.
+                placement: None,
             })
             .await?;
             return Ok(Reprotected {

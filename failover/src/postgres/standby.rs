@@ -1,10 +1,10 @@
 //! Building a streaming standby of a primary in another "region" (its own directory and
-//! port): a replication slot on the primary, `pg_basebackup`, `primary_conninfo` with the
+//! port, optionally its own address and network namespace): a replication slot on the primary, `pg_basebackup`, `primary_conninfo` with the
 //! standby's name, optionally synchronous replication, then wait until it streams.
 
 use super::{connect, parse_dsn};
 use crate::error::{FailoverError, Result};
-use lifeboat_backup::instance::{LocalInstance, ServerUser, quote_conf, run_checked};
+use lifeboat_backup::instance::{LocalInstance, Placement, ServerUser, quote_conf, run_checked};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +22,9 @@ pub struct StandbyOptions {
     pub synchronous: bool,
     /// How long to wait for it to stream.
     pub wait: Duration,
+    /// Where it runs on the network; `None` keeps the instance's recorded placement
+    /// (loopback for a new one).
+    pub placement: Option<Placement>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +48,9 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
     let primary = parse_dsn(&options.primary_dsn)?;
     let mut instance = LocalInstance::new(&options.dir, options.port)?;
     instance.superuser = primary.get_username().to_owned();
+    if let Some(placement) = &options.placement {
+        instance.set_placement(placement.clone())?;
+    }
     let pgdata = instance.pgdata();
     let created = !pgdata.join("PG_VERSION").is_file();
     let mut conn = connect(&options.primary_dsn).await?;
