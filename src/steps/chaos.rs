@@ -71,9 +71,16 @@ where
             .await
             .map_err(journal_error)?;
     }
-    let injected = tokio::select! {
-        r = inject => r,
-        _ = cx.cancel.cancelled() => Err(ChaosError::NotApplied("cancelled".into())),
+    let injected = if intent.is_some() {
+        // Not raced against cancellation: a fault half applied when its future is dropped
+        // (work on a blocking thread goes on) would escape both the intent and the revert.
+        // A cancelled run reverts it once it is journaled.
+        inject.await
+    } else {
+        tokio::select! {
+            r = inject => r,
+            _ = cx.cancel.cancelled() => Err(ChaosError::NotApplied("cancelled".into())),
+        }
     };
     let injection = match (injected, &intent) {
         (Ok(injection), _) => injection,

@@ -1,6 +1,7 @@
 //! What the failover step kinds (`postgres.standby`, `postgres.promote`,
-//! `postgres.replication_status`, `traffic.*`) share: error conversion and the run's TCP
-//! proxies, which `chaos.network` starts and `traffic.proxy` re-points.
+//! `postgres.replication_status`, `traffic.*`) share: error conversion, and the run's TCP
+//! proxies — which `chaos.network` starts, `traffic.proxy` re-points and `postgres.fence`
+//! closes — with their journaled traffic state, from which a resumed run restarts them.
 
 use super::{StepContext, StepError};
 use crate::engine::background::RunServices;

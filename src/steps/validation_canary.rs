@@ -4,8 +4,8 @@
 //! the recovered database. Stopped by `validation.canary_stop` or the end of the run.
 //!
 //! After an engine crash, `lifeboat resume` runs this adapter again for a canary that was
-//! writing ([`super::BACKGROUND_KINDS`]): it continues after the highest sequence number in
-//! its table, so the rows written while the engine was down are the only gap.
+//! writing ([`super::BACKGROUND_KINDS`]): it continues after the last acknowledgement in the
+//! journal, skipping numbers that rows written but not journaled before the crash hold.
 
 use super::validation::{duration_or, timestamp};
 use super::{Outputs, StepContext, StepError, Text};
