@@ -82,7 +82,7 @@ pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
                 name: options.name.clone(),
                 synchronous: false,
                 wait: options.within,
-                // The recorded placement stays beside the data moved aside.
+                // The instance keeps its recorded placement: that file is not moved aside.
                 placement: None,
             })
             .await?;
