@@ -3,8 +3,9 @@
 //! with a write attempt through every path.
 
 use super::failover::TCP_PROXIES;
-use super::validation::{outputs_of, timestamp};
+use super::validation::{duration_or, outputs_of, timestamp};
 use super::{Outputs, StepContext, StepError, Text};
+use crate::plan::model::HumanDuration;
 use lifeboat_failover::postgres::fence::{self, FenceOptions};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -23,6 +24,10 @@ pub struct Options {
     /// Further DSNs clients use to reach it (a proxy, a pooler); each must refuse a write.
     #[serde(default)]
     pub paths: Vec<Text>,
+    /// How long a write attempt may go unanswered before its path counts as refusing
+    /// (default 3s); a cut-off region answers nothing, so this is part of the RTO.
+    #[serde(default)]
+    pub attempt_timeout: Option<HumanDuration>,
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
@@ -43,6 +48,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         dir: options.dir.map(|d| std::path::PathBuf::from(d.0)),
         dsn: options.dsn.0,
         paths: options.paths.into_iter().map(|p| p.0).collect(),
+        attempt_timeout: duration_or(&options.attempt_timeout, "attempt_timeout", fence::ATTEMPT_TIMEOUT)?,
     };
     let fenced = fence::fence(&fence_options).await?;
     let mut out = outputs_of(&fenced);

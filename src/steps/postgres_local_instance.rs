@@ -99,12 +99,14 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             netns: options.netns.map(|n| n.0),
         })?;
     }
+    let mut out = Outputs::new();
     match options.action {
         Action::Stop => {
             let mode = match options.stop_mode {
                 Mode::Fast => StopMode::Fast,
                 Mode::Immediate => StopMode::Immediate,
             };
+            out.insert("stopped".into(), instance.running_pid().is_some().into());
             instance.stop(mode).await?;
         }
         Action::Start => {
@@ -134,7 +136,6 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             }
         }
     }
-    let mut out = Outputs::new();
     out.insert("dir".into(), dir.display().to_string().into());
     out.insert("pgdata".into(), instance.pgdata().display().to_string().into());
     out.insert("port".into(), port.into());

@@ -105,8 +105,10 @@ impl Region {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        // Deleting a namespace deletes its end of the veth pair, and with it the pair.
+        // A veth pair goes at once with either end; with its namespace only when the kernel
+        // gets round to destroying that.
         for region in &self.regions {
+            sh(&["ip", "link", "del", &region.outer]);
             sh(&["ip", "netns", "del", &region.ns]);
         }
         sh(&["ip", "link", "del", &self.bridge]);

@@ -19,6 +19,9 @@ pub struct FenceOptions {
     pub dsn: String,
     /// Further ways clients reach it (proxies, poolers), each checked with a write.
     pub paths: Vec<String>,
+    /// How long a write attempt may go unanswered before the path counts as refusing (a
+    /// cut-off region answers nothing at all).
+    pub attempt_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +39,8 @@ pub struct Fence {
     pub fenced_at: DateTime<Utc>,
 }
 
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The default of [`FenceOptions::attempt_timeout`].
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn fence(options: &FenceOptions) -> Result<Fence> {
     let target = parse_dsn(&options.dsn)?;
@@ -54,9 +58,17 @@ pub async fn fence(options: &FenceOptions) -> Result<Fence> {
         }
         None => "not_local",
     };
+    // All paths at once: a cut-off one costs its timeout, and only once.
+    let attempts: Vec<_> = std::iter::once(&options.dsn)
+        .chain(&options.paths)
+        .map(|path| (path, tokio::spawn(attempt_write(path.clone(), options.attempt_timeout))))
+        .collect();
     let mut checks = Vec::new();
-    for path in std::iter::once(&options.dsn).chain(&options.paths) {
-        match attempt_write(path).await {
+    for (path, attempt) in attempts {
+        let attempt = attempt
+            .await
+            .unwrap_or_else(|e| Attempt::Unproven(format!("the write attempt crashed: {e}")));
+        match attempt {
             Attempt::Accepted => {
                 return Err(FailoverError::NotReady(format!(
                     "fence not holding: a write through {} was accepted",
@@ -100,8 +112,8 @@ enum Attempt {
 }
 
 /// Tries to commit a write through `dsn`.
-async fn attempt_write(dsn: &str) -> Attempt {
-    let options = match parse_dsn(dsn) {
+async fn attempt_write(dsn: String, timeout: Duration) -> Attempt {
+    let options = match parse_dsn(&dsn) {
         Ok(o) => o,
         Err(e) => return Attempt::Unproven(e.to_string()),
     };
@@ -122,9 +134,9 @@ async fn attempt_write(dsn: &str) -> Attempt {
             Err(e) => Attempt::Unproven(e.to_string()),
         }
     };
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
-        Err(_) => Attempt::Refused(format!("no answer within {ATTEMPT_TIMEOUT:?}")),
+        Err(_) => Attempt::Refused(format!("no answer within {timeout:?}")),
     }
 }
 
