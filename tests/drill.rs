@@ -269,7 +269,7 @@ async fn a_canary_writes_again_after_the_engine_is_killed_and_the_run_resumes() 
             "canary-resume",
             &format!(
                 "  steps:\n    - id: canary\n      kind: validation.canary\n      with: {{ dsn: \"{}\", interval: 20ms }}\n    \
-                 - id: work\n      kind: exec\n      needs: [canary]\n      with: {{ command: [sleep, \"2\"] }}\n    \
+                 - id: work\n      kind: exec\n      needs: [canary]\n      with: {{ command: [sleep, \"4\"] }}\n    \
                  - id: stop\n      kind: validation.canary_stop\n      needs: [work]\n      with: {{ canary: canary }}\n",
                 db.dsn("postgres")
             ),
