@@ -504,3 +504,45 @@ async fn partitions_cut_a_namespace_off_until_reverted_even_after_an_engine_cras
         "the resume undid the partition: {fault:?} {intent:?}"
     );
 }
+
+/// A guard with `after` starts watching when that step has succeeded and reads its outputs:
+/// here the endpoint a step started. Taking the endpoint down breaches it; the run aborts
+/// and the fault is reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_started_after_a_step_watches_what_that_step_created() {
+    let upstream = support::greeter("db");
+    let j = support::sqlite().await;
+    let source = plan(
+        "guard-after",
+        &format!(
+            "  guards:\n    - id: endpoint-up\n      kind: validation.tcp_probe\n      after: endpoint\n      interval: 100ms\n      failure_threshold: 2\n      \
+             with: {{ address: \"127.0.0.1:${{{{ steps.endpoint.outputs.listen_port }}}}\" }}\n  \
+             steps:\n    - id: endpoint\n      kind: traffic.proxy\n      with: {{ proxy: db, upstream: \"{upstream}\" }}\n    \
+             - id: healthy\n      kind: sleep\n      needs: [endpoint]\n      with: {{ duration: 600ms }}\n    \
+             - id: down\n      kind: chaos.network\n      needs: [healthy]\n      with: {{ proxy: db, down: true, duration: 1h }}\n    \
+             - id: soak\n      kind: sleep\n      needs: [down]\n      with: {{ duration: 30s }}\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let report = run(&j.journal, &source).await;
+    assert_eq!(report.status, RunStatus::Aborted);
+    assert!(started.elapsed() < Duration::from_secs(20), "the breach cut the 30 s soak short");
+    let recorded = events(&j.journal, &report.run_id).await;
+    assert!(
+        recorded
+            .iter()
+            .any(|e| matches!(e, Event::StepSucceeded { step, .. } if step == "healthy")),
+        "the guard passed while the endpoint was up"
+    );
+    let breach = recorded
+        .iter()
+        .find_map(|e| match e {
+            Event::GuardBreached { guard, error, .. } if guard == "endpoint-up" => Some(error.clone()),
+            _ => None,
+        })
+        .expect("the guard breached");
+    let port = outputs_of(&recorded, "endpoint")["listen_port"].as_u64().unwrap();
+    assert!(breach.contains(&port.to_string()), "it probed the endpoint's port: {breach}");
+    let m = measure(&j.journal, &report.run_id).await.unwrap();
+    assert!(m.faults.iter().all(|f| f.reverted_at.is_some()), "{:?}", m.faults);
+}

@@ -250,6 +250,32 @@ fn drills_judge_objectives_reject_bad_report_names_and_check_guards() {
         "{t}"
     );
     assert!(t.contains("guard `g2` reads `steps.a.outputs.x`"), "{t}");
+    assert!(t.contains("start the guard with `after: <step id>`"), "{t}");
+
+    // With `after`, a guard reads that step and what it needs, nothing else.
+    let after = cli.write(
+        "after.yaml",
+        &support::plan(
+            "after",
+            "  guards:\n    - id: ok\n      kind: validation.tcp_probe\n      after: b\n      with: { address: \"${{ steps.a.outputs.x }}:${{ steps.b.outputs.y }}\" }\n    \
+             - id: sibling\n      kind: validation.tcp_probe\n      after: b\n      with: { address: \"${{ steps.c.outputs.z }}\" }\n    \
+             - id: typo\n      kind: validation.tcp_probe\n      after: bb\n      with: { address: \"127.0.0.1:1\" }\n  \
+             steps:\n    - id: a\n      kind: sleep\n      with: { duration: 0s }\n    - id: b\n      kind: sleep\n      needs: [a]\n      with: { duration: 0s }\n    \
+             - id: c\n      kind: sleep\n      with: { duration: 0s }\n",
+        ),
+    );
+    let out = cli.run(&["plan", "validate", &after]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(
+        !t.contains("guard `ok`"),
+        "a guard may read its `after` step and that step's needs: {t}"
+    );
+    assert!(
+        t.contains("guard `sibling` reads `steps.c.outputs.z`") && t.contains("the steps it needs"),
+        "{t}"
+    );
+    assert!(t.contains("guard `typo` waits for unknown step `bb`") && t.contains("`b`"), "{t}");
 }
 
 #[test]

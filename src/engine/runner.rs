@@ -338,14 +338,12 @@ impl Runner {
         let (breach_tx, mut breaches) = mpsc::unbounded_channel();
         let guards_stop = CancellationToken::new();
         let _stop_guards_on_return = guards_stop.clone().drop_guard();
+        // Guards not watching yet: those with `after` wait for that step's success.
+        let mut waiting_guards = Vec::new();
         if self.state.halt.is_none() {
             self.restart_background().await;
-            for guard in &self.state.plan.guards {
-                let with = template::render_value(&Value::Object(guard.with.clone()), &self.state.scope())
-                    .map(|v| v.value)
-                    .map_err(|e| e.to_string());
-                guards::watch(guard.clone(), with, breach_tx.clone(), guards_stop.clone());
-            }
+            waiting_guards = self.state.plan.guards.clone();
+            self.start_ready_guards(&mut waiting_guards, &breach_tx, &guards_stop);
         }
         loop {
             let now = Utc::now();
@@ -367,6 +365,9 @@ impl Runner {
             }
             for (unit, attempt) in decision.start {
                 self.launch(unit, attempt);
+            }
+            if !waiting_guards.is_empty() && self.state.halt.is_none() && !guards_stop.is_cancelled() {
+                self.start_ready_guards(&mut waiting_guards, &breach_tx, &guards_stop);
             }
             // Guards watch the drill, not its clean-up: `finally` tears down what they watch.
             if !guards_stop.is_cancelled() && self.state.main_phase_over() {
@@ -422,6 +423,32 @@ impl Runner {
                     self.abort("signal".into(), Some("interrupted by a signal".into()), false);
                 }
             }
+        }
+    }
+
+    /// Starts the waiting guards whose `after` step has succeeded (or that have none), with
+    /// their options rendered now, when the outputs they read exist.
+    fn start_ready_guards(
+        &self,
+        waiting: &mut Vec<crate::plan::compiled::Guard>,
+        breaches: &mpsc::UnboundedSender<guards::Breach>,
+        stop: &CancellationToken,
+    ) {
+        let succeeded = |id: &str| {
+            self.state.plan.units.iter().zip(&self.state.units).any(|(spec, unit)| {
+                spec.role == crate::plan::Role::Main && spec.id == id && matches!(unit.status, super::state::UnitStatus::Succeeded { .. })
+            })
+        };
+        let (ready, still_waiting): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+            .into_iter()
+            .partition(|g| g.after.as_deref().is_none_or(succeeded));
+        *waiting = still_waiting;
+        for guard in ready {
+            let with = template::render_value(&Value::Object(guard.with.clone()), &self.state.scope())
+                .map(|v| v.value)
+                .map_err(|e| e.to_string());
+            tracing::info!(run = %self.state.run_id, guard = %guard.id, after = ?guard.after, "guard watching");
+            guards::watch(guard, with, breaches.clone(), stop.clone());
         }
     }
 

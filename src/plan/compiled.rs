@@ -41,6 +41,8 @@ pub struct Guard {
     pub interval: Duration,
     pub failure_threshold: u32,
     pub rollback: bool,
+    /// The main step whose success starts the watch; `None`: the run's start.
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

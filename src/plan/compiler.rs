@@ -218,16 +218,16 @@ impl<'f> Compilation<'f> {
         clean &= self.issues(issues, None);
         let params = self.params(spec);
         let entries = self.step_entries(spec);
-        let guards = self.guards(spec, &params);
-        let plan = self
-            .analyse(spec, entries, &params, name)
-            .map(|plan| CompiledPlan { guards, ..plan });
+        let plan = self.analyse(spec, entries, &params, name);
+        let guards = self.guards(spec, &params, plan.as_ref().map(|p| p.units.as_slice()));
+        let plan = plan.map(|plan| CompiledPlan { guards, ..plan });
         plan.filter(|_| clean)
     }
 
-    /// Guards: probe kinds with valid options, reading only what exists from the run's
-    /// start (params, env, run).
-    fn guards(&mut self, spec: &Node, params: &BTreeMap<String, ParamDecl>) -> Vec<Guard> {
+    /// Guards: probe kinds with valid options, reading only what exists when they start:
+    /// params, env and run, and with `after`, the outputs of that step and its ancestors.
+    /// `units` is `None` when the steps did not compile (their errors are reported).
+    fn guards(&mut self, spec: &Node, params: &BTreeMap<String, ParamDecl>, units: Option<&[Unit]>) -> Vec<Guard> {
         let Some(yaml::NodeValue::Seq(items)) = spec.get("guards").map(|n| &n.value) else {
             return Vec::new();
         };
@@ -259,6 +259,30 @@ impl<'f> Compilation<'f> {
             }
             let issues = kind_issues(node);
             self.issues(issues, Some(&what));
+            // The steps whose outputs exist when the guard starts: `after` and its ancestors.
+            let mut readable_steps = BTreeSet::new();
+            if let (Some(after), Some(units)) = (&g.after, units) {
+                let main = |u: &&Unit| u.role == crate::plan::Role::Main;
+                match units.iter().position(|u| main(&u) && &u.id == after) {
+                    Some(i) => {
+                        let mut stack = vec![i];
+                        while let Some(n) = stack.pop() {
+                            if readable_steps.insert(units[n].id.clone()) {
+                                stack.extend(units[n].needs.iter().copied());
+                            }
+                        }
+                    }
+                    None => {
+                        let ids = units.iter().filter(main).map(|u| u.id.as_str());
+                        self.error(
+                            node.get("after").map_or(node.pos, |n| n.pos),
+                            Some(&what),
+                            format!("guard `{}` waits for unknown step `{after}`", g.id),
+                            did_you_mean(after, ids).or(Some("`after` names a step of `spec.steps`".into())),
+                        );
+                    }
+                }
+            }
             let with_pos = node.get("with").map_or(node.pos, |n| n.pos);
             for (_, parsed) in template::expressions_in(&Value::Object(g.with.clone())) {
                 let Ok(pieces) = parsed else {
@@ -271,15 +295,23 @@ impl<'f> Compilation<'f> {
                         let ok = match path.segments[0].as_str() {
                             "params" => path.segments.get(1).is_some_and(|n| params.contains_key(n)),
                             "env" | "run" => true,
+                            "steps" => {
+                                path.segments.get(1).is_some_and(|id| readable_steps.contains(id))
+                                    && path.segments.get(2).is_some_and(|s| s == "outputs")
+                                    && path.segments.len() >= 4
+                            }
                             _ => false,
                         };
-                        if !ok {
-                            self.error(
-                                with_pos,
-                                Some(&what),
-                                format!("guard `{}` reads `{path}`", g.id),
-                                Some("guards run from the start of the run: they can read declared params.*, env.* and run.* only".into()),
-                            );
+                        // Without compiled steps the reference cannot be judged; their
+                        // errors are reported already.
+                        if !ok && (units.is_some() || path.segments[0] != "steps") {
+                            let help = match &g.after {
+                                Some(after) => format!(
+                                    "this guard starts when `{after}` succeeds: it can read declared params.*, env.*, run.* and steps.<id>.outputs.* of `{after}` and the steps it needs"
+                                ),
+                                None => "guards run from the start of the run: they can read declared params.*, env.* and run.*; to read a step's outputs, start the guard with `after: <step id>`".into(),
+                            };
+                            self.error(with_pos, Some(&what), format!("guard `{}` reads `{path}`", g.id), Some(help));
                         }
                     }
                 }
@@ -291,6 +323,7 @@ impl<'f> Compilation<'f> {
                 interval: duration(&g.interval).unwrap_or(std::time::Duration::from_secs(1)),
                 failure_threshold: g.failure_threshold.unwrap_or(3),
                 rollback: g.rollback,
+                after: g.after.clone(),
             });
         }
         guards

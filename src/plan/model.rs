@@ -80,7 +80,8 @@ pub struct Objectives {
     pub rows_lost: Option<u64>,
 }
 
-/// A halt condition: a probe checked every `interval` while the run's steps run.
+/// A halt condition: a probe checked every `interval` while the run's steps run (from the
+/// start, or from when the step named by `after` succeeded).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardSpec {
@@ -102,6 +103,10 @@ pub struct GuardSpec {
     /// On breach, also compensate completed steps (default: abort only).
     #[serde(default)]
     pub rollback: bool,
+    /// Start watching once this step has succeeded (default: from the run's start). The
+    /// options may then read the outputs of that step and of the steps it needs.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
