@@ -68,12 +68,18 @@ struct Inner {
     toxics: watch::Sender<Arc<Vec<Toxic>>>,
     /// Cancelled to close every open connection (upstream switch, disable, stop).
     connections: Mutex<CancellationToken>,
-    /// Cancelled to stop accepting (disable, stop).
-    accepting: Mutex<CancellationToken>,
+    /// The accept loop while the proxy is enabled (disable and stop end it).
+    accepting: Mutex<Option<Accepting>>,
     stats: Mutex<ProxyStats>,
     bytes_upstream: AtomicU64,
     bytes_downstream: AtomicU64,
     stopped: CancellationToken,
+}
+
+struct Accepting {
+    stop: CancellationToken,
+    /// Owns the listener: once it has ended, the port refuses connections.
+    task: tokio::task::JoinHandle<()>,
 }
 
 const BUFFER: usize = 128 * 1024;
@@ -100,7 +106,7 @@ impl Proxy {
                 enabled: AtomicBool::new(true),
                 toxics,
                 connections: Mutex::new(CancellationToken::new()),
-                accepting: Mutex::new(CancellationToken::new()),
+                accepting: Mutex::new(None),
                 stats: Mutex::new(ProxyStats::default()),
                 bytes_upstream: AtomicU64::new(0),
                 bytes_downstream: AtomicU64::new(0),
@@ -164,8 +170,13 @@ impl Proxy {
             })?;
             self.spawn_accept(listener);
         } else {
-            let old = std::mem::take(&mut *lock(&self.inner.accepting));
-            old.cancel();
+            let accepting = lock(&self.inner.accepting).take();
+            if let Some(Accepting { stop, task }) = accepting {
+                stop.cancel();
+                // Down means down when this returns: the listener is closed, so a client
+                // connecting now is refused rather than served by a loop about to end.
+                let _ = task.await;
+            }
             self.close_connections();
         }
         Ok(())
@@ -215,7 +226,10 @@ impl Proxy {
     /// Stops accepting and closes every connection.
     pub fn stop(&self) {
         self.inner.stopped.cancel();
-        lock(&self.inner.accepting).cancel();
+        if let Some(Accepting { stop, task }) = lock(&self.inner.accepting).take() {
+            stop.cancel();
+            task.abort();
+        }
         self.close_connections();
     }
 
@@ -226,11 +240,16 @@ impl Proxy {
 
     fn spawn_accept(&self, listener: TcpListener) {
         let accepting = CancellationToken::new();
-        *lock(&self.inner.accepting) = accepting.clone();
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        let stop = accepting.clone();
+        let task = tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
+                    // Cancellation first: a connection waiting in the backlog when the proxy
+                    // goes down must not be served.
+                    biased;
+                    _ = accepting.cancelled() => return,
+                    _ = inner.stopped.cancelled() => return,
                     r = listener.accept() => match r {
                         Ok(c) => c,
                         Err(e) => {
@@ -239,12 +258,11 @@ impl Proxy {
                             continue;
                         }
                     },
-                    _ = accepting.cancelled() => return,
-                    _ = inner.stopped.cancelled() => return,
                 };
                 tokio::spawn(serve(inner.clone(), client));
             }
         });
+        *lock(&self.inner.accepting) = Some(Accepting { stop, task });
     }
 }
 
