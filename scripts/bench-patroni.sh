@@ -13,7 +13,8 @@ command -v patroni >/dev/null && command -v etcd >/dev/null || { echo "apt insta
 work=$(mktemp -d /tmp/lifeboat-patroni-XXXX); chmod 777 "$work"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 E_CLIENT=$(port) E_PEER=$(port) P1=$(port) P2=$(port) R1=$(port) R2=$(port)
-cleanup() { pkill -9 -f "$work" 2>/dev/null || true; rm -rf "$work"; }
+# The background jobs are disowned first, so their SIGKILL is not reported as a job notice.
+cleanup() { disown -a 2>/dev/null; pkill -9 -f "$work" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$E_CLIENT" \
   --advertise-client-urls "http://127.0.0.1:$E_CLIENT" --listen-peer-urls "http://127.0.0.1:$E_PEER" \
@@ -56,6 +57,8 @@ until [ "$(psql "$endpoint" -qAtc "SELECT count(*) FROM pg_stat_replication WHER
 (seq=0; while :; do seq=$((seq+1)); sent=$(date +%s.%N); if psql "$endpoint" -qAtc "INSERT INTO canary VALUES ($seq, now())" >/dev/null 2>&1; then
   echo "$seq $sent $(date +%s.%N)" >>"$work/acks"; fi; sleep 0.02; done) &
 client=$!
+# Killing the leader's node is the fault, not news: no job notices for it.
+disown -a
 sleep 3
 leader=$(curl -s "http://127.0.0.1:$R1/cluster" | python3 -c 'import json,sys; print([m["name"] for m in json.load(sys.stdin)["members"] if m["role"]=="leader"][0])')
 lp=$([ "$leader" = node1 ] && echo $P1 || echo $P2)
