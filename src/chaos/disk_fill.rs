@@ -21,6 +21,17 @@ pub struct FillOptions {
     pub file_name: String,
 }
 
+impl FillOptions {
+    pub fn path(&self) -> PathBuf {
+        self.directory.join(&self.file_name)
+    }
+
+    /// How the fill is undone, known before it is applied (journaled first, as an intent).
+    pub fn revert(&self) -> DurableRevert {
+        DurableRevert::RemoveFile { path: self.path() }
+    }
+}
+
 pub fn free_space(dir: &Path) -> Result<(u64, u64), ChaosError> {
     let st = statvfs(dir).map_err(|e| ChaosError::Invalid(format!("path {}: {e}", dir.display())))?;
     let block = st.fragment_size();
@@ -48,7 +59,7 @@ pub async fn inject(options: FillOptions) -> Result<Injection, ChaosError> {
             options.max_fill
         )));
     }
-    let path = options.directory.join(&options.file_name);
+    let path = options.path();
     let write_path = path.clone();
     tokio::task::spawn_blocking(move || write_fill(&write_path, fill))
         .await
@@ -58,7 +69,7 @@ pub async fn inject(options: FillOptions) -> Result<Injection, ChaosError> {
         })?;
     let (free_after, _) = free_space(&options.directory)?;
     let injected_at = Utc::now();
-    let durable = DurableRevert::RemoveFile { path: path.clone() };
+    let durable = options.revert();
     let undo_with = durable.clone();
     let directory = options.directory.clone();
     Ok(Injection {

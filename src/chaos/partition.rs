@@ -22,6 +22,21 @@ pub struct PartitionOptions {
     pub netns: Option<String>,
 }
 
+impl PartitionOptions {
+    /// How the partition is undone, known before it is applied (the engine journals it
+    /// first, as an intent).
+    pub fn revert(&self) -> DurableRevert {
+        let netns = self.netns.clone();
+        match &self.cut {
+            Cut::Link(link) => DurableRevert::LinkUp { netns, link: link.clone() },
+            Cut::Blackhole(prefix) => DurableRevert::RemoveBlackhole {
+                netns,
+                prefix: prefix.clone(),
+            },
+        }
+    }
+}
+
 /// Runs `ip [-n netns] <args>`; the error carries iproute2's message.
 fn ip(netns: Option<&str>, args: &[&str]) -> Result<String, String> {
     let mut command = std::process::Command::new("ip");
@@ -66,7 +81,7 @@ pub async fn inject(options: PartitionOptions) -> Result<Injection, ChaosError> 
 
 fn cut(options: &PartitionOptions) -> Result<Injection, ChaosError> {
     let netns = options.netns.as_deref();
-    let durable = match &options.cut {
+    match &options.cut {
         Cut::Link(link) => {
             if !link_is_up(netns, link).map_err(ChaosError::Invalid)? {
                 return Err(ChaosError::Invalid(format!(
@@ -78,10 +93,6 @@ fn cut(options: &PartitionOptions) -> Result<Injection, ChaosError> {
                 return Err(ChaosError::NotApplied(format!(
                     "link {link} still reports UP after `ip link set down`"
                 )));
-            }
-            DurableRevert::LinkUp {
-                netns: options.netns.clone(),
-                link: link.clone(),
             }
         }
         Cut::Blackhole(prefix) => {
@@ -96,12 +107,9 @@ fn cut(options: &PartitionOptions) -> Result<Injection, ChaosError> {
                     "the blackhole route to {prefix} is not in the table"
                 )));
             }
-            DurableRevert::RemoveBlackhole {
-                netns: options.netns.clone(),
-                prefix: prefix.clone(),
-            }
         }
-    };
+    }
+    let durable = options.revert();
     let injected_at = Utc::now();
     let (what, target) = match &options.cut {
         Cut::Link(link) => ("link_down", link),

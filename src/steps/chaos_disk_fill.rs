@@ -3,7 +3,6 @@
 
 use super::chaos::{activate_with_intent, optional_duration, parse_size};
 use super::{Outputs, StepContext, StepError, Text};
-use crate::chaos::DurableRevert;
 use crate::chaos::disk_fill::{self, FillOptions, Remaining};
 use crate::plan::model::HumanDuration;
 use schemars::JsonSchema;
@@ -42,9 +41,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         max_fill: parse_size(options.max_fill.as_deref().unwrap_or("20GiB"), "max_fill")?,
         file_name: format!(".lifeboat-disk-fill-{}", cx.idempotency_key.replace('/', "-")),
     };
-    let intent = DurableRevert::RemoveFile {
-        path: fill.directory.join(&fill.file_name),
-    };
+    let intent = fill.revert();
     activate_with_intent(
         cx,
         Some(intent),

@@ -3,7 +3,6 @@
 
 use super::chaos::{activate_with_intent, optional_duration};
 use super::{Outputs, StepContext, StepError, Text};
-use crate::chaos::DurableRevert;
 use crate::chaos::partition::{self, Cut, PartitionOptions};
 use crate::plan::model::HumanDuration;
 use schemars::JsonSchema;
@@ -35,18 +34,11 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         (None, Some(prefix)) => Cut::Blackhole(prefix.0),
         _ => return Err(StepError::terminal("give exactly one of `link` or `blackhole`")),
     };
-    let netns = options.netns.map(|n| n.0);
-    let intent = match &cut {
-        Cut::Link(link) => DurableRevert::LinkUp {
-            netns: netns.clone(),
-            link: link.clone(),
-        },
-        Cut::Blackhole(prefix) => DurableRevert::RemoveBlackhole {
-            netns: netns.clone(),
-            prefix: prefix.clone(),
-        },
+    let partition = PartitionOptions {
+        cut,
+        netns: options.netns.map(|n| n.0),
     };
-    let partition = PartitionOptions { cut, netns };
+    let intent = partition.revert();
     activate_with_intent(
         cx,
         Some(intent),

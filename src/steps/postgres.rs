@@ -61,3 +61,12 @@ pub fn configured_port(dir: &std::path::Path) -> Option<u16> {
             .and_then(|v| v.trim_matches('\'').parse().ok())
     })
 }
+
+/// The placement a step's `host`/`netns` options ask for; `None` when it gives neither (the
+/// instance keeps the one it recorded, loopback for a new one).
+pub fn placement(host: Option<Text>, netns: Option<Text>) -> Option<lifeboat_backup::instance::Placement> {
+    (host.is_some() || netns.is_some()).then(|| lifeboat_backup::instance::Placement {
+        host: host.map_or_else(|| lifeboat_backup::instance::Placement::default().host, |h| h.0),
+        netns: netns.map(|n| n.0),
+    })
+}

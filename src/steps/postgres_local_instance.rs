@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use lifeboat_backup::instance::{InitOptions, LocalInstance, Placement, ServerUser, StopMode, executable_for_server};
+use lifeboat_backup::instance::{InitOptions, LocalInstance, ServerUser, StopMode, executable_for_server};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::postgres::{configured_port, free_port, lifeboat_exe, parse_port, scratch_dir};
+use super::postgres::{configured_port, free_port, lifeboat_exe, parse_port, placement, scratch_dir};
 use super::{Outputs, StepContext, StepError, Text};
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -93,11 +93,8 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     };
     let mut instance = LocalInstance::new(&dir, port)?;
     instance.superuser = options.superuser.0.clone();
-    if options.host.is_some() || options.netns.is_some() {
-        instance.set_placement(Placement {
-            host: options.host.map_or_else(|| Placement::default().host, |h| h.0),
-            netns: options.netns.map(|n| n.0),
-        })?;
+    if let Some(placement) = placement(options.host, options.netns) {
+        instance.set_placement(placement)?;
     }
     let mut out = Outputs::new();
     match options.action {

@@ -2,12 +2,11 @@
 //! in its own directory and port (optionally its own address and network namespace),
 //! optionally synchronous, and wait until it streams.
 
-use super::postgres::{configured_port, free_port, parse_port, scratch_dir};
+use super::postgres::{configured_port, free_port, parse_port, placement, scratch_dir};
 use super::validation::duration_or;
 use super::validation::outputs_of;
 use super::{Outputs, StepContext, StepError, Text};
 use crate::plan::model::HumanDuration;
-use lifeboat_backup::instance::Placement;
 use lifeboat_failover::postgres::standby::{self, StandbyOptions};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -53,10 +52,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             None => free_port()?,
         },
     };
-    let placement = (options.host.is_some() || options.netns.is_some()).then(|| Placement {
-        host: options.host.map_or_else(|| Placement::default().host, |h| h.0),
-        netns: options.netns.map(|n| n.0),
-    });
+    let placement = placement(options.host, options.netns);
     let standby_options = StandbyOptions {
         primary_dsn: options.primary_dsn.0,
         dir,
