@@ -7,6 +7,8 @@ pub mod chaos;
 pub mod cli;
 pub mod drill;
 pub mod engine;
+pub mod evidence;
 pub mod journal;
 pub mod plan;
+pub mod secrets;
 pub mod steps;

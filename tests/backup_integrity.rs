@@ -29,6 +29,7 @@ fn restore_options(repo: &TestRepo, dir: &std::path::Path, name: &str, target: T
         keep_archiving: false,
         wait_timeout: Duration::from_secs(60),
         server_env: repo.env.clone(),
+        spawner: lifeboat_backup::process::Spawner::unrecorded(),
     }
 }
 
@@ -255,7 +256,14 @@ async fn delta_restore_reuses_matching_files_and_refuses_without_delta() {
     let mut conn = sqlx::PgConnection::connect(report.dsn.as_deref().unwrap()).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap();
     assert_eq!(rows, 20_000 + 3 * 100, "every row archived before the restore is back");
-    support::servers::stop_blocking(&lifeboat_backup::instance::LocalInstance::for_pgdata(&pgdata, delta.port.unwrap()).unwrap());
+    support::servers::stop_blocking(
+        &lifeboat_backup::instance::LocalInstance::for_pgdata(
+            &pgdata,
+            delta.port.unwrap(),
+            lifeboat_backup::process::Spawner::unrecorded(),
+        )
+        .unwrap(),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ fn state_of(pid: u32) -> char {
 }
 
 /// The fault records (`fault/<step>`) of a run, as the report reads them.
-async fn faults(journal: &lifeboat::journal::Journal, run_id: &str) -> Vec<lifeboat::drill::measure::FaultRecord> {
+async fn faults(journal: &lifeboat::journal::Journal, run_id: &str) -> Vec<lifeboat::drill::measure::FaultReport> {
     measure(journal, run_id).await.unwrap().faults
 }
 
@@ -79,7 +79,7 @@ async fn stop_freezes_for_its_duration_then_continues() {
     );
     assert_eq!(outputs_of(&ev, "after")["state"], "S", "SIGCONT after the duration");
     let f = faults(&j.journal, &report.run_id).await;
-    assert_eq!(f[0].revert.as_ref().unwrap()["reason"], "its duration elapsed");
+    assert_eq!(f[0].revert.as_ref().unwrap().reason, "its duration elapsed");
     assert!(!f[0].left_active);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -98,7 +98,7 @@ async fn a_fault_still_active_when_the_run_ends_is_reverted() {
     assert_eq!(report.status, RunStatus::Succeeded);
     assert_eq!(state_of(pid), 'S', "the run ended with the process still frozen");
     let f = faults(&j.journal, &report.run_id).await;
-    assert_eq!(f[0].revert.as_ref().unwrap()["reason"], "the run ended");
+    assert_eq!(f[0].revert.as_ref().unwrap().reason, "the run ended");
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -135,16 +135,10 @@ async fn a_breached_guard_aborts_the_run_and_reverts_every_fault() {
         let m = measure(&j.journal, &report.run_id).await.unwrap();
         assert_eq!(m.guard_breaches[0].guard, "service-up");
         assert!(!m.passed);
-        let reverted = m.faults[0].reverted_at.as_deref().expect("the fault was reverted");
-        let reverted = chrono::DateTime::parse_from_rfc3339(reverted).unwrap();
-        let lag = reverted.with_timezone(&chrono::Utc) - breach_at;
+        let reverted = m.faults[0].reverted_at.expect("the fault was reverted");
+        let lag = reverted - breach_at;
         assert!(lag < chrono::Duration::seconds(1), "{}: revert came {lag} after the breach", j.name);
-        assert!(
-            m.faults[0].revert.as_ref().unwrap()["reason"]
-                .as_str()
-                .unwrap()
-                .contains("guard service-up")
-        );
+        assert!(m.faults[0].revert.as_ref().unwrap().reason.contains("guard service-up"));
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -184,7 +178,7 @@ async fn network_down_is_measured_until_the_proxy_serves_again() {
     let m = measure(&j.journal, &report.run_id).await.unwrap();
     let rto = m.rto_ms.unwrap();
     assert!((1000..2500).contains(&rto), "the outage lasted its 1 s duration, measured {rto} ms");
-    assert_eq!(m.faults[0].revert.as_ref().unwrap()["reason"], "its duration elapsed");
+    assert_eq!(m.faults[0].revert.as_ref().unwrap().reason, "its duration elapsed");
     let out = outputs_of(&events(&j.journal, &report.run_id).await, "back");
     assert!(out["checks"].as_u64().unwrap() > 1, "the probe saw the proxy down first");
 }
@@ -213,7 +207,7 @@ async fn http_faults_hit_matching_requests_only_until_reverted() {
     let report = run(&j.journal, &source).await;
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.reason);
     let f = faults(&j.journal, &report.run_id).await;
-    let observed = &f[0].revert.as_ref().unwrap()["observed"];
+    let observed = f[0].revert.as_ref().unwrap().observed.clone().unwrap();
     assert!(observed["aborted"].as_u64().unwrap() >= 1);
     assert!(observed["requests"].as_u64().unwrap() >= 2);
 }
@@ -491,14 +485,13 @@ async fn partitions_cut_a_namespace_off_until_reverted_even_after_an_engine_cras
     // resume reverts it) or only its intent (the resume undoes it, the step injects anew).
     let fault = &faults(&journal, &run_id).await[0];
     assert!(fault.reverted_at.is_some() && !fault.left_active, "{fault:?}");
-    let reverted_by_resume = fault.revert.as_ref().unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .contains("resumed after a crash");
-    let intent = journal.channel(&run_id, "fault/blackhole").await.unwrap();
+    let reverted_by_resume = fault.revert.as_ref().unwrap().reason.contains("resumed after a crash");
+    let intent = lifeboat::evidence::read::<lifeboat::evidence::fault::FaultRecord>(&journal, &run_id, "blackhole")
+        .await
+        .unwrap();
     let undone_by_resume = intent
         .iter()
-        .any(|r| r.key == 3 && r.payload["note"].as_str().is_some_and(|n| n.contains("removed")));
+        .any(|r| matches!(r, lifeboat::evidence::fault::FaultRecord::UndoneAfterCrash(u) if u.note.contains("removed")));
     assert!(
         reverted_by_resume || undone_by_resume,
         "the resume undid the partition: {fault:?} {intent:?}"

@@ -13,7 +13,8 @@ fn broken_plans_report_every_error() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let source = std::fs::read_to_string(&path).unwrap();
         let shown = format!("tests/plans/broken/{name}.yaml");
-        let diagnostics = lifeboat::plan::compile(&shown, &source).expect_err(&format!("{name} must not compile"));
+        let diagnostics =
+            lifeboat::plan::compile(&shown, &source, lifeboat::steps::catalog()).expect_err(&format!("{name} must not compile"));
         assert!(diagnostics.iter().all(|d| d.pos.line >= 1), "{name}: every error has a line");
         insta::assert_snapshot!(name, lifeboat::plan::diagnostic::render_all(&diagnostics, &source));
     }
@@ -27,7 +28,7 @@ fn example_plans_compile() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let source = std::fs::read_to_string(&path).unwrap();
-            if let Err(d) = lifeboat::plan::compile(&path.display().to_string(), &source) {
+            if let Err(d) = lifeboat::plan::compile(&path.display().to_string(), &source, lifeboat::steps::catalog()) {
                 panic!("{}", lifeboat::plan::diagnostic::render_all(&d, &source));
             }
             count += 1;
@@ -39,7 +40,7 @@ fn example_plans_compile() {
 #[test]
 fn committed_schema_is_current() {
     let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.schema.json")).unwrap();
-    let current = serde_json::to_string_pretty(&lifeboat::plan::compiler::plan_schema_for_editors()).unwrap();
+    let current = serde_json::to_string_pretty(&lifeboat::plan::compiler::plan_schema_for_editors(lifeboat::steps::catalog())).unwrap();
     assert_eq!(
         committed.trim(),
         current.trim(),

@@ -229,7 +229,12 @@ async fn measured_rpo_and_rows_lost_match_an_independent_count() {
     let expected_rpo = (disaster - newest).num_milliseconds();
     drop((old, restored));
     for (name, port) in [("primary", primary["port"].as_u64()), ("restored", restore["port"].as_u64())] {
-        let inst = lifeboat_backup::instance::LocalInstance::new(&workdir.join(name), port.unwrap() as u16).unwrap();
+        let inst = lifeboat_backup::instance::LocalInstance::new(
+            &workdir.join(name),
+            port.unwrap() as u16,
+            lifeboat_backup::process::Spawner::unrecorded(),
+        )
+        .unwrap();
         support::servers::stop(&inst).await;
     }
     assert!(
@@ -259,7 +264,12 @@ async fn a_canary_writes_again_after_the_engine_is_killed_and_the_run_resumes() 
     use std::time::{Duration, Instant};
 
     let dir = shared_tempdir();
-    let mut db = LocalInstance::new(&dir.path().join("db"), support::servers::free_port()).unwrap();
+    let mut db = LocalInstance::new(
+        &dir.path().join("db"),
+        support::servers::free_port(),
+        lifeboat_backup::process::Spawner::unrecorded(),
+    )
+    .unwrap();
     db.init(&Default::default()).await.unwrap();
     db.start().await.unwrap();
     let plan = dir.path().join("plan.yaml");
@@ -295,17 +305,27 @@ async fn a_canary_writes_again_after_the_engine_is_killed_and_the_run_resumes() 
         let Some(run) = journal.runs(None, 1).await.unwrap().pop() else {
             continue;
         };
-        if journal.channel(&run.id, "canary/canary").await.unwrap().len() >= 10 {
+        if lifeboat::evidence::read::<lifeboat::evidence::canary::CanaryAck>(&journal, &run.id, "canary")
+            .await
+            .unwrap()
+            .len()
+            >= 10
+        {
             break (journal, run.id);
         }
     };
     first.kill().unwrap();
     first.wait().unwrap();
     let killed_at = Utc::now();
-    let before = journal.channel(&run_id, "canary/canary").await.unwrap().len();
+    let before = lifeboat::evidence::read::<lifeboat::evidence::canary::CanaryAck>(&journal, &run_id, "canary")
+        .await
+        .unwrap()
+        .len();
 
     let resumed = lifeboat(&state, &[], &["resume", &run_id]);
-    let acks = journal.channel(&run_id, "canary/canary").await.unwrap();
+    let acks = lifeboat::evidence::read::<lifeboat::evidence::canary::CanaryAck>(&journal, &run_id, "canary")
+        .await
+        .unwrap();
     let mut conn = PgConnection::connect(&db.dsn("postgres")).await.unwrap();
     let rows: Vec<i64> = sqlx::query_scalar("SELECT seq FROM lifeboat_canary WHERE run_id = $1")
         .bind(&run_id)
@@ -315,18 +335,18 @@ async fn a_canary_writes_again_after_the_engine_is_killed_and_the_run_resumes() 
     drop(conn);
     support::servers::stop(&db).await;
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
-    let after = acks.iter().filter(|r| r.at > killed_at).count();
+    let after = acks.iter().filter(|r| r.written_at > killed_at).count();
     assert!(
         after >= 20,
         "the canary wrote again after the resume: {after} acknowledgements after the kill, {before} before"
     );
     let rows: std::collections::BTreeSet<i64> = rows.into_iter().collect();
-    let missing: Vec<i64> = acks.iter().map(|r| r.key).filter(|k| !rows.contains(k)).collect();
+    let missing: Vec<i64> = acks.iter().map(|r| r.seq).filter(|k| !rows.contains(k)).collect();
     assert_eq!(
         missing,
         Vec::<i64>::new(),
         "every journaled acknowledgement is a row in the database"
     );
-    let journal_keys: std::collections::BTreeSet<i64> = acks.iter().map(|r| r.key).collect();
+    let journal_keys: std::collections::BTreeSet<i64> = acks.iter().map(|r| r.seq).collect();
     assert_eq!(journal_keys.len(), acks.len(), "no sequence number was acknowledged twice");
 }

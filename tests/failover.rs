@@ -71,7 +71,12 @@ async fn failover_to_a_synchronous_standby_then_failback_by_rewind_and_switchove
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fencing_a_reachable_primary_stops_it_and_proves_no_write_gets_through() {
     let dir = shared_tempdir();
-    let mut primary = lifeboat_backup::instance::LocalInstance::new(&dir.path().join("old"), support::servers::free_port()).unwrap();
+    let mut primary = lifeboat_backup::instance::LocalInstance::new(
+        &dir.path().join("old"),
+        support::servers::free_port(),
+        lifeboat_backup::process::Spawner::unrecorded(),
+    )
+    .unwrap();
     primary.init(&Default::default()).await.unwrap();
     primary.start().await.unwrap();
     let plan = dir.path().join("fence.yaml");
@@ -165,7 +170,12 @@ async fn reprotect_without_checksums_falls_back_to_a_base_backup_and_keeps_the_o
     use std::time::Duration;
 
     let dir = shared_tempdir();
-    let mut old = LocalInstance::new(&dir.path().join("old"), support::servers::free_port()).unwrap();
+    let mut old = LocalInstance::new(
+        &dir.path().join("old"),
+        support::servers::free_port(),
+        lifeboat_backup::process::Spawner::unrecorded(),
+    )
+    .unwrap();
     old.init(&InitOptions {
         data_checksums: false,
         ..Default::default()
@@ -187,10 +197,11 @@ async fn reprotect_without_checksums_falls_back_to_a_base_backup_and_keeps_the_o
         synchronous: false,
         wait: Duration::from_secs(60),
         placement: None,
+        spawner: lifeboat_backup::process::Spawner::unrecorded(),
     })
     .await
     .unwrap();
-    let new = LocalInstance::new(&dir.path().join("new"), new_port).unwrap();
+    let new = LocalInstance::new(&dir.path().join("new"), new_port, lifeboat_backup::process::Spawner::unrecorded()).unwrap();
 
     let options = |primary_dsn: String| reprotect::ReprotectOptions {
         dir: dir.path().join("old"),
@@ -198,6 +209,7 @@ async fn reprotect_without_checksums_falls_back_to_a_base_backup_and_keeps_the_o
         primary_dsn,
         name: "old".into(),
         within: Duration::from_secs(60),
+        spawner: lifeboat_backup::process::Spawner::unrecorded(),
     };
     let unreachable = format!("postgres://postgres@127.0.0.1:{}/postgres", support::servers::free_port());
     let refused = reprotect::reprotect(&options(unreachable)).await.unwrap_err();

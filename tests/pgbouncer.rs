@@ -29,7 +29,7 @@ async fn switching_pgbouncer_moves_traffic_without_a_client_error() {
     let dir = shared_tempdir();
     let mut servers = Vec::new();
     for name in ["east", "west"] {
-        let mut s = LocalInstance::new(&dir.path().join(name), free_port()).unwrap();
+        let mut s = LocalInstance::new(&dir.path().join(name), free_port(), lifeboat_backup::process::Spawner::unrecorded()).unwrap();
         s.init(&Default::default()).await.unwrap();
         s.start().await.unwrap();
         servers.push(s);

@@ -125,6 +125,7 @@ async fn pitr_round_trip(repo: TestRepo, dir: &std::path::Path) {
             keep_archiving: false,
             wait_timeout: Duration::from_secs(120),
             server_env: repo.env.clone(),
+            spawner: lifeboat_backup::process::Spawner::unrecorded(),
         };
         let report = restore::restore(&store, &options)
             .await
@@ -142,7 +143,12 @@ async fn pitr_round_trip(repo: TestRepo, dir: &std::path::Path) {
             let reached = report.reached_time.expect("a time target reports the last commit replayed");
             assert!(reached <= time, "last replayed commit {reached} is not after the target {time}");
         }
-        let instance = lifeboat_backup::instance::LocalInstance::for_pgdata(&pgdata, options.port.unwrap()).unwrap();
+        let instance = lifeboat_backup::instance::LocalInstance::for_pgdata(
+            &pgdata,
+            options.port.unwrap(),
+            lifeboat_backup::process::Spawner::unrecorded(),
+        )
+        .unwrap();
         stop_blocking(&instance);
     }
 }

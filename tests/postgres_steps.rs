@@ -72,7 +72,7 @@ async fn the_pitr_drill_plan_brings_back_every_row_committed_before_the_drop() {
 /// A primary archiving through pgBackRest, with one full backup, rows after it and a
 /// restore point; returns the rows committed before the restore point.
 async fn pgbackrest_primary(dir: &Path, config: &Path) -> (LocalInstance, i64) {
-    let mut primary = LocalInstance::new(&dir.join("primary"), free_port()).unwrap();
+    let mut primary = LocalInstance::new(&dir.join("primary"), free_port(), lifeboat_backup::process::Spawner::unrecorded()).unwrap();
     let user = ServerUser::current_or_postgres().unwrap();
     let repo = dir.join("pgbackrest-repo");
     std::fs::create_dir_all(&repo).unwrap();
@@ -173,6 +173,13 @@ async fn the_pgbackrest_provider_restores_to_a_named_point() {
     assert_eq!(rows, expected_rows, "pgBackRest restored to the restore point, before the DELETE");
     let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()").fetch_one(&mut conn).await.unwrap();
     assert!(!in_recovery, "the restored server was promoted");
-    stop_blocking(&LocalInstance::for_pgdata(&restored, outputs["port"].as_u64().unwrap() as u16).unwrap());
+    stop_blocking(
+        &LocalInstance::for_pgdata(
+            &restored,
+            outputs["port"].as_u64().unwrap() as u16,
+            lifeboat_backup::process::Spawner::unrecorded(),
+        )
+        .unwrap(),
+    );
     stop_blocking(&primary);
 }

@@ -1,7 +1,8 @@
 //! Properties of the deterministic core on random DAGs and random completion orders:
 //! a step never starts before its needs succeeded, the concurrency cap holds, and
-//! without failures every step runs exactly once. Replaying the journal mid-run
-//! rebuilds the same decisions.
+//! without failures every step runs exactly once. Replaying any durable prefix of the
+//! journal — over plans with retries, rollbacks with compensation, aborts and `finally` —
+//! rebuilds exactly the state the live run held at that point, and the same decisions.
 
 mod support;
 
@@ -102,7 +103,7 @@ fn simulate(state: &mut RunState, dag: &Dag, inject_failures: bool, picks: &[usi
         } else {
             Ok(Default::default())
         };
-        let event = state.attempt_event(pick, attempt, result, 0.5);
+        let event = state.attempt_event(pick, attempt, result, 0.5, now);
         state.apply(&event, now);
         journal.push(Recorded { seq, at: now, event });
         seq += 1;
@@ -110,8 +111,172 @@ fn simulate(state: &mut RunState, dag: &Dag, inject_failures: bool, picks: &[usi
     }
 }
 
+/// A random plan with everything the core decides about: retries, `on_failure` modes,
+/// compensations, `finally` steps.
+#[derive(Debug, Clone)]
+struct RichPlan {
+    dag: Dag,
+    attempts: Vec<u32>,
+    on_failure: Vec<&'static str>,
+    compensated: Vec<bool>,
+    finally: usize,
+}
+
+fn rich_plan() -> impl Strategy<Value = RichPlan> {
+    dag().prop_flat_map(|dag| {
+        let n = dag.needs.len();
+        (
+            proptest::collection::vec(1u32..4, n),
+            proptest::collection::vec(proptest::sample::select(vec!["abort", "continue", "rollback"]), n),
+            proptest::collection::vec(any::<bool>(), n),
+            0usize..3,
+        )
+            .prop_map(move |(attempts, on_failure, compensated, finally)| RichPlan {
+                dag: dag.clone(),
+                attempts,
+                on_failure,
+                compensated,
+                finally,
+            })
+    })
+}
+
+fn rich_source(p: &RichPlan) -> String {
+    let mut steps = String::new();
+    for (i, needs) in p.dag.needs.iter().enumerate() {
+        let list: Vec<String> = needs.iter().map(|n| format!("s{n}")).collect();
+        steps.push_str(&format!(
+            "    - id: s{i}\n      kind: sleep\n      needs: [{}]\n      on_failure: {}\n      retry: {{ attempts: {}, backoff: 10ms }}\n      with: {{ duration: 0s }}\n",
+            list.join(", "),
+            p.on_failure[i],
+            p.attempts[i]
+        ));
+        if p.compensated[i] {
+            steps.push_str("      compensate: { kind: sleep, retry: { attempts: 2, backoff: 10ms }, with: { duration: 0s } }\n");
+        }
+    }
+    let mut finally = String::new();
+    for f in 0..p.finally {
+        finally.push_str(&format!("    - id: f{f}\n      kind: sleep\n      with: {{ duration: 0s }}\n"));
+    }
+    let finally = if finally.is_empty() {
+        String::new()
+    } else {
+        format!("  finally:\n{finally}")
+    };
+    support::plan(
+        "props",
+        &format!("  concurrency: {}\n  steps:\n{steps}{finally}", p.dag.concurrency),
+    )
+}
+
+/// The live run at a point where everything it applied is in the journal.
+struct Durable {
+    len: usize,
+    at: chrono::DateTime<Utc>,
+    fingerprint: String,
+    /// What it would decide next, at that instant.
+    next: String,
+}
+
+/// What the live runner's state and a replay must agree on.
+fn fingerprint(state: &RunState) -> String {
+    format!(
+        "{:?} | {:?} | rollback {} | {:?} | {:?}",
+        state.units.iter().map(|u| (&u.status, u.attempts, u.failures)).collect::<Vec<_>>(),
+        state.halt,
+        state.rollback,
+        state.completion_order,
+        state.finished
+    )
+}
+
+/// Drives a run the way the runner does — results and aborts are applied as they happen,
+/// then journaled together with the next decisions in one batch — with attempts failing
+/// (retryably or not) at random and, at a random turn, an abort (with or without rollback).
+/// Returns the journal and, after each durable batch, the live state's fingerprint and
+/// what it would decide next at that instant.
+fn simulate_like_the_runner(state: &mut RunState, choices: &[u8], abort_at: Option<(usize, bool)>) -> (Vec<Recorded>, Vec<Durable>) {
+    let mut journal = Vec::new();
+    let mut durable = Vec::new();
+    let mut now = Utc::now();
+    let mut pending: Vec<Event> = Vec::new();
+    for turn in 0..10_000 {
+        if abort_at.is_some_and(|(t, _)| t == turn) && state.halt.is_none() && state.finished.is_none() {
+            let event = Event::AbortRequested {
+                by: "test".into(),
+                reason: None,
+                rollback: abort_at.is_some_and(|(_, r)| r),
+            };
+            state.apply(&event, now);
+            pending.push(event);
+        }
+        let decision = state.decide(now);
+        let mut batch = std::mem::take(&mut pending);
+        batch.extend(decision.events);
+        for event in batch {
+            journal.push(Recorded {
+                seq: journal.len() as i64,
+                at: now,
+                event,
+            });
+        }
+        durable.push(Durable {
+            len: journal.len(),
+            at: now,
+            fingerprint: fingerprint(state),
+            next: format!("{:?}", state.clone().decide(now).events),
+        });
+        if state.finished.is_some() {
+            return (journal, durable);
+        }
+        let running: Vec<usize> = (0..state.units.len())
+            .filter(|&i| matches!(state.units[i].status, UnitStatus::Running { .. }))
+            .collect();
+        if running.is_empty() {
+            // Only retries are waiting: let their backoff pass.
+            now = decision
+                .wake_at
+                .expect("nothing runs, nothing waits, and the run is not finished: deadlock");
+            continue;
+        }
+        let choice = choices[turn % choices.len()];
+        let pick = running[choice as usize % running.len()];
+        let UnitStatus::Running { attempt } = state.units[pick].status else {
+            unreachable!()
+        };
+        let result = match choice % 8 {
+            0 => Err(lifeboat::steps::StepError::terminal("boom")),
+            1 | 2 => Err(lifeboat::steps::StepError::retryable("flaky")),
+            _ => Ok(Default::default()),
+        };
+        let event = state.attempt_event(pick, attempt, result, (choice as f64) / 255.0, now);
+        state.apply(&event, now);
+        pending.push(event);
+        now += Duration::milliseconds(1);
+    }
+    panic!("the run did not finish in 10000 turns");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replaying_any_durable_prefix_rebuilds_the_live_state_and_its_decisions(
+        plan in rich_plan(),
+        choices in proptest::collection::vec(any::<u8>(), 1..64),
+        abort_at in proptest::option::of((0usize..40, any::<bool>())),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let src = rich_source(&plan);
+        let mut live = new_state(&src);
+        let (journal, durable) = simulate_like_the_runner(&mut live, &choices, abort_at);
+        let point = &durable[cut.index(durable.len())];
+        let mut replayed = RunState::replay(live.plan.clone(), "run".into(), BTreeMap::new(), Arc::new(BTreeMap::new()), &journal[..point.len]);
+        prop_assert_eq!(&fingerprint(&replayed), &point.fingerprint, "replaying {} of {} events", point.len, journal.len());
+        // Whatever a resumed engine decides next must be what the live one would have.
+        prop_assert_eq!(format!("{:?}", replayed.decide(point.at).events), point.next.clone());
+    }
 
     #[test]
     fn without_failures_every_step_runs_exactly_once(dag in dag(), picks in proptest::collection::vec(any::<usize>(), 1..50)) {
@@ -140,24 +305,5 @@ proptest! {
             prop_assert_eq!(status, RunStatus::Failed);
         }
         prop_assert!(state.units.iter().all(|u| u.status.is_terminal()));
-    }
-
-    #[test]
-    fn replaying_a_prefix_of_the_journal_rebuilds_the_same_state(dag in dag(), picks in proptest::collection::vec(any::<usize>(), 1..50), cut in any::<prop::sample::Index>()) {
-        let src = source(&dag, "abort");
-        let mut state = new_state(&src);
-        let journal = simulate(&mut state, &dag, true, &picks);
-        let prefix = &journal[..cut.index(journal.len() + 1)];
-        let mut replayed = RunState::replay(state.plan.clone(), "run".into(), BTreeMap::new(), Arc::new(BTreeMap::new()), prefix);
-        let mut live = new_state(&src);
-        for r in prefix {
-            live.apply(&r.event, r.at);
-        }
-        for (a, b) in replayed.units.iter().zip(&live.units) {
-            prop_assert_eq!(&a.status, &b.status);
-        }
-        // Whatever a resumed engine decides next must be the same as a live one would.
-        let t = Utc::now();
-        prop_assert_eq!(format!("{:?}", replayed.decide(t).events), format!("{:?}", live.decide(t).events));
     }
 }

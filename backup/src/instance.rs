@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::error::{BackupError, Result};
+use crate::process::Spawner;
 
 /// Where PostgreSQL's server binaries are: `LIFEBOAT_PG_BIN`, else the newest Debian
 /// `/usr/lib/postgresql/N/bin`, else `pg_config --bindir`'s answer via PATH.
@@ -149,6 +150,8 @@ pub struct LocalInstance {
     /// Environment for the server, e.g. the object store's credentials its
     /// `archive_command` / `restore_command` need; never written to any file.
     pub env: Vec<(String, String)>,
+    /// Starts the server's tools (`initdb`, `pg_ctl`, …); see [`crate::process`].
+    pub spawner: Spawner,
     placement: Placement,
 }
 
@@ -176,23 +179,37 @@ pub fn quote_conf(value: &str) -> String {
 }
 
 impl LocalInstance {
-    pub fn new(dir: &Path, port: u16) -> Result<LocalInstance> {
-        Self::with_layout(dir, dir.join("data"), dir.join("run"), dir.join("postgres.log"), port)
+    pub fn new(dir: &Path, port: u16, spawner: Spawner) -> Result<LocalInstance> {
+        Self::with_layout(dir, dir.join("data"), dir.join("run"), dir.join("postgres.log"), port, spawner)
     }
 
     /// An instance for an existing data directory: the layout of [`LocalInstance::new`] when
     /// it is called `data`, otherwise `<pgdata>.run` and `<pgdata>.log` beside it.
-    pub fn for_pgdata(pgdata: &Path, port: u16) -> Result<LocalInstance> {
+    pub fn for_pgdata(pgdata: &Path, port: u16, spawner: Spawner) -> Result<LocalInstance> {
         match (pgdata.file_name().and_then(|n| n.to_str()), pgdata.parent()) {
-            (Some("data"), Some(dir)) => Self::new(dir, port),
+            (Some("data"), Some(dir)) => Self::new(dir, port, spawner),
             _ => {
                 let dir = pgdata.parent().unwrap_or(Path::new("/"));
-                Self::with_layout(dir, pgdata.to_path_buf(), sibling(pgdata, ".run"), sibling(pgdata, ".log"), port)
+                Self::with_layout(
+                    dir,
+                    pgdata.to_path_buf(),
+                    sibling(pgdata, ".run"),
+                    sibling(pgdata, ".log"),
+                    port,
+                    spawner,
+                )
             }
         }
     }
 
-    fn with_layout(dir: &Path, pgdata: PathBuf, socket_dir: PathBuf, log_file: PathBuf, port: u16) -> Result<LocalInstance> {
+    fn with_layout(
+        dir: &Path,
+        pgdata: PathBuf,
+        socket_dir: PathBuf,
+        log_file: PathBuf,
+        port: u16,
+        spawner: Spawner,
+    ) -> Result<LocalInstance> {
         let placement_file = sibling(&pgdata, ".placement.json");
         let placement = match std::fs::read(&placement_file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -213,6 +230,7 @@ impl LocalInstance {
             bins: PgBinaries::locate()?,
             user: ServerUser::current_or_postgres()?,
             env: Vec::new(),
+            spawner,
             placement,
         })
     }
@@ -289,7 +307,7 @@ impl LocalInstance {
         if options.data_checksums {
             command.arg("--data-checksums");
         }
-        run_checked(command, "initdb").await?;
+        run_checked(&self.spawner, command, "initdb").await?;
         let mut settings = self.placement_settings();
         settings.push(("wal_level".into(), "replica".into()));
         settings.push(("max_wal_senders".into(), "10".into()));
@@ -366,6 +384,11 @@ impl LocalInstance {
         }
     }
 
+    /// A command for one of the server's tools, run as the server user.
+    pub fn tool(&self, name: &str) -> Command {
+        ServerUser::command(self.user, &self.bins.tool(name))
+    }
+
     /// Launches the postmaster without waiting for it to accept connections (recovery may take long).
     pub async fn spawn(&self) -> Result<()> {
         std::fs::create_dir_all(self.socket_dir()).map_err(BackupError::io(self.socket_dir()))?;
@@ -399,7 +422,7 @@ impl LocalInstance {
             .arg("-l")
             .arg(self.log_file())
             .arg("-W");
-        run_checked(command, "pg_ctl start").await
+        run_checked(&self.spawner, command, "pg_ctl start").await
     }
 
     pub async fn stop(&self, mode: StopMode) -> Result<()> {
@@ -416,7 +439,7 @@ impl LocalInstance {
             .arg("-D")
             .arg(self.pgdata())
             .args(["-m", mode, "-w", "-t", "60"]);
-        run_checked(command, "pg_ctl stop").await
+        run_checked(&self.spawner, command, "pg_ctl stop").await
     }
 }
 
@@ -498,9 +521,11 @@ fn append(path: &Path, text: &str) -> Result<()> {
     file.write_all(text.as_bytes()).map_err(BackupError::io(path))
 }
 
-pub async fn run_checked(mut command: Command, what: &str) -> Result<()> {
-    let output = command
-        .output()
+/// Runs one of PostgreSQL's tools (or pgBackRest) to its end; a non-zero exit is an error
+/// quoting its standard error.
+pub async fn run_checked(spawner: &Spawner, command: Command, what: &str) -> Result<()> {
+    let output = spawner
+        .output(command)
         .await
         .map_err(|e| BackupError::invalid(format!("cannot run {what}: {e}")))?;
     if !output.status.success() {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod instance;
 pub mod layout;
 pub mod manifest;
+pub mod process;
 pub mod repo_url;
 pub mod restore;
 pub mod store;

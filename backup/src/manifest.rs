@@ -78,17 +78,42 @@ impl Manifest {
         parse_lsn(&self.stop_lsn).unwrap_or(0)
     }
 
+    /// The first WAL segment the backup needs ([`read`] refuses a manifest where it does
+    /// not parse; a hand-made one falls back to the start LSN's segment).
     pub fn start_segment(&self) -> Segment {
-        Segment::parse(&self.start_wal, self.wal_segment_size).expect("manifests hold valid segment names")
+        Segment::parse(&self.start_wal, self.wal_segment_size)
+            .unwrap_or_else(|| Segment::containing(self.timeline, self.start_lsn(), self.wal_segment_size))
     }
 
     pub fn stop_segment(&self) -> Segment {
-        Segment::parse(&self.stop_wal, self.wal_segment_size).expect("manifests hold valid segment names")
+        Segment::parse(&self.stop_wal, self.wal_segment_size)
+            .unwrap_or_else(|| Segment::containing(self.timeline, self.stop_lsn(), self.wal_segment_size))
+    }
+
+    /// What makes a manifest unusable, in words: a damaged repository must be reported, not
+    /// crash the commands meant to find the damage.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let size = self.wal_segment_size;
+        if !(size.is_power_of_two() && (1 << 20..=1 << 30).contains(&size)) {
+            problems.push(format!("wal_segment_size {size} is not a power of two from 1 MiB to 1 GiB"));
+        }
+        for (field, name) in [("start_wal", &self.start_wal), ("stop_wal", &self.stop_wal)] {
+            if Segment::parse(name, size.max(1)).is_none() {
+                problems.push(format!("{field} `{name}` is not a WAL segment name"));
+            }
+        }
+        for (field, lsn) in [("start_lsn", &self.start_lsn), ("stop_lsn", &self.stop_lsn)] {
+            if parse_lsn(lsn).is_err() {
+                problems.push(format!("{field} `{lsn}` is not an LSN"));
+            }
+        }
+        problems
     }
 }
 
 pub async fn write(store: &Store, manifest: &Manifest) -> Result<()> {
-    let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+    let body = serde_json::to_vec_pretty(manifest).map_err(|e| BackupError::invalid(format!("manifest of backup {}: {e}", manifest.id)))?;
     store
         .put(&layout::manifest_key(&manifest.id), body.into(), Default::default())
         .await
@@ -104,6 +129,13 @@ pub async fn read(store: &Store, id: &str) -> Result<Option<Manifest>> {
         return Err(BackupError::Restore(format!(
             "backup {id} has manifest format {}, this lifeboat reads format {FORMAT}; use a matching lifeboat version",
             manifest.format
+        )));
+    }
+    let problems = manifest.problems();
+    if !problems.is_empty() {
+        return Err(BackupError::Restore(format!(
+            "manifest of backup {id} is damaged: {}; the backup cannot be used (`lifeboat pg prune` or remove backups/{id}/)",
+            problems.join("; ")
         )));
     }
     Ok(Some(manifest))

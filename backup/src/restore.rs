@@ -73,6 +73,8 @@ pub struct RestoreOptions {
     pub wait_timeout: Duration,
     /// Environment for the started server (object-store credentials for `restore_command`).
     pub server_env: Vec<(String, String)>,
+    /// Starts the server's tools.
+    pub spawner: crate::process::Spawner,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,7 +247,7 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     report.bytes_written = bytes_written;
     report.unpack_ms = unpack_started.elapsed().as_millis() as u64;
     if options.start {
-        let mut instance = LocalInstance::for_pgdata(&options.pgdata, options.port.unwrap_or(5432))?;
+        let mut instance = LocalInstance::for_pgdata(&options.pgdata, options.port.unwrap_or(5432), options.spawner.clone())?;
         instance.superuser = options.user.clone();
         instance.env = options.server_env.clone();
         report.start_server(&instance, options.wait_timeout).await?;
@@ -423,7 +425,9 @@ pub fn server_settings(pgdata: &Path, port: Option<u16>, keep_archiving: bool) -
         settings.push(("archive_mode".into(), "off".into()));
     }
     if let Some(port) = port {
-        settings.extend(LocalInstance::for_pgdata(pgdata, port)?.placement_settings());
+        // Only the placement is read: nothing is started.
+        let instance = LocalInstance::for_pgdata(pgdata, port, crate::process::Spawner::unrecorded())?;
+        settings.extend(instance.placement_settings());
     }
     Ok(settings)
 }

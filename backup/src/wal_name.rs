@@ -25,8 +25,10 @@ fn hex_u32(text: &str) -> Option<u32> {
         .flatten()
 }
 
+/// Never zero: a segment size out of PostgreSQL's range (1 MiB to 1 GiB, refused when a
+/// manifest is read) must not divide by zero anywhere.
 fn segments_per_log(segment_size: u64) -> u64 {
-    0x1_0000_0000 / segment_size
+    (0x1_0000_0000 / segment_size.max(1)).max(1)
 }
 
 impl Segment {
@@ -51,7 +53,7 @@ impl Segment {
     pub fn containing(timeline: u32, lsn: u64, segment_size: u64) -> Segment {
         Segment {
             timeline,
-            segno: lsn / segment_size,
+            segno: lsn / segment_size.max(1),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct PgBouncerSwitch {
     pub port: u16,
     /// The `psql` to use.
     pub psql: PathBuf,
+    /// Starts `psql`; see `lifeboat_backup::process`.
+    pub spawner: lifeboat_backup::process::Spawner,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,20 +36,22 @@ pub struct Switched {
 }
 
 async fn admin(s: &PgBouncerSwitch, command: &str) -> Result<()> {
-    let out = tokio::process::Command::new(&s.psql)
-        .args([
-            "-h",
-            &s.admin_host,
-            "-p",
-            &s.admin_port.to_string(),
-            "-U",
-            &s.admin_user,
-            "-d",
-            "pgbouncer",
-        ])
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command])
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
+    let mut psql = tokio::process::Command::new(&s.psql);
+    psql.args([
+        "-h",
+        &s.admin_host,
+        "-p",
+        &s.admin_port.to_string(),
+        "-U",
+        &s.admin_user,
+        "-d",
+        "pgbouncer",
+    ])
+    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command])
+    .env("PGCONNECT_TIMEOUT", "5");
+    let out = s
+        .spawner
+        .output(psql)
         .await
         .map_err(|e| FailoverError::Invalid(format!("running {}: {e}", s.psql.display())))?;
     if out.status.success() {

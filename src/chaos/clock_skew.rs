@@ -13,14 +13,16 @@ pub struct SkewOptions {
     pub command: Vec<String>,
 }
 
-pub async fn inject(options: SkewOptions) -> Result<Injection, ChaosError> {
+/// Starts the command under the offset through `spawner` (its own process group, recorded).
+pub async fn inject(options: SkewOptions, spawner: lifeboat_backup::process::Spawner) -> Result<Injection, ChaosError> {
     let Some((program, args)) = options.command.split_first() else {
         return Err(ChaosError::Invalid(
             "command: give the program to run under the skewed clock".into(),
         ));
     };
     let observed_offset = observe_offset(&options.offset).await?;
-    let mut child = tokio::process::Command::new("faketime")
+    let mut command = tokio::process::Command::new("faketime");
+    command
         .arg("-f")
         .arg(&options.offset)
         .arg(program)
@@ -28,9 +30,10 @@ pub async fn inject(options: SkewOptions) -> Result<Injection, ChaosError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0)
-        .spawn()
+        .kill_on_drop(true);
+    let mut child = spawner
+        .spawn(command)
+        .await
         .map_err(|e| ChaosError::NotApplied(format!("starting `{program}` under faketime: {e}")))?;
     let injected_at = Utc::now();
     let pid = child.id().unwrap_or_default();

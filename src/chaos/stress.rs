@@ -22,13 +22,14 @@ pub struct StressOptions {
 
 const PAGE: usize = 4096;
 
-pub async fn inject(options: StressOptions) -> Result<Injection, ChaosError> {
+/// `spawner` starts stress-ng (its own process group, recorded); the builtin engine needs none.
+pub async fn inject(options: StressOptions, spawner: lifeboat_backup::process::Spawner) -> Result<Injection, ChaosError> {
     if options.cpu_workers == 0 && options.memory_bytes == 0 {
         return Err(ChaosError::Invalid("set `cpu` workers and/or `memory` to apply pressure".into()));
     }
     match options.engine {
         Engine::Builtin => builtin(options).await,
-        Engine::StressNg => stress_ng(options).await,
+        Engine::StressNg => stress_ng(options, spawner).await,
     }
 }
 
@@ -89,7 +90,7 @@ async fn builtin(options: StressOptions) -> Result<Injection, ChaosError> {
     })
 }
 
-async fn stress_ng(options: StressOptions) -> Result<Injection, ChaosError> {
+async fn stress_ng(options: StressOptions, spawner: lifeboat_backup::process::Spawner) -> Result<Injection, ChaosError> {
     let mut cmd = tokio::process::Command::new("stress-ng");
     if options.cpu_workers > 0 {
         cmd.args(["--cpu", &options.cpu_workers.to_string()]);
@@ -101,7 +102,7 @@ async fn stress_ng(options: StressOptions) -> Result<Injection, ChaosError> {
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+    let mut child = spawner.spawn(cmd).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             ChaosError::Invalid("engine: stress-ng is not installed (apt install stress-ng) — or use engine: builtin".into())
         }

@@ -76,8 +76,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
     };
     let source = layered_plan(layers, width, needs, concurrency);
     let compile_start = std::time::Instant::now();
-    let plan =
-        crate::plan::compile("bench-dag.yaml", &source).map_err(|d| anyhow::anyhow!(crate::plan::diagnostic::render_all(&d, &source)))?;
+    let plan = crate::plan::compile("bench-dag.yaml", &source, crate::steps::catalog())
+        .map_err(|d| anyhow::anyhow!(crate::plan::diagnostic::render_all(&d, &source)))?;
     let compile_time = compile_start.elapsed();
     let dir = tempfile_dir()?;
     let url = journal.unwrap_or_else(|| dir.join("bench.db").display().to_string());

@@ -117,14 +117,18 @@ pub fn main() -> ExitCode {
             let code = e.downcast_ref::<Exit>().map_or(exit::RUN_FAILED, |x| x.code);
             let code = match e.downcast_ref::<EngineError>() {
                 Some(EngineError::LockHeld { .. }) => exit::LOCK_HELD,
-                Some(EngineError::NotResumable(_) | EngineError::PlanChanged { .. }) => exit::INVALID_INPUT,
+                Some(EngineError::NotResumable(_) | EngineError::PlanChanged { .. } | EngineError::LeftoversNotStopped { .. }) => {
+                    exit::INVALID_INPUT
+                }
                 Some(EngineError::Journal(JournalError::NoSuchRun(_))) => exit::INVALID_INPUT,
                 _ => match e.downcast_ref::<JournalError>() {
                     Some(JournalError::NoSuchRun(_)) => exit::INVALID_INPUT,
                     _ => code,
                 },
             };
-            eprintln!("error: {e:#}");
+            // Lower layers' messages may already start with "error:"; say it once.
+            let message = format!("{e:#}");
+            eprintln!("error: {}", message.trim_start_matches("error: "));
             ExitCode::from(code)
         }
     }
@@ -149,7 +153,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Every log line passes the masking writer: a run's secrets never reach the logs,
+    // whatever code logged them.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| crate::secrets::MaskingWriter(std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

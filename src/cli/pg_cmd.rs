@@ -98,8 +98,9 @@ pub struct BackupArgs {
     /// Data directory of the server (its port and socket are read from postmaster.pid).
     #[arg(long, required_unless_present = "dsn")]
     pgdata: Option<PathBuf>,
-    /// Connection to the server, e.g. postgres://postgres@127.0.0.1:5432/postgres.
-    #[arg(long)]
+    /// Connection to the server: postgres://postgres@127.0.0.1:5432/postgres, or libpq's
+    /// keyword form, e.g. "host=/var/run/postgresql port=5432 user=postgres dbname=postgres".
+    #[arg(long, value_parser = crate::steps::dsn::to_url)]
     dsn: Option<String>,
     /// Database role used with --pgdata.
     #[arg(long, default_value = "postgres")]
@@ -378,6 +379,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
         keep_archiving: args.keep_archiving,
         wait_timeout: Duration::from_secs(args.wait_timeout),
         server_env: Vec::new(),
+        spawner: lifeboat_backup::process::Spawner::unrecorded(),
     };
     let report = lifeboat_backup::restore::restore(&store, &options).await.map_err(to_anyhow)?;
     if args.repo.json {

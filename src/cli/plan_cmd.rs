@@ -50,7 +50,10 @@ pub fn run(cmd: PlanCommand) -> anyhow::Result<u8> {
             Ok(exit::SUCCESS)
         }
         PlanCommand::Schema => {
-            println!("{}", serde_json::to_string_pretty(&plan::compiler::plan_schema_for_editors())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan::compiler::plan_schema_for_editors(crate::steps::catalog()))?
+            );
             Ok(exit::SUCCESS)
         }
     }
@@ -59,7 +62,7 @@ pub fn run(cmd: PlanCommand) -> anyhow::Result<u8> {
 /// Reads and compiles a plan; the error is the full rendered report.
 pub fn load_and_compile(file: &str, params: Option<&BTreeMap<String, String>>) -> Result<plan::CompiledPlan, String> {
     let source = std::fs::read_to_string(file).map_err(|e| format!("error: {file}: cannot read the plan: {e}\n"))?;
-    let compiled = plan::compile(file, &source).map_err(|d| diagnostic::render_all(&d, &source))?;
+    let compiled = plan::compile(file, &source, crate::steps::catalog()).map_err(|d| diagnostic::render_all(&d, &source))?;
     if let Some(given) = params {
         params::resolve(&compiled, given).map_err(|errors| render_param_errors(file, &errors))?;
     }

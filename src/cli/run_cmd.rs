@@ -30,6 +30,10 @@ pub struct ResumeArgs {
     run: String,
     #[arg(long)]
     wait: bool,
+    /// Steps that were running when the run was interrupted started processes on another
+    /// host, and you made sure they are gone: resume anyway (this host cannot see them).
+    #[arg(long)]
+    remote_processes_stopped: bool,
 }
 
 #[derive(Args, Debug)]
@@ -115,6 +119,7 @@ pub async fn resume(state: &str, args: ResumeArgs) -> anyhow::Result<u8> {
         None,
         &RunOptions {
             wait_for_lock: args.wait,
+            remote_processes_stopped: args.remote_processes_stopped,
             ..options
         },
     )
@@ -218,7 +223,14 @@ pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind) -> anyh
             approvers.join(", ")
         )));
     }
-    if let Some(existing) = journal.decision_for(&row.id, &args.step).await? {
+    // Only a decision by someone allowed to decide counts (another writer may have
+    // posted one by someone else; the step passes over it).
+    let counted = journal
+        .decisions_for(&row.id, &args.step)
+        .await?
+        .into_iter()
+        .find(|d| approvers.is_empty() || approvers.contains(&d.by));
+    if let Some(existing) = counted {
         return Err(invalid(format!(
             "step `{}` was already decided ({} by {})",
             args.step,

@@ -18,6 +18,9 @@ pub struct RunsArgs {
     plan: Option<String>,
     #[arg(long, default_value_t = 20)]
     limit: i64,
+    /// `text` (a table) or `json` (one object per run, newest first).
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,6 +57,11 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
     match args.command {
         None => {
             let rows = journal.runs(args.plan.as_deref(), args.limit).await?;
+            if let Output::Json = args.output {
+                let runs: Vec<RunSummary> = rows.iter().map(RunSummary::new).collect();
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(exit::SUCCESS);
+            }
             if rows.is_empty() {
                 println!("no runs yet in {}", journal.url_for_display);
                 return Ok(exit::SUCCESS);
@@ -130,6 +138,38 @@ fn duration(r: &RunRow) -> String {
     let end = r.finished_at.unwrap_or_else(chrono::Utc::now);
     let d = (end - r.created_at).to_std().unwrap_or_default();
     crate::plan::duration::format(std::time::Duration::from_millis(d.as_millis() as u64))
+}
+
+/// One run in `runs --output json` (version 1): an API, not the journal schema.
+#[derive(Serialize)]
+struct RunSummary {
+    version: u32,
+    id: String,
+    plan: String,
+    /// `running`, `interrupted` (its owner is gone: `lifeboat resume`), `succeeded`, …
+    status: &'static str,
+    created_at: String,
+    finished_at: Option<String>,
+    duration_ms: i64,
+    owner: String,
+    lock: Option<String>,
+}
+
+impl RunSummary {
+    fn new(r: &RunRow) -> Self {
+        let end = r.finished_at.unwrap_or_else(chrono::Utc::now);
+        RunSummary {
+            version: 1,
+            id: r.id.clone(),
+            plan: r.plan_name.clone(),
+            status: r.display_status(),
+            created_at: r.created_at.to_rfc3339(),
+            finished_at: r.finished_at.map(|t| t.to_rfc3339()),
+            duration_ms: (end - r.created_at).num_milliseconds().max(0),
+            owner: format!("pid {} on {}", r.owner.pid, r.owner.host),
+            lock: r.lock_name.clone(),
+        }
+    }
 }
 
 /// The `runs show --output json` document (version 1): an API, not the journal schema.

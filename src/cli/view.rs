@@ -29,8 +29,8 @@ pub fn start() -> (RunOptions, ViewHandle) {
     let task = tokio::spawn(async move { if tty { fancy(rx).await } else { plain(rx).await } });
     (
         RunOptions {
-            wait_for_lock: false,
             notices: Some(tx),
+            ..RunOptions::default()
         },
         ViewHandle { task },
     )

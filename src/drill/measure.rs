@@ -1,10 +1,11 @@
 //! From a run's journal to its measurement and verdict.
 
 use crate::engine::state::{RunState, UnitStatus};
+use crate::evidence::fault::{FaultHistory, FaultRecord, Reverted};
+use crate::evidence::outcome::{FaultApplied, Outcome, ProbePassed, RpoMeasured};
 use crate::journal::{Event, Journal, JournalError, Recorded, RunStatus};
 use crate::plan::compiled::Role;
 use crate::plan::model::Mark;
-use crate::steps::chaos::FAULT_CHANNEL;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -29,7 +30,7 @@ pub struct Measurement {
     /// True when the run succeeded and every objective was met.
     pub passed: bool,
     pub steps: Vec<StepRecord>,
-    pub faults: Vec<FaultRecord>,
+    pub faults: Vec<FaultReport>,
     pub guard_breaches: Vec<GuardBreach>,
 }
 
@@ -64,13 +65,14 @@ pub struct StepRecord {
     pub outputs: Map<String, Value>,
 }
 
+/// A fault as the report shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct FaultRecord {
+pub struct FaultReport {
     pub step: String,
-    pub injected_at: Option<String>,
+    pub injected_at: Option<DateTime<Utc>>,
     pub evidence: Value,
-    pub reverted_at: Option<String>,
-    pub revert: Option<Value>,
+    pub reverted_at: Option<DateTime<Utc>>,
+    pub revert: Option<Reverted>,
     /// A persistent fault without a recorded revert.
     pub left_active: bool,
 }
@@ -91,41 +93,29 @@ pub async fn measure(journal: &Journal, run_id: &str) -> Result<Measurement, cra
     Ok(compute(&state, &events, faults, row.status, row.finished_at))
 }
 
-async fn faults(journal: &Journal, run_id: &str) -> Result<Vec<FaultRecord>, JournalError> {
-    let records = journal.records(run_id, FAULT_CHANNEL).await?;
-    let mut out: Vec<FaultRecord> = Vec::new();
-    for (channel, record) in &records {
-        let step = channel.trim_start_matches(FAULT_CHANNEL).to_owned();
-        if record.key == 0 {
-            let reverted = records
-                .iter()
-                .find(|(c, r)| c == channel && r.key == 1)
-                .map(|(_, r)| r.payload.clone());
-            out.push(FaultRecord {
+async fn faults(journal: &Journal, run_id: &str) -> Result<Vec<FaultReport>, JournalError> {
+    let records = crate::evidence::read_all::<FaultRecord>(journal, run_id).await?;
+    Ok(FaultHistory::by_step(records)
+        .into_iter()
+        .filter_map(|(step, history)| {
+            let left_active = history.left_active();
+            let injected = history.injected?;
+            Some(FaultReport {
                 step,
-                injected_at: record.payload["injected_at"].as_str().map(str::to_owned),
-                evidence: record.payload["evidence"].clone(),
-                reverted_at: reverted.as_ref().and_then(|r| r["reverted_at"].as_str().map(str::to_owned)),
-                left_active: record.payload["persistent"] == Value::Bool(true) && reverted.is_none(),
-                revert: reverted,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn time_output(outputs: &Map<String, Value>, key: &str) -> Option<DateTime<Utc>> {
-    outputs
-        .get(key)?
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
+                injected_at: Some(injected.injected_at),
+                evidence: Value::Object(injected.evidence),
+                reverted_at: history.reverted.as_ref().map(|r| r.reverted_at),
+                revert: history.reverted,
+                left_active,
+            })
+        })
+        .collect())
 }
 
 pub fn compute(
     state: &RunState,
     events: &[Recorded],
-    faults: Vec<FaultRecord>,
+    faults: Vec<FaultReport>,
     status: RunStatus,
     finished_at: Option<DateTime<Utc>>,
 ) -> Measurement {
@@ -145,7 +135,7 @@ pub fn compute(
         let succeeded = matches!(u.status, UnitStatus::Succeeded { .. });
         match unit.mark {
             Some(Mark::Disaster) if succeeded => {
-                disaster = Some(match time_output(&outputs, "injected_at") {
+                disaster = Some(match FaultApplied::from_outputs(&outputs).map(|f| f.injected_at) {
                     Some(at) => Marker {
                         step: unit.id.clone(),
                         at,
@@ -159,7 +149,7 @@ pub fn compute(
                 });
             }
             Some(Mark::Recovered) if succeeded => {
-                recovered = Some(match time_output(&outputs, "passed_at") {
+                recovered = Some(match ProbePassed::from_outputs(&outputs).map(|p| p.passed_at) {
                     Some(at) => Marker {
                         step: unit.id.clone(),
                         at,
@@ -174,17 +164,15 @@ pub fn compute(
             }
             _ => {}
         }
-        if unit.kind == "validation.rpo" && succeeded && rpo.is_none() {
-            let lost = outputs.get("rows_lost").and_then(Value::as_u64).unwrap_or(0);
-            let seqs = outputs
-                .get("lost_seqs")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default();
+        if unit.kind == "validation.rpo"
+            && succeeded
+            && rpo.is_none()
+            && let Some(measured) = RpoMeasured::from_outputs(&outputs)
+        {
             rpo = Some((
-                outputs.get("rpo_ms").and_then(Value::as_i64).unwrap_or(-1),
-                lost,
-                seqs,
+                measured.rpo_ms.unwrap_or(-1),
+                measured.rows_lost,
+                measured.lost_seqs,
                 unit.id.clone(),
             ));
         }

@@ -1,11 +1,13 @@
 //! Guards: halt conditions watched while a run's steps run. Each guard's probe is checked
 //! every `interval`; `failure_threshold` failures in a row are a breach, which the runner
-//! turns into an abort (reverting every active fault at once).
+//! turns into an abort (reverting every active fault at once). A guard task that dies is a
+//! breach too (the runner watches the tasks): a halt condition never vanishes silently.
 
 use crate::plan::compiled::Guard;
 use crate::steps::validation::probe_for;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -16,10 +18,17 @@ pub struct Breach {
     pub rollback: bool,
 }
 
-/// Starts watching `guard` with its already rendered options; a breach is sent once.
-pub fn watch(guard: Guard, with: Result<serde_json::Value, String>, breaches: mpsc::UnboundedSender<Breach>, stop: CancellationToken) {
+/// Starts watching `guard` with its already rendered options, as a task of `tasks`; a breach
+/// is sent once.
+pub fn watch(
+    guard: Guard,
+    with: Result<serde_json::Value, String>,
+    breaches: mpsc::UnboundedSender<Breach>,
+    stop: CancellationToken,
+    tasks: &mut JoinSet<()>,
+) {
     let probe = with.and_then(|w| probe_for(&guard.kind, w).map_err(|e| e.message));
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let probe = match probe {
             Ok(p) => p,
             Err(e) => {
@@ -32,8 +41,10 @@ pub fn watch(guard: Guard, with: Result<serde_json::Value, String>, breaches: mp
                 return;
             }
         };
-        let check_limit = guard.interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
-        let mut ticker = tokio::time::interval(guard.interval);
+        // The compiler refuses a zero interval; a zero here would make `interval` panic.
+        let period = guard.interval.max(Duration::from_millis(1));
+        let check_limit = period.clamp(Duration::from_secs(1), Duration::from_secs(10));
+        let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = 0;
         loop {

@@ -18,14 +18,15 @@
 //! step again with the same idempotency key. If a journal write fails, the runner stops
 //! at once and leaves the run interrupted, to be resumed.
 
-use super::background;
 use super::guards;
-use super::redact::Redactor;
 use super::state::{AttemptResult, RunState};
+use crate::evidence::process::ProcessStarted;
 use crate::journal::{Event, Journal, JournalError, LockOutcome, Owner, RunStatus};
 use crate::plan::compiled::CompiledPlan;
 use crate::plan::template;
-use crate::steps::{self, StepContext, StepError};
+use crate::secrets::Redactor;
+use crate::steps::background;
+use crate::steps::{self, RunHandle, StepContext, StepError};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -52,6 +53,8 @@ pub enum EngineError {
     PlanChanged { run: String, errors: String },
     #[error("interrupted by a second signal; run {0} is left interrupted: `lifeboat resume {0}` continues it")]
     Interrupted(String),
+    #[error("run {run} cannot be resumed yet: {reason}")]
+    LeftoversNotStopped { run: String, reason: String },
 }
 
 /// What the live view is told: every journaled event, with the run's plan up front.
@@ -73,6 +76,9 @@ pub struct RunOptions {
     /// Queue behind a held lock instead of failing.
     pub wait_for_lock: bool,
     pub notices: Option<mpsc::UnboundedSender<Notice>>,
+    /// On resume: a person made sure that processes the interrupted owner started on
+    /// another host are gone (this host cannot see them).
+    pub remote_processes_stopped: bool,
 }
 
 /// How a run ended.
@@ -139,7 +145,7 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
             resumed: false,
         },
     );
-    Runner::new(journal.clone(), state, 1, options.clone()).drive().await
+    Runner::new(journal.clone(), state, 1, options.clone()).await?.drive().await
 }
 
 /// Loads a run from the journal, rebuilding its state. Does not take ownership.
@@ -158,7 +164,7 @@ pub async fn load(journal: &Journal, run_id: &str) -> Result<(RunState, i64, cra
             row.id
         )));
     };
-    let plan = crate::plan::compile(plan_file, plan_source).map_err(|diags| EngineError::PlanChanged {
+    let plan = crate::plan::compile(plan_file, plan_source, steps::catalog()).map_err(|diags| EngineError::PlanChanged {
         run: row.id.clone(),
         errors: crate::plan::diagnostic::render_all(&diags, plan_source),
     })?;
@@ -176,7 +182,7 @@ pub async fn resume(
     abort: Option<(String, Option<String>, bool)>,
     options: &RunOptions,
 ) -> Result<RunReport, EngineError> {
-    let (mut state, mut next_seq, row) = load(journal, run_id).await?;
+    let (state, next_seq, row) = load(journal, run_id).await?;
     let run_id = row.id.clone();
     if row.status != RunStatus::Running || state.finished.is_some() {
         return Err(EngineError::NotResumable(format!(
@@ -199,11 +205,6 @@ pub async fn resume(
     if let Some(lock) = &state.plan.lock {
         acquire_lock(journal, lock, &run_id, options.wait_for_lock).await?;
     }
-    // Faults the dead owner left in effect (a frozen process, a full disk) go first.
-    let undone = steps::chaos::revert_leftovers(journal, &run_id).await?;
-    if undone > 0 {
-        tracing::warn!(run = %run_id, undone, "reverted faults left behind by the interrupted owner");
-    }
     let rerun: Vec<String> = state
         .units
         .iter()
@@ -211,6 +212,30 @@ pub async fn resume(
         .filter(|(_, u)| matches!(u.status, super::state::UnitStatus::Running { .. }))
         .map(|(i, _)| state.plan.units[i].id.clone())
         .collect();
+    let runner = Runner::new(journal.clone(), state, next_seq, options.clone()).await?;
+    // Nothing of the dead owner may run beside what this process starts: what is left of
+    // its attempts' processes is stopped first, then the faults it left in effect (a frozen
+    // process, a full disk) are reverted.
+    let in_flight = rerun.iter().map(|id| id.trim_end_matches(".compensate").to_owned()).collect();
+    let stopped = steps::processes::stop_leftovers(&runner.run, &in_flight, options.remote_processes_stopped)
+        .await
+        .map_err(|reason| EngineError::LeftoversNotStopped {
+            run: run_id.clone(),
+            reason,
+        })?;
+    if stopped > 0 {
+        tracing::warn!(run = %run_id, stopped, "stopped processes left running by the interrupted owner");
+    }
+    let undone = steps::chaos::revert_leftovers(&runner.run)
+        .await
+        .map_err(|e| EngineError::LeftoversNotStopped {
+            run: run_id.clone(),
+            reason: format!("reading its faults: {e}"),
+        })?;
+    if undone > 0 {
+        tracing::warn!(run = %run_id, undone, "reverted faults left behind by the interrupted owner");
+    }
+    let (mut state, mut next_seq) = (runner.state, runner.next_seq);
     let mut events = vec![Event::RunResumed {
         host: me.host.clone(),
         pid: me.pid,
@@ -234,7 +259,7 @@ pub async fn resume(
         notify(options, Notice::Event { at, event: e.clone() });
     }
     tracing::info!(run = %run_id, rerun = ?rerun, "run resumed");
-    Runner::new(journal.clone(), state, next_seq, options.clone()).drive().await
+    Runner { state, next_seq, ..runner }.drive().await
 }
 
 async fn acquire_lock(journal: &Journal, lock: &str, run_id: &str, wait: bool) -> Result<(), EngineError> {
@@ -304,6 +329,10 @@ struct Runner {
     state: RunState,
     next_seq: i64,
     redactor: Arc<Redactor>,
+    /// The steps' handle on the run.
+    run: RunHandle,
+    /// Background work of the run that died (see [`RunHandle::supervise`]).
+    failures: mpsc::UnboundedReceiver<String>,
     options: RunOptions,
     tasks: JoinSet<(usize, u32, AttemptResult)>,
     /// Which unit and attempt each task runs, so that a panicking adapter still yields
@@ -315,19 +344,30 @@ struct Runner {
 }
 
 impl Runner {
-    fn new(journal: Journal, state: RunState, next_seq: i64, options: RunOptions) -> Self {
+    async fn new(journal: Journal, state: RunState, next_seq: i64, options: RunOptions) -> Result<Self, EngineError> {
         let redactor = Arc::new(Redactor::new(state.env().values().cloned()));
-        Runner {
+        crate::secrets::register(&redactor);
+        let next_process = crate::evidence::read_all::<ProcessStarted>(&journal, &state.run_id)
+            .await?
+            .iter()
+            .map(|(_, p)| p.number + 1)
+            .max()
+            .unwrap_or(0);
+        let (failures_tx, failures) = mpsc::unbounded_channel();
+        let run = RunHandle::new(journal.clone(), state.run_id.clone(), redactor.clone(), failures_tx, next_process);
+        Ok(Runner {
             journal,
             state,
             next_seq,
             redactor,
+            run,
+            failures,
             options,
             tasks: JoinSet::new(),
             task_units: HashMap::new(),
             cancels: HashMap::new(),
             pending: Vec::new(),
-        }
+        })
     }
 
     async fn drive(mut self) -> Result<RunReport, EngineError> {
@@ -336,6 +376,7 @@ impl Runner {
         let mut inbox = tokio::time::interval(INBOX_POLL);
         let mut signals = Signals::new();
         let (breach_tx, mut breaches) = mpsc::unbounded_channel();
+        let mut guard_tasks: JoinSet<()> = JoinSet::new();
         let guards_stop = CancellationToken::new();
         let _stop_guards_on_return = guards_stop.clone().drop_guard();
         // Guards not watching yet: those with `after` wait for that step's success.
@@ -343,7 +384,7 @@ impl Runner {
         if self.state.halt.is_none() {
             self.restart_background().await;
             waiting_guards = self.state.plan.guards.clone();
-            self.start_ready_guards(&mut waiting_guards, &breach_tx, &guards_stop);
+            self.start_ready_guards(&mut waiting_guards, &breach_tx, &guards_stop, &mut guard_tasks);
         }
         loop {
             let now = Utc::now();
@@ -367,7 +408,7 @@ impl Runner {
                 self.launch(unit, attempt);
             }
             if !waiting_guards.is_empty() && self.state.halt.is_none() && !guards_stop.is_cancelled() {
-                self.start_ready_guards(&mut waiting_guards, &breach_tx, &guards_stop);
+                self.start_ready_guards(&mut waiting_guards, &breach_tx, &guards_stop, &mut guard_tasks);
             }
             // Guards watch the drill, not its clean-up: `finally` tears down what they watch.
             if !guards_stop.is_cancelled() && self.state.main_phase_over() {
@@ -395,6 +436,27 @@ impl Runner {
                 _ = inbox.tick() => {
                     if let Some(cmd) = self.journal.take_abort(&run_id).await? {
                         self.abort(cmd.by, cmd.reason, cmd.rollback);
+                    }
+                }
+                Some(ended) = guard_tasks.join_next(), if !guard_tasks.is_empty() => {
+                    // A guard only ends when told to or after reporting its breach; one that
+                    // dies fails closed: a halt condition must never vanish silently.
+                    if let Err(e) = ended
+                        && e.is_panic()
+                        && !guards_stop.is_cancelled()
+                    {
+                        let _ = breach_tx.send(guards::Breach {
+                            guard: "?".into(),
+                            error: format!("a guard crashed: {}", steps::context::panic_message(e)),
+                            failures: 0,
+                            rollback: false,
+                        });
+                    }
+                }
+                Some(reason) = self.failures.recv() => {
+                    if self.state.halt.is_none() {
+                        tracing::error!(run = %run_id, reason = %reason, "background work of the run failed; aborting the run");
+                        self.abort("lifeboat".into(), Some(reason), false);
                     }
                 }
                 Some(breach) = breaches.recv() => {
@@ -433,6 +495,7 @@ impl Runner {
         waiting: &mut Vec<crate::plan::compiled::Guard>,
         breaches: &mpsc::UnboundedSender<guards::Breach>,
         stop: &CancellationToken,
+        tasks: &mut JoinSet<()>,
     ) {
         let succeeded = |id: &str| {
             self.state.plan.units.iter().zip(&self.state.units).any(|(spec, unit)| {
@@ -448,7 +511,7 @@ impl Runner {
                 .map(|v| v.value)
                 .map_err(|e| e.to_string());
             tracing::info!(run = %self.state.run_id, guard = %guard.id, after = ?guard.after, "guard watching");
-            guards::watch(guard, with, breaches.clone(), stop.clone());
+            guards::watch(guard, with, breaches.clone(), stop.clone(), tasks);
         }
     }
 
@@ -474,22 +537,23 @@ impl Runner {
                 let Some((unit, attempt)) = self.task_units.remove(&e.id()) else {
                     return;
                 };
-                tracing::error!(error = %e, "a step adapter panicked");
-                (unit, attempt, Err(StepError::terminal(format!("the step adapter crashed: {e}"))))
+                let message = steps::context::panic_message(e);
+                tracing::error!(error = %message, "a step adapter panicked");
+                (
+                    unit,
+                    attempt,
+                    Err(StepError::terminal(format!("the step adapter crashed: {message}"))),
+                )
             }
         };
         self.cancels.remove(&unit);
-        let result = result
-            .map(|outputs| match self.redactor.redact_value(&Value::Object(outputs)) {
-                Value::Object(m) => m,
-                _ => unreachable!("redaction keeps objects"),
-            })
-            .map_err(|e| StepError {
-                message: self.redactor.redact(&e.message),
-                retryable: e.retryable,
-            });
-        let event = self.state.attempt_event(unit, attempt, result, rand::random::<f64>());
-        self.state.apply(&event, Utc::now());
+        let result = result.map(|outputs| self.redactor.redact_map(&outputs)).map_err(|e| StepError {
+            message: self.redactor.redact(&e.message),
+            retryable: e.retryable,
+        });
+        let now = Utc::now();
+        let event = self.state.attempt_event(unit, attempt, result, rand::random::<f64>(), now);
+        self.state.apply(&event, now);
         self.pending.push(event);
     }
 
@@ -507,7 +571,7 @@ impl Runner {
     /// the previous owner; it starts again here. A no-op on a fresh run.
     async fn restart_background(&self) {
         // Endpoints first: a restarted canary may write through one.
-        match steps::failover::restore_proxies(&self.journal, &self.state.run_id).await {
+        match steps::traffic::restore_proxies(&self.run).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(run = %self.state.run_id, restored = n, "restarted the run's proxies after the previous owner died"),
             Err(e) => tracing::error!(run = %self.state.run_id, error = %e, "could not read the run's proxies from the journal"),
@@ -544,7 +608,7 @@ impl Runner {
             idempotency_key: format!("{}/{id}", self.state.run_id),
             attempt,
             cancel,
-            journal: self.journal.clone(),
+            run: self.run.clone(),
         }
     }
 
@@ -608,6 +672,7 @@ fn log_event(run_id: &str, event: &Event) {
             error,
             retryable,
             retry_in_ms,
+            ..
         } => {
             tracing::warn!(run = %run_id, step = %step, attempt, error = %error, retryable, retry_in_ms = ?retry_in_ms, "step failed")
         }

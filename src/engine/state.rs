@@ -184,6 +184,7 @@ impl RunState {
                 attempt,
                 error,
                 retry_in_ms,
+                failed_at,
                 ..
             }
             | Event::CompensationFailed {
@@ -191,13 +192,14 @@ impl RunState {
                 attempt,
                 error,
                 retry_in_ms,
+                failed_at,
                 ..
             } => {
                 let id = compensation_id(event, step);
                 let Some(i) = self.index(&id) else { return };
                 self.units[i].failures += 1;
                 if let Some(ms) = retry_in_ms {
-                    let until = at + chrono::Duration::milliseconds(*ms as i64);
+                    let until = failed_at.unwrap_or(at) + chrono::Duration::milliseconds(*ms as i64);
                     self.units[i].status = UnitStatus::Backoff {
                         attempt: *attempt,
                         until,
@@ -279,9 +281,9 @@ impl RunState {
         state
     }
 
-    /// The event that records an attempt's result; decides whether another attempt
-    /// follows. `jitter` in [0, 1] spreads retry delays.
-    pub fn attempt_event(&self, unit: usize, attempt: u32, result: AttemptResult, jitter: f64) -> Event {
+    /// The event that records an attempt's result, which arrived at `now`; decides whether
+    /// another attempt follows. `jitter` in [0, 1] spreads retry delays.
+    pub fn attempt_event(&self, unit: usize, attempt: u32, result: AttemptResult, jitter: f64, now: DateTime<Utc>) -> Event {
         let spec = &self.plan.units[unit];
         let compensation = matches!(spec.role, Role::Compensation { .. });
         let step = event_step_id(&self.plan, unit);
@@ -300,6 +302,7 @@ impl RunState {
                         error: e.message,
                         retryable: e.retryable,
                         retry_in_ms,
+                        failed_at: retry_in_ms.map(|_| now),
                     }
                 } else {
                     Event::StepFailed {
@@ -308,6 +311,7 @@ impl RunState {
                         error: e.message,
                         retryable: e.retryable,
                         retry_in_ms,
+                        failed_at: retry_in_ms.map(|_| now),
                     }
                 }
             }
@@ -505,6 +509,7 @@ impl RunState {
                                 error: format!("evaluating `when`: {error}"),
                                 retryable: false,
                                 retry_in_ms: None,
+                                failed_at: None,
                             };
                             self.emit(decision, now, event);
                             changed = true;
@@ -642,17 +647,24 @@ pub struct RunScope<'a> {
 }
 
 impl Scope for RunScope<'_> {
+    /// Never panics on a path the compiler would have refused: a journal's plan source is
+    /// recompiled on resume, but an expression is evaluated from whatever it holds.
     fn lookup(&self, path: &[String]) -> Result<Evaluated, String> {
         let plain = |value: Value| Ok(Evaluated { value, secret: false });
         let s = self.state;
+        let name = |i: usize| {
+            path.get(i)
+                .map(String::as_str)
+                .ok_or_else(|| format!("`{}` is incomplete", path.join(".")))
+        };
         match path.first().map(String::as_str) {
-            Some("params") => plain(s.params.get(&path[1]).cloned().unwrap_or(Value::Null)),
-            Some("env") => match s.env.get(&path[1]) {
+            Some("params") => plain(s.params.get(name(1)?).cloned().unwrap_or(Value::Null)),
+            Some("env") => match s.env.get(name(1)?) {
                 Some(v) => Ok(Evaluated {
                     value: Value::String(v.clone()),
                     secret: true,
                 }),
-                None => Err(format!("environment variable `{}` is not set", path[1])),
+                None => Err(format!("environment variable `{}` is not set", name(1)?)),
             },
             Some("run") => match path.get(1).map(String::as_str) {
                 Some("id") => plain(Value::String(s.run_id.clone())),
@@ -661,15 +673,17 @@ impl Scope for RunScope<'_> {
                 _ => Err(format!("unknown run attribute `{}`", path.join("."))),
             },
             Some("steps") => {
-                let i = s.index(&path[1]).ok_or_else(|| format!("unknown step `{}`", path[1]))?;
-                if path.get(2).map(String::as_str) == Some("outcome") {
-                    return plain(Value::String(s.outcome(i).to_owned()));
+                let i = s.index(name(1)?).ok_or_else(|| format!("unknown step `{}`", path[1]))?;
+                match path.get(2).map(String::as_str) {
+                    Some("outcome") => return plain(Value::String(s.outcome(i).to_owned())),
+                    Some("outputs") => {}
+                    _ => return Err(format!("`{}`: read `outputs.<name>` or `outcome`", path.join("."))),
                 }
                 let UnitStatus::Succeeded { outputs, .. } = &s.units[i].status else {
                     return plain(Value::Null);
                 };
-                let mut value = outputs.get(&path[3]).cloned().unwrap_or(Value::Null);
-                for segment in &path[4..] {
+                let mut value = outputs.get(name(3)?).cloned().unwrap_or(Value::Null);
+                for segment in path.iter().skip(4) {
                     value = match &value {
                         Value::Object(m) => m.get(segment).cloned().unwrap_or(Value::Null),
                         Value::Array(a) => segment.parse::<usize>().ok().and_then(|k| a.get(k).cloned()).unwrap_or(Value::Null),

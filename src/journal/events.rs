@@ -38,13 +38,18 @@ pub enum Event {
         attempt: u32,
         outputs: Map<String, Value>,
     },
-    /// `retry_in_ms` is set when another attempt will follow after that wait.
+    /// `retry_in_ms` is set when another attempt will follow after that wait, counted from
+    /// `failed_at` (from the event's journal time in journals written before it existed).
     StepFailed {
         step: String,
         attempt: u32,
         error: String,
         retryable: bool,
         retry_in_ms: Option<u64>,
+        /// When the attempt failed: the retry's wait counts from here, so a replay computes
+        /// the same deadline as the live run (the event is journaled a moment later).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_at: Option<DateTime<Utc>>,
     },
     StepSkipped {
         step: String,
@@ -69,6 +74,10 @@ pub enum Event {
         error: String,
         retryable: bool,
         retry_in_ms: Option<u64>,
+        /// When the attempt failed: the retry's wait counts from here, so a replay computes
+        /// the same deadline as the live run (the event is journaled a moment later).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_at: Option<DateTime<Utc>>,
     },
     AbortRequested {
         by: String,

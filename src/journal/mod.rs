@@ -41,6 +41,13 @@ pub enum JournalError {
     Corrupt { run: String, seq: i64, source: serde_json::Error },
     #[error("no run `{0}` in the journal; `lifeboat runs` lists the runs")]
     NoSuchRun(String),
+    #[error("corrupt journal record {run} {channel}#{key}: {message}")]
+    CorruptRecord {
+        run: String,
+        channel: String,
+        key: i64,
+        message: String,
+    },
 }
 
 impl JournalError {
@@ -478,27 +485,31 @@ impl Journal {
     }
 
     /// The first approve/reject decision for an approval step, if any.
-    pub async fn decision_for(&self, run_id: &str, step: &str) -> Result<Option<Decision>, JournalError> {
-        let row = sqlx::query(
+    /// Every approve/reject decision on `step`, oldest first.
+    pub async fn decisions_for(&self, run_id: &str, step: &str) -> Result<Vec<Decision>, JournalError> {
+        let rows = sqlx::query(
             "SELECT kind, actor, comment, created_at FROM inbox WHERE run_id = $1 AND step = $2 AND kind IN ('approve', 'reject') \
-             ORDER BY created_at LIMIT 1",
+             ORDER BY created_at, id",
         )
         .bind(run_id)
         .bind(step)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let kind: String = row.try_get("kind")?;
-        Ok(Some(Decision {
-            kind: if kind == "approve" {
-                DecisionKind::Approve
-            } else {
-                DecisionKind::Reject
-            },
-            by: row.try_get("actor")?,
-            at: from_micros(row.try_get("created_at")?),
-            comment: row.try_get("comment")?,
-        }))
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(Decision {
+                    kind: if kind == "approve" {
+                        DecisionKind::Approve
+                    } else {
+                        DecisionKind::Reject
+                    },
+                    by: row.try_get("actor")?,
+                    at: from_micros(row.try_get("created_at")?),
+                    comment: row.try_get("comment")?,
+                })
+            })
+            .collect()
     }
 }
 

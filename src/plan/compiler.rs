@@ -4,6 +4,7 @@
 //! step kind's options schema) → typed deserialization of each section that passed →
 //! semantic checks (ids, needs, cycles, expressions, markers).
 
+use super::catalog::KindCatalog;
 use super::compiled::{CompiledPlan, Guard, ParamDecl, RetryPolicy, Role, Unit};
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::expr::{Expr, Path};
@@ -11,7 +12,6 @@ use super::model::{self, Mark, PlanDocument, StepSpec};
 use super::schema_check::{Checker, Issue};
 use super::template::{self, Piece};
 use super::yaml::{self, Node, Pos};
-use crate::steps;
 use petgraph::graphmap::DiGraphMap;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -27,14 +27,15 @@ pub fn plan_schema() -> &'static Value {
 }
 
 /// The plan schema with `with` typed per step kind (`if kind == X then with: schema(X)`).
-pub fn plan_schema_for_editors() -> Value {
+pub fn plan_schema_for_editors(catalog: &KindCatalog) -> Value {
     let mut schema = plan_schema().clone();
-    let rules: Vec<Value> = steps::KINDS
+    let rules: Vec<Value> = catalog
+        .kinds()
         .iter()
         .map(|k| {
             serde_json::json!({
                 "if": { "properties": { "kind": { "const": k.name } }, "required": ["kind"] },
-                "then": { "properties": { "with": (k.options_schema)() } },
+                "then": { "properties": { "with": k.options_schema } },
             })
         })
         .collect();
@@ -46,10 +47,12 @@ pub fn plan_schema_for_editors() -> Value {
     schema
 }
 
-/// Compiles one plan file. `file` is only used in diagnostics.
-pub fn compile(file: &str, source: &str) -> Result<CompiledPlan, Vec<Diagnostic>> {
+/// Compiles one plan file against the step kinds of `catalog`. `file` is only used in
+/// diagnostics.
+pub fn compile(file: &str, source: &str, catalog: &KindCatalog) -> Result<CompiledPlan, Vec<Diagnostic>> {
     let mut cx = Compilation {
         file,
+        catalog,
         diagnostics: Vec::new(),
     };
     let root = match yaml::parse(source) {
@@ -75,6 +78,7 @@ pub fn compile(file: &str, source: &str) -> Result<CompiledPlan, Vec<Diagnostic>
 
 struct Compilation<'f> {
     file: &'f str,
+    catalog: &'f KindCatalog,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -248,16 +252,17 @@ impl<'f> Compilation<'f> {
                 );
             }
             let kind_pos = node.get("kind").map_or(node.pos, |n| n.pos);
-            if !steps::validation::PROBE_KINDS.contains(&g.kind.as_str()) {
+            let probes = self.catalog.probe_names();
+            if !probes.contains(&g.kind.as_str()) {
                 self.error(
                     kind_pos,
                     Some(&what),
                     format!("guard kind `{}` is not a probe", g.kind),
-                    Some(format!("guards use {}", steps::validation::PROBE_KINDS.join(", "))),
+                    Some(format!("guards use {}", probes.join(", "))),
                 );
                 continue;
             }
-            let issues = kind_issues(node);
+            let issues = kind_issues(self.catalog, node);
             self.issues(issues, Some(&what));
             // The steps whose outputs exist when the guard starts: `after` and its ancestors.
             let mut readable_steps = BTreeSet::new();
@@ -292,26 +297,25 @@ impl<'f> Compilation<'f> {
                 for piece in &pieces {
                     let Piece::Expr { expr, .. } = piece else { continue };
                     for path in expr.paths() {
-                        let ok = match path.segments[0].as_str() {
-                            "params" => path.segments.get(1).is_some_and(|n| params.contains_key(n)),
-                            "env" | "run" => true,
-                            "steps" => {
-                                path.segments.get(1).is_some_and(|id| readable_steps.contains(id))
-                                    && path.segments.get(2).is_some_and(|s| s == "outputs")
-                                    && path.segments.len() >= 4
-                            }
-                            _ => false,
+                        let problem = match check_path_shape(path, params) {
+                            Err(problem) => Some(problem),
+                            Ok(None) => None,
+                            // Without compiled steps the reference cannot be judged; their
+                            // errors are reported already.
+                            Ok(Some(_)) if units.is_none() => None,
+                            Ok(Some(id)) if readable_steps.contains(id) => None,
+                            Ok(Some(_)) => Some((
+                                format!("guard `{}` reads `{path}`", g.id),
+                                Some(match &g.after {
+                                    Some(after) => format!(
+                                        "this guard starts when `{after}` succeeds: it can read declared params.*, env.*, run.* and steps.<id>.outputs.* of `{after}` and the steps it needs"
+                                    ),
+                                    None => "guards run from the start of the run: they can read declared params.*, env.* and run.*; to read a step's outputs, start the guard with `after: <step id>`".into(),
+                                }),
+                            )),
                         };
-                        // Without compiled steps the reference cannot be judged; their
-                        // errors are reported already.
-                        if !ok && (units.is_some() || path.segments[0] != "steps") {
-                            let help = match &g.after {
-                                Some(after) => format!(
-                                    "this guard starts when `{after}` succeeds: it can read declared params.*, env.*, run.* and steps.<id>.outputs.* of `{after}` and the steps it needs"
-                                ),
-                                None => "guards run from the start of the run: they can read declared params.*, env.* and run.*; to read a step's outputs, start the guard with `after: <step id>`".into(),
-                            };
-                            self.error(with_pos, Some(&what), format!("guard `{}` reads `{path}`", g.id), Some(help));
+                        if let Some((message, help)) = problem {
+                            self.error(with_pos, Some(&what), message, help);
                         }
                     }
                 }
@@ -389,9 +393,9 @@ impl<'f> Compilation<'f> {
                 let id = node.get("id").and_then(Node::as_str).map(str::to_owned);
                 let mut issues = Vec::new();
                 checker.check(step_schema, node, &mut issues);
-                issues.extend(kind_issues(node));
+                issues.extend(kind_issues(self.catalog, node));
                 if let Some(comp) = node.get("compensate") {
-                    issues.extend(kind_issues(comp));
+                    issues.extend(kind_issues(self.catalog, comp));
                 }
                 let clean = self.issues(issues, id.as_deref());
                 let spec = match serde_json::from_value::<StepSpec>(node.to_json()) {
@@ -695,23 +699,19 @@ fn lenient_step(node: &Node) -> StepSpec {
     }
 }
 
-fn kind_issues(node: &Node) -> Vec<Issue> {
+fn kind_issues(catalog: &KindCatalog, node: &Node) -> Vec<Issue> {
     let mut issues = Vec::new();
     let Some(kind_node) = node.get("kind") else { return issues };
     let Some(kind) = kind_node.as_str() else { return issues };
-    match steps::kind(kind) {
+    match catalog.get(kind) {
         None => issues.push(Issue {
             pos: kind_node.pos,
             message: format!("unknown step kind `{kind}`"),
-            help: did_you_mean(kind, steps::KINDS.iter().map(|k| k.name)).or_else(|| {
-                Some(format!(
-                    "known kinds: {}",
-                    steps::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-                ))
-            }),
+            help: did_you_mean(kind, catalog.names())
+                .or_else(|| Some(format!("known kinds: {}", catalog.names().collect::<Vec<_>>().join(", ")))),
         }),
         Some(k) => {
-            let schema = steps::cached_options_schema(k);
+            let schema = &k.options_schema;
             let checker = Checker::new(schema, true);
             match node.get("with") {
                 Some(with) => checker.check(schema, with, &mut issues),
@@ -772,66 +772,72 @@ impl ExprScope<'_, '_> {
     }
 
     fn check_path(&self, path: &Path) -> Result<(), (String, Option<String>)> {
-        let seg = &path.segments;
-        match seg[0].as_str() {
-            "params" => {
-                let Some(name) = seg.get(1) else {
-                    return Err(("`params` needs a name: `params.<name>`".into(), None));
-                };
-                if !self.params.contains_key(name) {
-                    let help = did_you_mean(name, self.params.keys().map(String::as_str))
-                        .or(Some(format!("declare it under `spec.params.{name}`")));
-                    return Err((format!("`{path}` reads unknown param `{name}`"), help));
-                }
-                Ok(())
-            }
-            "env" => match seg.get(1) {
-                Some(_) if seg.len() == 2 => Ok(()),
-                _ => Err((format!("`{path}`: environment variables are read as `env.<NAME>`"), None)),
-            },
-            "run" => match seg.get(1).map(String::as_str) {
-                Some("id" | "started_at" | "plan") if seg.len() == 2 => Ok(()),
-                _ => Err((
-                    format!("`{path}` is not a run attribute"),
-                    Some("available: run.id, run.started_at, run.plan".into()),
-                )),
-            },
-            "steps" => {
-                let Some(id) = seg.get(1) else {
-                    return Err(("`steps` needs a step id: `steps.<id>.outputs.<name>`".into(), None));
-                };
-                let Some(&j) = self.index.get(id.as_str()) else {
-                    let ids: Vec<&str> = self.index.keys().copied().collect();
-                    return Err((format!("`{path}` reads unknown step `{id}`"), did_you_mean(id, ids)));
-                };
-                match seg.get(2).map(String::as_str) {
-                    Some("outputs") if seg.len() >= 4 => {}
-                    Some("outcome") if seg.len() == 3 => {}
-                    _ => {
-                        return Err((
-                            format!("`{path}`: read a step as `steps.{id}.outputs.<name>` or `steps.{id}.outcome`"),
-                            None,
-                        ));
-                    }
-                }
-                let me = &self.entries[self.me];
-                // Finally steps run after every main step, so they may read any of them.
-                let readable =
-                    self.also_readable == Some(j) || (me.finally && !self.entries[j].finally) || self.reach.is_ancestor(j, self.me);
-                if !readable {
-                    return Err((
-                        format!("`{path}` reads step `{id}`, which `{}` does not (transitively) need", self.me_id()),
-                        Some(format!("add `{id}` to `needs`, so its outputs exist before this step runs")),
-                    ));
-                }
-                Ok(())
-            }
-            other => Err((
-                format!("`{path}`: unknown name `{other}`"),
-                did_you_mean(other, ["params", "steps", "run", "env"])
-                    .or(Some("expressions read params.*, steps.<id>.outputs.*, run.*, env.*".into())),
-            )),
+        let Some(id) = check_path_shape(path, self.params)? else {
+            return Ok(());
+        };
+        let Some(&j) = self.index.get(id) else {
+            let ids: Vec<&str> = self.index.keys().copied().collect();
+            return Err((format!("`{path}` reads unknown step `{id}`"), did_you_mean(id, ids)));
+        };
+        let me = &self.entries[self.me];
+        // Finally steps run after every main step, so they may read any of them.
+        let readable = self.also_readable == Some(j) || (me.finally && !self.entries[j].finally) || self.reach.is_ancestor(j, self.me);
+        if !readable {
+            return Err((
+                format!("`{path}` reads step `{id}`, which `{}` does not (transitively) need", self.me_id()),
+                Some(format!("add `{id}` to `needs`, so its outputs exist before this step runs")),
+            ));
         }
+        Ok(())
+    }
+}
+
+/// The expression paths steps and guards may write, whoever reads them: declared
+/// `params.<name>`, `env.<NAME>`, `run.id|started_at|plan`, and
+/// `steps.<id>.outputs.<name>…` or `steps.<id>.outcome`. For a step path the step id is
+/// returned: whether that step can be read depends on who reads it.
+fn check_path_shape<'p>(path: &'p Path, params: &BTreeMap<String, ParamDecl>) -> Result<Option<&'p str>, (String, Option<String>)> {
+    let seg = &path.segments;
+    match seg.first().map(String::as_str).unwrap_or_default() {
+        "params" => match seg.get(1) {
+            None => Err(("`params` needs a name: `params.<name>`".into(), None)),
+            Some(name) if !params.contains_key(name) => {
+                let help = did_you_mean(name, params.keys().map(String::as_str)).or(Some(format!("declare it under `spec.params.{name}`")));
+                Err((format!("`{path}` reads unknown param `{name}`"), help))
+            }
+            Some(_) if seg.len() > 2 => Err((format!("`{path}`: a param is read whole, as `params.<name>`"), None)),
+            Some(_) => Ok(None),
+        },
+        "env" if seg.len() == 2 => Ok(None),
+        "env" => Err((
+            format!("`{path}`: environment variables are read one at a time, as `env.<NAME>`"),
+            None,
+        )),
+        "run" => match seg.get(1).map(String::as_str) {
+            Some("id" | "started_at" | "plan") if seg.len() == 2 => Ok(None),
+            _ => Err((
+                format!("`{path}` is not a run attribute"),
+                Some("available: run.id, run.started_at, run.plan".into()),
+            )),
+        },
+        "steps" => {
+            let Some(id) = seg.get(1) else {
+                return Err(("`steps` needs a step id: `steps.<id>.outputs.<name>`".into(), None));
+            };
+            match seg.get(2).map(String::as_str) {
+                Some("outputs") if seg.len() >= 4 => Ok(Some(id)),
+                Some("outcome") if seg.len() == 3 => Ok(Some(id)),
+                _ => Err((
+                    format!("`{path}`: read a step as `steps.{id}.outputs.<name>` or `steps.{id}.outcome`"),
+                    None,
+                )),
+            }
+        }
+        other => Err((
+            format!("`{path}`: unknown name `{other}`"),
+            did_you_mean(other, ["params", "steps", "run", "env"])
+                .or(Some("expressions read params.*, steps.<id>.outputs.*, run.*, env.*".into())),
+        )),
     }
 }
 
@@ -866,8 +872,8 @@ fn cycle_path(graph: &DiGraphMap<usize, ()>, start: usize, members: &BTreeSet<us
     vec![start, start]
 }
 
-fn duration(d: &Option<model::HumanDuration>) -> Option<std::time::Duration> {
-    d.as_ref().and_then(|d| super::duration::parse(&d.0).ok())
+fn duration<const MIN: u64, const MAX: u64>(d: &Option<model::HumanDuration<MIN, MAX>>) -> Option<std::time::Duration> {
+    d.map(|d| d.get())
 }
 
 fn retry_policy(spec: &Option<model::RetrySpec>) -> RetryPolicy {

@@ -1,13 +1,16 @@
 //! The plan language: model, YAML loading, expressions, the compiler and its diagnostics.
 
+pub mod catalog;
 pub mod compiled;
 pub mod compiler;
+pub mod count;
 pub mod diagnostic;
 pub mod duration;
 pub mod expr;
 pub mod graph;
 pub mod model;
 pub mod params;
+pub mod ratio;
 pub mod schema_check;
 pub mod template;
 pub mod yaml;

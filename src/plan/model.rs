@@ -95,7 +95,7 @@ pub struct GuardSpec {
     pub with: serde_json::Map<String, serde_json::Value>,
     /// Time between checks (default `1s`).
     #[serde(default)]
-    pub interval: Option<HumanDuration>,
+    pub interval: Option<Interval>,
     /// Consecutive failed checks that make a breach (default 3).
     #[serde(default)]
     #[schemars(range(min = 1, max = 1000))]
@@ -156,7 +156,7 @@ pub struct StepSpec {
     pub when_needs_skipped: NeedsSkipped,
     /// Time limit of one attempt, e.g. `10m`.
     #[serde(default)]
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Limit>,
     #[serde(default)]
     pub retry: Option<RetrySpec>,
     #[serde(default)]
@@ -176,7 +176,7 @@ pub struct CompensateSpec {
     #[serde(default)]
     pub with: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Limit>,
     #[serde(default)]
     pub retry: Option<RetrySpec>,
 }
@@ -189,10 +189,10 @@ pub struct RetrySpec {
     pub attempts: u32,
     /// Wait before the second attempt; doubles each time, with jitter (default `1s`).
     #[serde(default)]
-    pub backoff: Option<HumanDuration>,
+    pub backoff: Option<HumanDuration<0, DAY_MS>>,
     /// Upper bound of the wait (default `5m`).
     #[serde(default)]
-    pub max_backoff: Option<HumanDuration>,
+    pub max_backoff: Option<HumanDuration<0, DAY_MS>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -222,25 +222,4 @@ pub enum Mark {
     Recovered,
 }
 
-/// A duration such as `90s`, `5m`, `1h30m` or `250ms`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct HumanDuration(pub String);
-
-impl JsonSchema for HumanDuration {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "HumanDuration".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "A duration such as `90s`, `5m`, `1h30m` or `250ms`.",
-            "pattern": "^([0-9]+(ms|s|m|h|d))+$",
-            "format": DURATION_FORMAT,
-        })
-    }
-}
-
-/// The JSON Schema `format` the structural check validates with the duration parser.
-pub const DURATION_FORMAT: &str = "lifeboat-duration";
+pub use super::duration::{DAY_MS, DURATION_FORMAT, HumanDuration, Interval, Limit};

@@ -5,7 +5,7 @@
 //! for our types are understood; each problem becomes an [`Issue`] with a position.
 
 use super::diagnostic::did_you_mean;
-use super::model::DURATION_FORMAT;
+use super::duration::{DURATION_FORMAT, MAX_MS_KEYWORD, MIN_MS_KEYWORD};
 use super::template;
 use super::yaml::{Node, NodeValue, Pos};
 use serde_json::Value;
@@ -167,8 +167,20 @@ impl<'a> Checker<'a> {
             return;
         }
         if schema.get("format").and_then(Value::as_str) == Some(DURATION_FORMAT) {
-            if let Err(e) = super::duration::parse(s) {
-                out.push(issue(pos, e, None));
+            let bound = |key: &str, default: u64| schema.get(key).and_then(Value::as_u64).unwrap_or(default);
+            let (min, max) = (bound(MIN_MS_KEYWORD, 0), bound(MAX_MS_KEYWORD, u64::MAX));
+            match super::duration::parse(s) {
+                Err(e) => out.push(issue(pos, e, None)),
+                Ok(d) => {
+                    if let Err(e) = super::duration::check_bounds(s, d, min, max) {
+                        let range = format!(
+                            "durations here range from {} to {}",
+                            super::duration::format(std::time::Duration::from_millis(min)),
+                            super::duration::format(std::time::Duration::from_millis(max))
+                        );
+                        out.push(issue(pos, e, Some(range)));
+                    }
+                }
             }
             return;
         }

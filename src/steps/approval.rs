@@ -23,28 +23,31 @@ const POLL: Duration = Duration::from_millis(300);
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     tracing::info!(run = %cx.run_id, step = %cx.step_id, message = options.message.as_deref().unwrap_or(""), "waiting for approval");
+    let mut ignored = 0;
     loop {
-        let decision = cx
-            .journal
-            .decision_for(&cx.run_id, &cx.step_id)
-            .await
-            .map_err(|e| StepError::retryable(format!("reading approvals from the journal: {e}")))?;
-        if let Some(d) = decision {
-            if !options.approvers.is_empty() && !options.approvers.contains(&d.by) {
-                // The CLI refuses such decisions; this guards against other writers.
-                tracing::warn!(by = %d.by, "ignoring a decision from someone not in approvers");
-            } else {
-                let mut out = Outputs::new();
-                out.insert("decision".into(), d.kind.as_str().into());
-                out.insert("by".into(), d.by.clone().into());
-                out.insert("at".into(), d.at.to_rfc3339().into());
-                out.insert("comment".into(), d.comment.clone().unwrap_or_default().into());
-                if d.kind == crate::journal::DecisionKind::Reject {
-                    let why = d.comment.map(|c| format!(": {c}")).unwrap_or_default();
-                    return Err(StepError::terminal(format!("rejected by {}{why}", d.by)));
-                }
-                return Ok(out);
+        let decisions = cx.run.decisions(&cx.step_id).await?;
+        // The first decision by someone allowed to decide counts; the CLI refuses others,
+        // and decisions from other writers by anyone else are passed over, not waited on.
+        let (unauthorised, authorised): (Vec<_>, Vec<_>) = decisions
+            .into_iter()
+            .partition(|d| !options.approvers.is_empty() && !options.approvers.contains(&d.by));
+        if unauthorised.len() > ignored {
+            for d in &unauthorised[ignored..] {
+                tracing::warn!(run = %cx.run_id, step = %cx.step_id, by = %d.by, "ignoring a decision from someone not in approvers");
             }
+            ignored = unauthorised.len();
+        }
+        if let Some(d) = authorised.into_iter().next() {
+            let mut out = Outputs::new();
+            out.insert("decision".into(), d.kind.as_str().into());
+            out.insert("by".into(), d.by.clone().into());
+            out.insert("at".into(), d.at.to_rfc3339().into());
+            out.insert("comment".into(), d.comment.clone().unwrap_or_default().into());
+            if d.kind == crate::journal::DecisionKind::Reject {
+                let why = d.comment.map(|c| format!(": {c}")).unwrap_or_default();
+                return Err(StepError::terminal(format!("rejected by {}{why}", d.by)));
+            }
+            return Ok(out);
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}

@@ -1,11 +1,15 @@
 //! `exec`: run a program. Outputs: `exit_code`, `stdout`/`stderr` tails, and the fields of
 //! a JSON object printed as stdout's last line or written to `outputs_file`.
 //!
-//! The child runs in its own process group so that cancellation (abort, timeout) reaches
-//! everything it started: SIGTERM to the group, then SIGKILL after `kill_grace`.
+//! The child runs in its own process group, journaled before it runs (see
+//! [`crate::steps::processes`]). The step ends with the group: when the program exits,
+//! whatever it left running in its group is stopped too, and cancellation (abort, timeout)
+//! stops the whole group — SIGTERM, then SIGKILL after `kill_grace`. So an attempt never
+//! outlives its step and never runs beside the next attempt. A daemon meant to outlive the
+//! step must leave the group (`setsid`).
 
 use super::{Outputs, StepContext, StepError, Tail, Text};
-use crate::plan::model::HumanDuration;
+use crate::plan::model::Limit;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -39,7 +43,7 @@ pub struct Options {
     pub success_codes: Option<Vec<i32>>,
     /// How long the program gets between SIGTERM and SIGKILL when cancelled (default `5s`).
     #[serde(default)]
-    pub kill_grace: Option<HumanDuration>,
+    pub kill_grace: Option<Limit>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -62,10 +66,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let Some(program) = argv.first().cloned().filter(|p| !p.is_empty()) else {
         return Err(StepError::terminal("`command` is empty; give the program to run"));
     };
-    let grace = match &options.kill_grace {
-        Some(d) => crate::plan::duration::parse(&d.0).map_err(StepError::terminal)?,
-        None => Duration::from_secs(5),
-    };
+    let grace = options.kill_grace.map_or(Duration::from_secs(5), |d| d.get());
     let mut command = tokio::process::Command::new(&program);
     command
         .args(&argv[1..])
@@ -77,19 +78,17 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         .stdin(if options.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
     if let Some(cwd) = &options.cwd {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().map_err(|e| match e.kind() {
+    let (mut child, group) = cx.spawner().spawn_recorded(command).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => StepError::terminal(format!(
             "cannot run `{program}`: no such program or working directory; check `command` and `cwd`"
         )),
         std::io::ErrorKind::PermissionDenied => StepError::terminal(format!("cannot run `{program}`: permission denied")),
         _ => StepError::retryable(format!("cannot start `{program}`: {e}")),
     })?;
-    let pid = child.id();
     if let (Some(input), Some(mut stdin)) = (options.stdin, child.stdin.take()) {
         tokio::spawn(async move {
             let _ = stdin.write_all(input.as_bytes()).await;
@@ -101,10 +100,21 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let status = tokio::select! {
         status = child.wait() => status.map_err(|e| StepError::retryable(format!("waiting for `{program}`: {e}")))?,
         _ = cx.cancel.cancelled() => {
-            terminate_group(pid, &mut child, grace).await;
-            return Err(StepError::retryable(format!("cancelled; `{program}` was stopped")));
+            let stopped = group.stop(grace).await;
+            let _ = child.wait().await;
+            return Err(StepError::retryable(match stopped {
+                Ok(_) => format!("cancelled; `{program}` was stopped"),
+                Err(e) => format!("cancelled, but stopping `{program}` failed: {e}"),
+            }));
         }
     };
+    // What the program left running in its group ends with the step (and lets go of the
+    // output pipes it may hold).
+    if let Err(e) = group.stop(grace).await {
+        return Err(StepError::retryable(format!(
+            "`{program}` exited, but what it left running could not be stopped: {e}"
+        )));
+    }
     let stdout = stdout.await.unwrap_or_default();
     let stderr = stderr.await.unwrap_or_default();
     let code = status.code();
@@ -183,19 +193,4 @@ fn tail_chars(s: &str, max_bytes: usize) -> &str {
         start += 1;
     }
     &s[start..]
-}
-
-async fn terminate_group(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
-    let Some(pid) = pid else { return };
-    let group = Pid::from_raw(pid as i32);
-    let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait().await;
-    } else {
-        // The leader is gone; anything it left in the group goes too.
-        let _ = killpg(group, Signal::SIGKILL);
-    }
 }

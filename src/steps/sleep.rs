@@ -1,7 +1,7 @@
 //! `sleep`: wait for a duration (cancellable).
 
 use super::{Outputs, StepContext, StepError};
-use crate::plan::model::HumanDuration;
+use crate::plan::duration::{DAY_MS, HumanDuration};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -9,11 +9,11 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// How long to wait, e.g. `30s`.
-    pub duration: HumanDuration,
+    pub duration: HumanDuration<0, { 30 * DAY_MS }>,
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    let duration = crate::plan::duration::parse(&options.duration.0).map_err(StepError::terminal)?;
+    let duration = options.duration.get();
     tokio::select! {
         _ = tokio::time::sleep(duration) => {}
         _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),

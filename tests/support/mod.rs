@@ -62,7 +62,7 @@ pub async fn postgres(admin_url: &str) -> TestJournal {
 }
 
 pub fn compile(source: &str) -> lifeboat::plan::CompiledPlan {
-    match lifeboat::plan::compile("test.yaml", source) {
+    match lifeboat::plan::compile("test.yaml", source, lifeboat::steps::catalog()) {
         Ok(p) => p,
         Err(d) => panic!("plan does not compile:\n{}", lifeboat::plan::diagnostic::render_all(&d, source)),
     }

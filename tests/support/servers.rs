@@ -238,7 +238,7 @@ pub struct Primary {
 impl Primary {
     pub async fn start(dir: &Path, repo: &TestRepo) -> Primary {
         let lifeboat = lifeboat_for_postgres(dir);
-        let mut instance = LocalInstance::new(&dir.join("primary"), free_port()).unwrap();
+        let mut instance = LocalInstance::new(&dir.join("primary"), free_port(), lifeboat_backup::process::Spawner::unrecorded()).unwrap();
         instance.env = repo.env.clone();
         let options = InitOptions {
             archive_command: Some(format!("'{}' pg wal-push --repo '{}' %p", lifeboat.display(), repo.url)),

@@ -8,10 +8,10 @@
 
 use crate::ValidationError;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, Clone)]
 pub struct CanaryOptions {
@@ -33,7 +33,7 @@ pub struct Ack {
     pub acked_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CanaryStats {
     pub attempted: u64,
     pub acknowledged: u64,
@@ -46,6 +46,7 @@ pub struct CanaryStats {
 pub struct Canary {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<CanaryStats>,
+    ended: Option<oneshot::Receiver<()>>,
 }
 
 /// Checks the table name, connects once and creates the table, so that a wrong DSN or
@@ -71,16 +72,39 @@ pub async fn prepare(options: &CanaryOptions) -> Result<i64, ValidationError> {
 pub fn start(options: CanaryOptions, first_seq: i64, acks: mpsc::UnboundedSender<Ack>) -> Result<Canary, ValidationError> {
     let table = quote_table(&options.table)?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(write_loop(options, table, first_seq, acks, stopped));
-    Ok(Canary { stop, task })
+    let (ended_tx, ended) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let stats = write_loop(options, table, first_seq, acks, stopped).await;
+        let _ = ended_tx.send(());
+        stats
+    });
+    Ok(Canary {
+        stop,
+        task,
+        ended: Some(ended),
+    })
 }
 
 impl Canary {
     /// Stops writing and returns the counts. An insert in flight is awaited, so its
     /// acknowledgement is not lost.
-    pub async fn stop(self) -> CanaryStats {
+    pub async fn stop(self) -> Result<CanaryStats, ValidationError> {
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or_default()
+        self.task
+            .await
+            .map_err(|e| ValidationError::Invalid(format!("the canary writer crashed: {e}")))
+    }
+
+    /// Resolves when the writer ends: with the reason if it died without being stopped (a
+    /// panic), with `None` after a stop. Taken once, to watch the writer from elsewhere.
+    pub fn crashed(&mut self) -> impl std::future::Future<Output = Option<String>> + Send + 'static {
+        let ended = self.ended.take();
+        async move {
+            match ended {
+                Some(ended) => ended.await.err().map(|_| "the canary writer crashed".to_owned()),
+                None => None,
+            }
+        }
     }
 }
 

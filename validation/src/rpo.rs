@@ -8,13 +8,13 @@
 use crate::ValidationError;
 use crate::canary::quote_table;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// How many lost sequence numbers a report lists.
 pub const LOST_SAMPLE: usize = 50;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RpoReport {
     pub disaster_at: DateTime<Utc>,
     /// Acknowledged rows written before the disaster.

@@ -6,6 +6,7 @@ use super::parse_dsn;
 use crate::error::{FailoverError, Result};
 use chrono::{DateTime, Utc};
 use lifeboat_backup::instance::{LocalInstance, StopMode};
+use lifeboat_backup::process::Spawner;
 use serde::Serialize;
 use sqlx::ConnectOptions;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct FenceOptions {
     /// How long a write attempt may go unanswered before the path counts as refusing (a
     /// cut-off region answers nothing at all).
     pub attempt_timeout: Duration,
+    /// Starts PostgreSQL's tools; see `lifeboat_backup::process`.
+    pub spawner: Spawner,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +49,7 @@ pub async fn fence(options: &FenceOptions) -> Result<Fence> {
     let target = parse_dsn(&options.dsn)?;
     let action = match &options.dir {
         Some(dir) => {
-            let instance = LocalInstance::new(dir, target.get_port())?;
+            let instance = LocalInstance::new(dir, target.get_port(), options.spawner.clone())?;
             if instance.running_pid().is_some() {
                 // Immediate: no checkpoint, no waiting for clients — the goal is that nothing
                 // more is acknowledged, as fast as possible.

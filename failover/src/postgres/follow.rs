@@ -84,10 +84,11 @@ pub(crate) async fn follow(instance: &LocalInstance, primary_dsn: &str, name: &s
 
 /// `pg_controldata` of a cluster, as key → value.
 pub(crate) async fn control_data(instance: &LocalInstance) -> Result<std::collections::BTreeMap<String, String>> {
-    let mut command = lifeboat_backup::instance::ServerUser::command(instance.user, &instance.bins.tool("pg_controldata"));
+    let mut command = instance.tool("pg_controldata");
     command.arg("-D").arg(instance.pgdata());
-    let out = command
-        .output()
+    let out = instance
+        .spawner
+        .output(command)
         .await
         .map_err(|e| FailoverError::Invalid(format!("running pg_controldata: {e}")))?;
     if !out.status.success() {

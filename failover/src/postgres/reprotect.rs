@@ -10,7 +10,8 @@
 use super::follow::{control_data, follow};
 use super::parse_dsn;
 use crate::error::{FailoverError, Result};
-use lifeboat_backup::instance::{LocalInstance, ServerUser, StopMode};
+use lifeboat_backup::instance::{LocalInstance, StopMode};
+use lifeboat_backup::process::Spawner;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct ReprotectOptions {
     /// `application_name` and slot of the former primary as a standby.
     pub name: String,
     pub within: Duration,
+    /// Starts PostgreSQL's tools; see `lifeboat_backup::process`.
+    pub spawner: Spawner,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,7 +45,7 @@ const PREVIOUS_DATA_SUFFIX: &str = ".before-reprotect";
 
 pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
     let primary = parse_dsn(&options.primary_dsn)?;
-    let mut old = LocalInstance::new(&options.dir, options.port)?;
+    let mut old = LocalInstance::new(&options.dir, options.port, options.spawner.clone())?;
     old.superuser = primary.get_username().to_owned();
     let pgdata = old.pgdata();
     if pgdata.join("standby.signal").is_file() && old.running_pid().is_some() {
@@ -84,6 +87,7 @@ pub async fn reprotect(options: &ReprotectOptions) -> Result<Reprotected> {
                 wait: options.within,
                 // The instance keeps its recorded placement: that file is not moved aside.
                 placement: None,
+                spawner: options.spawner.clone(),
             })
             .await?;
             return Ok(Reprotected {
@@ -129,9 +133,9 @@ async fn rewind(old: &LocalInstance, primary: &sqlx::postgres::PgConnectOptions)
     if state != "shut down" {
         old.clear_dead_pid_file().map_err(|e| e.to_string())?;
         // Crash recovery without accepting a single client: single-user mode, stdin closed.
-        let mut single = ServerUser::command(old.user, &old.bins.tool("postgres"));
+        let mut single = old.tool("postgres");
         single.arg("--single").arg("-D").arg(old.pgdata()).arg("postgres");
-        let out = single.output().await.map_err(|e| format!("single-user recovery: {e}"))?;
+        let out = old.spawner.output(single).await.map_err(|e| format!("single-user recovery: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "single-user recovery failed: {}",
@@ -139,14 +143,14 @@ async fn rewind(old: &LocalInstance, primary: &sqlx::postgres::PgConnectOptions)
             ));
         }
     }
-    let mut command = ServerUser::command(old.user, &old.bins.tool("pg_rewind"));
+    let mut command = old.tool("pg_rewind");
     command.arg("--target-pgdata").arg(old.pgdata()).arg(format!(
         "--source-server=host={} port={} user={} dbname=postgres",
         primary.get_host(),
         primary.get_port(),
         primary.get_username()
     ));
-    let out = command.output().await.map_err(|e| format!("running pg_rewind: {e}"))?;
+    let out = old.spawner.output(command).await.map_err(|e| format!("running pg_rewind: {e}"))?;
     if out.status.success() {
         tracing::info!(output = %String::from_utf8_lossy(&out.stderr).trim(), "pg_rewind finished");
         Ok(())

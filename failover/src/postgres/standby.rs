@@ -5,6 +5,7 @@
 use super::{connect, parse_dsn};
 use crate::error::{FailoverError, Result};
 use lifeboat_backup::instance::{LocalInstance, Placement, ServerUser, quote_conf, run_checked};
+use lifeboat_backup::process::Spawner;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct StandbyOptions {
     /// Where it runs on the network; `None` keeps the instance's recorded placement
     /// (loopback for a new one).
     pub placement: Option<Placement>,
+    /// Starts PostgreSQL's tools; see `lifeboat_backup::process`.
+    pub spawner: Spawner,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +49,7 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
         )));
     }
     let primary = parse_dsn(&options.primary_dsn)?;
-    let mut instance = LocalInstance::new(&options.dir, options.port)?;
+    let mut instance = LocalInstance::new(&options.dir, options.port, options.spawner.clone())?;
     instance.superuser = primary.get_username().to_owned();
     if let Some(placement) = &options.placement {
         instance.set_placement(placement.clone())?;
@@ -61,7 +64,7 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
         }
         std::fs::create_dir_all(&options.dir).map_err(|e| FailoverError::Invalid(format!("{}: {e}", options.dir.display())))?;
         ServerUser::chown_tree(instance.user, &options.dir)?;
-        let mut command = ServerUser::command(instance.user, &instance.bins.tool("pg_basebackup"));
+        let mut command = instance.tool("pg_basebackup");
         command
             .arg("-D")
             .arg(&pgdata)
@@ -78,7 +81,7 @@ pub async fn build(options: &StandbyOptions) -> Result<Standby> {
                 "fast",
                 "--no-password",
             ]);
-        run_checked(command, "pg_basebackup").await?;
+        run_checked(&instance.spawner, command, "pg_basebackup").await?;
         // `-R` wrote primary_conninfo into postgresql.auto.conf; ours go after it and win.
         super::follow::write_standby_settings(&instance, &options.primary_dsn, name)?;
     }

@@ -9,6 +9,7 @@ use super::promote::{Promotion, promote};
 use super::{connect, parse_dsn};
 use crate::error::{FailoverError, Result};
 use lifeboat_backup::instance::{LocalInstance, StopMode};
+use lifeboat_backup::process::Spawner;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct SwitchoverOptions {
     /// `application_name` and slot of the old primary once it follows the new one.
     pub demoted_name: String,
     pub within: Duration,
+    /// Starts PostgreSQL's tools; see `lifeboat_backup::process`.
+    pub spawner: Spawner,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +46,7 @@ fn parse_lsn(text: &str) -> Option<u64> {
 
 pub async fn switchover(options: &SwitchoverOptions) -> Result<Switchover> {
     let primary = parse_dsn(&options.primary_dsn)?;
-    let mut old = LocalInstance::new(&options.primary_dir, primary.get_port())?;
+    let mut old = LocalInstance::new(&options.primary_dir, primary.get_port(), options.spawner.clone())?;
     old.superuser = primary.get_username().to_owned();
     // A clean stop: clients are disconnected (no write is acknowledged after this) and the
     // WAL senders wait until standbys have received the shutdown checkpoint.

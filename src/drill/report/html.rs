@@ -103,8 +103,8 @@ pub fn render(m: &Measurement) -> String {
             let reverted = match (&f.reverted_at, f.left_active) {
                 (Some(t), _) => format!(
                     "{}<br><span class=\"muted\">{}</span>",
-                    esc(t),
-                    esc(f.revert.as_ref().and_then(|r| r["reason"].as_str()).unwrap_or_default())
+                    esc(&crate::evidence::time::text(*t)),
+                    esc(f.revert.as_ref().map_or("", |r| r.reason.as_str()))
                 ),
                 (None, true) => "<b class=\"fail\">never — left active</b>".into(),
                 (None, false) => "<span class=\"muted\">not persistent</span>".into(),
@@ -112,7 +112,7 @@ pub fn render(m: &Measurement) -> String {
             out += &format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>\n",
                 esc(&f.step),
-                esc(f.injected_at.as_deref().unwrap_or("?")),
+                esc(&f.injected_at.map_or_else(|| "?".to_owned(), crate::evidence::time::text)),
                 reverted,
                 esc(&serde_json::to_string_pretty(&f.evidence).unwrap_or_default())
             );

@@ -75,12 +75,17 @@ pub fn render(m: &Measurement) -> String {
             out += &format!(
                 "- `{}` injected {} — reverted {}\n  evidence: `{}`\n",
                 f.step,
-                f.injected_at.as_deref().unwrap_or("?"),
-                f.reverted_at.as_deref().unwrap_or(if f.left_active {
-                    "NEVER (left active)"
-                } else {
-                    "n/a (not persistent)"
-                }),
+                f.injected_at.map_or_else(|| "?".to_owned(), crate::evidence::time::text),
+                f.reverted_at.map_or_else(
+                    || {
+                        if f.left_active {
+                            "NEVER (left active)".to_owned()
+                        } else {
+                            "n/a (not persistent)".to_owned()
+                        }
+                    },
+                    crate::evidence::time::text
+                ),
                 f.evidence
             );
         }

@@ -1,0 +1,42 @@
+//! What the compiler knows about step kinds: handed to it by whoever owns the kinds (the
+//! engine's `steps::catalog()`), so that the plan language does not depend on the adapters.
+
+use serde_json::Value;
+
+/// One step kind as the compiler sees it.
+#[derive(Debug, Clone)]
+pub struct KindInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The JSON Schema of its `with` options.
+    pub options_schema: Value,
+    /// Whether it is a probe, usable as a guard.
+    pub probe: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KindCatalog {
+    kinds: Vec<KindInfo>,
+}
+
+impl KindCatalog {
+    pub fn new(kinds: Vec<KindInfo>) -> KindCatalog {
+        KindCatalog { kinds }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&KindInfo> {
+        self.kinds.iter().find(|k| k.name == name)
+    }
+
+    pub fn kinds(&self) -> &[KindInfo] {
+        &self.kinds
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.iter().map(|k| k.name)
+    }
+
+    pub fn probe_names(&self) -> Vec<&'static str> {
+        self.kinds.iter().filter(|k| k.probe).map(|k| k.name).collect()
+    }
+}

@@ -1,0 +1,212 @@
+//! The kinds the engine knows: each kind's name, summary, options schema and adapter, and
+//! the catalog the plan compiler checks steps against.
+
+use super::{Outputs, StepContext, StepError, approval, chaos, exec, http, options, postgres, sleep, traffic, validation};
+use crate::plan::catalog::{KindCatalog, KindInfo};
+use schemars::JsonSchema;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+/// Kinds whose work outlives their step (a background writer). When a crashed run is
+/// resumed, their adapters run again for the steps that had succeeded, to start that work
+/// where it left off; each adapter recognises work that was stopped before the crash.
+pub const BACKGROUND_KINDS: &[&str] = &["validation.canary"];
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Outputs, StepError>> + Send + 'a>>;
+
+/// A step kind: its name, its options' JSON Schema and its adapter.
+pub struct KindSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub options_schema: fn() -> Value,
+    pub run: for<'a> fn(Value, &'a StepContext) -> StepFuture<'a>,
+}
+
+/// A [`KindSpec`] for the adapter module `$module` (its `Options` and `run`).
+macro_rules! kind {
+    ($name:literal, $summary:literal, $($module:ident)::+) => {
+        KindSpec {
+            name: $name,
+            summary: $summary,
+            options_schema: schema_of::<$($module)::+::Options>,
+            run: |with, cx| Box::pin(async move { $($module)::+::run(options(with)?, cx).await }),
+        }
+    };
+}
+
+/// Every step kind the engine knows, by name.
+pub const KINDS: &[KindSpec] = &[
+    kind!("approval", "wait until `lifeboat approve RUN STEP` (or reject)", approval),
+    kind!(
+        "chaos.clock_skew",
+        "run a command under a shifted clock (faketime) for a duration",
+        chaos::clock_skew
+    ),
+    kind!(
+        "chaos.disk_fill",
+        "fill a filesystem until only so much space remains; removed on revert",
+        chaos::disk_fill
+    ),
+    kind!("chaos.http", "HTTP fault proxy: abort or delay matching requests", chaos::http),
+    kind!(
+        "chaos.network",
+        "TCP fault proxy: latency, bandwidth, blackhole, resets, down (Toxiproxy toxics)",
+        chaos::network
+    ),
+    kind!(
+        "chaos.partition",
+        "cut a region off the network: a link down or a blackhole route, optionally in a network namespace",
+        chaos::partition
+    ),
+    kind!(
+        "chaos.process_kill",
+        "signal a process (KILL/TERM/INT, or STOP then CONT) and observe it gone",
+        chaos::process_kill
+    ),
+    kind!(
+        "chaos.revert",
+        "revert the run's active faults (all or of named steps)",
+        chaos::revert
+    ),
+    kind!(
+        "chaos.sql",
+        "run a destructive SQL statement (e.g. an accidental DROP TABLE)",
+        chaos::sql
+    ),
+    kind!("chaos.stress", "CPU and memory pressure for a duration", chaos::stress),
+    kind!(
+        "exec",
+        "run a command; outputs from its last stdout line (a JSON object) or a file",
+        exec
+    ),
+    kind!("http", "send an HTTP request and check status, body and JSON", http),
+    kind!(
+        "postgres.backup",
+        "take a base backup of a running PostgreSQL into a repository (file:// or s3://)",
+        postgres::backup
+    ),
+    kind!(
+        "postgres.fence",
+        "stop a former primary, cut proxies that route to it, and verify no path accepts a write",
+        postgres::fence
+    ),
+    kind!(
+        "postgres.local_instance",
+        "start (creating if needed) or stop a throwaway PostgreSQL in a directory on a port",
+        postgres::local_instance
+    ),
+    kind!(
+        "postgres.promote",
+        "promote a standby and wait until it commits a write; outputs timeline and promotion LSN",
+        postgres::promote
+    ),
+    kind!(
+        "postgres.replication_status",
+        "standbys, sync state and lag of a primary; fails above a threshold",
+        postgres::replication_status
+    ),
+    kind!(
+        "postgres.reprotect",
+        "make a former primary a standby of the new one (pg_rewind, else a fresh base backup)",
+        postgres::reprotect
+    ),
+    kind!(
+        "postgres.restore",
+        "restore PostgreSQL to a point in time (native or pgBackRest), start it, report what was reached",
+        postgres::restore
+    ),
+    kind!(
+        "postgres.standby",
+        "build a streaming standby of a primary (slot, pg_basebackup, optional sync) and wait until it streams",
+        postgres::standby
+    ),
+    kind!(
+        "postgres.switchover",
+        "planned zero-loss switchover: stop the primary cleanly, promote the caught-up standby, demote the old primary",
+        postgres::switchover
+    ),
+    kind!(
+        "postgres.verify_backup",
+        "check every backup object's checksum and WAL continuity; fail on any problem",
+        postgres::verify_backup
+    ),
+    kind!("sleep", "wait for a duration", sleep),
+    kind!(
+        "traffic.pgbouncer",
+        "move a PgBouncer database to a new host/port without dropping clients (PAUSE, rewrite, RELOAD, RESUME)",
+        traffic::pgbouncer
+    ),
+    kind!(
+        "traffic.proxy",
+        "re-point the built-in TCP endpoint at a new upstream; open connections are closed",
+        traffic::proxy
+    ),
+    kind!(
+        "traffic.route53",
+        "UPSERT a Route53 record (simple or weighted) and wait until INSYNC",
+        traffic::route53
+    ),
+    kind!(
+        "validation.canary",
+        "start the RPO canary: a background writer whose acknowledged rows measure data loss",
+        validation::canary
+    ),
+    kind!(
+        "validation.canary_stop",
+        "stop a canary and report its counts",
+        validation::canary_stop
+    ),
+    kind!(
+        "validation.http_probe",
+        "poll a URL until status, body and JSON match",
+        validation::http_probe
+    ),
+    kind!(
+        "validation.rpo",
+        "measure RPO and rows lost from the canary's acknowledged writes in the recovered database",
+        validation::rpo
+    ),
+    kind!(
+        "validation.sql_compare",
+        "compare tables of two PostgreSQL databases (counts, checksums, differing keys)",
+        validation::sql_compare
+    ),
+    kind!(
+        "validation.sql_probe",
+        "poll a SQL query until its value matches",
+        validation::sql_probe
+    ),
+    kind!(
+        "validation.tcp_probe",
+        "poll until a TCP connection is accepted",
+        validation::tcp_probe
+    ),
+];
+
+pub fn kind(name: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// What the compiler needs to know of every kind, built once per process.
+pub fn catalog() -> &'static KindCatalog {
+    static CATALOG: OnceLock<KindCatalog> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        KindCatalog::new(
+            KINDS
+                .iter()
+                .map(|k| KindInfo {
+                    name: k.name,
+                    summary: k.summary,
+                    options_schema: (k.options_schema)(),
+                    probe: validation::PROBE_KINDS.contains(&k.name),
+                })
+                .collect(),
+        )
+    })
+}
+
+fn schema_of<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Bool(true))
+}
