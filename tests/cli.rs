@@ -42,11 +42,27 @@ impl Cli {
     fn newest_run(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let out = self.run(&["runs"]);
-            if let Some(line) = String::from_utf8_lossy(&out.stdout).lines().nth(1) {
-                return line.split_whitespace().next().unwrap().to_owned();
+            let out = self.run(&["runs", "--output", "json"]);
+            let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if let Some(id) = runs[0]["id"].as_str() {
+                return id.to_owned();
             }
             assert!(Instant::now() < deadline, "no run appeared");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `step` of `run` is running, as `runs show` sees it.
+    fn wait_running(&self, run: &str, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.run(&["runs", "show", run, "--output", "json"]);
+            let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let steps = shown["steps"].as_array().cloned().unwrap_or_default();
+            if steps.iter().any(|s| s["id"] == step && s["status"] == "running") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "step {step} of run {run} never ran: {}", text(&out));
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -131,7 +147,7 @@ fn lock_held_exits_3_and_approvals_are_validated() {
     let p = cli.write("gate.yaml", &support::plan("gate", "  lock: shared\n  steps:\n    - id: gate\n      kind: approval\n      with: { approvers: [alice] }\n    - id: after\n      kind: exec\n      needs: [gate]\n      with: { command: [\"true\"] }\n"));
     let mut first = cli.cmd(&["run", &p]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let run_id = cli.newest_run();
-    std::thread::sleep(Duration::from_millis(300));
+    cli.wait_running(&run_id, "gate");
     let second = cli.run(&["run", &p]);
     assert_eq!(second.status.code(), Some(3), "{}", text(&second));
     assert!(text(&second).contains(&format!("lock `shared` is held by run {run_id}")));
@@ -168,7 +184,7 @@ fn aborting_an_interrupted_run_runs_its_finally_steps() {
     );
     let mut child = cli.cmd(&["run", &p]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let run_id = cli.newest_run();
-    std::thread::sleep(Duration::from_millis(400));
+    cli.wait_running(&run_id, "slow");
     child.kill().unwrap(); // SIGKILL: the run is left interrupted
     child.wait().unwrap();
     let list = cli.run(&["runs"]);

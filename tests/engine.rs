@@ -198,6 +198,40 @@ async fn abort_cancels_running_steps_kills_their_processes_and_still_runs_finall
     }
 }
 
+/// A decision by someone not in `approvers`, posted by another writer than the CLI (which
+/// refuses it), is passed over: the step waits for, and takes, the first decision by an
+/// approver after it.
+#[tokio::test]
+async fn an_approval_passes_over_a_decision_by_someone_not_allowed_to_decide() {
+    let tj = support::sqlite().await;
+    let source = plan(
+        "gate",
+        "  steps:\n    - id: gate\n      kind: approval\n      with: { approvers: [alice] }\n",
+    );
+    let journal = tj.journal.clone();
+    let handle = tokio::spawn(async move { run(&journal, &source).await });
+    let run_id = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(r) = tj.journal.runs(None, 1).await.unwrap().first() {
+            break r.id.clone();
+        }
+    };
+    tj.journal
+        .post_command(&run_id, "reject", Some("gate"), "mallory", None)
+        .await
+        .unwrap();
+    tj.journal
+        .post_command(&run_id, "approve", Some("gate"), "alice", Some("ok"))
+        .await
+        .unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("the approval did not wait forever")
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded);
+    assert_eq!(outputs_of(&events(&tj.journal, &report.run_id).await, "gate")["by"], "alice");
+}
+
 async fn wait_for_pid(path: &std::path::Path) -> i32 {
     for _ in 0..200 {
         if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {

@@ -158,3 +158,39 @@ pub async fn list(store: &Store) -> Result<Vec<Manifest>> {
     manifests.sort_by_key(|m| m.stop_time);
     Ok(manifests)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(start_wal: &str, segment_size: u64) -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "format": FORMAT, "id": "b1", "pg_version": "15", "pg_version_num": 150000,
+            "system_identifier": "1", "timeline": 1, "start_lsn": "0/2000028", "stop_lsn": "0/2000100",
+            "start_wal": start_wal, "stop_wal": "000000010000000000000002",
+            "start_time": "2026-11-22T10:00:00Z", "stop_time": "2026-11-22T10:00:01Z",
+            "wal_segment_size": segment_size, "backup_label": "", "tablespace_map": null,
+            "total_size": 0, "stored_size": 0, "parts": [], "dirs": [], "files": [],
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_damaged_manifest_is_an_error_naming_the_damage_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::RepoUrl::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let store = crate::store::open(&url).await.unwrap();
+        for (damaged, why) in [
+            (manifest("not-a-segment", 16 << 20), "start_wal `not-a-segment`"),
+            (manifest("000000010000000000000002", 0), "wal_segment_size 0"),
+        ] {
+            write(&store, &damaged).await.unwrap();
+            let error = list(&store).await.unwrap_err().to_string();
+            assert!(error.contains("manifest of backup b1 is damaged") && error.contains(why), "{error}");
+            // What reads the fields directly falls back instead of panicking.
+            let _ = (damaged.start_segment(), damaged.stop_segment());
+        }
+        write(&store, &manifest("000000010000000000000002", 16 << 20)).await.unwrap();
+        assert_eq!(list(&store).await.unwrap().len(), 1);
+    }
+}

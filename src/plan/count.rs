@@ -2,26 +2,43 @@
 //! are read, like [`super::duration::HumanDuration`]: by the compiler through the schema's
 //! `minimum`/`maximum`, by deserialization for values computed at run time.
 
-/// A count from `MIN` to `MAX`. Accepts a number, or a string of digits (what a template
+/// A whole number from `MIN` to `MAX`. Accepts a number, or a string of digits (what a template
 /// such as `"${{ params.n }}"` renders).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
-pub struct Count<const MIN: u32, const MAX: u32>(u32);
+pub struct Count<const MIN: u64, const MAX: u64>(u64);
 
-impl<const MIN: u32, const MAX: u32> Count<MIN, MAX> {
-    pub fn get(self) -> u32 {
+impl<const MIN: u64, const MAX: u64> Count<MIN, MAX> {
+    pub fn get(self) -> u64 {
         self.0
     }
 
+    /// `n`, or the nearest bound: for defaults written in code.
+    pub const fn clamped(n: u64) -> Self {
+        Count(if n < MIN {
+            MIN
+        } else if n > MAX {
+            MAX
+        } else {
+            n
+        })
+    }
+
     pub fn new(n: u64) -> Result<Self, String> {
-        if n < u64::from(MIN) || n > u64::from(MAX) {
+        if !(MIN..=MAX).contains(&n) {
             return Err(format!("{n} is out of range: use a whole number from {MIN} to {MAX}"));
         }
-        Ok(Count(n as u32))
+        Ok(Count(n))
     }
 }
 
-impl<'de, const MIN: u32, const MAX: u32> serde::Deserialize<'de> for Count<MIN, MAX> {
+impl<const MIN: u64, const MAX: u64> Default for Count<MIN, MAX> {
+    fn default() -> Self {
+        Count(MIN)
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> serde::Deserialize<'de> for Count<MIN, MAX> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let n = match serde_json::Value::deserialize(d)? {
             serde_json::Value::Number(n) => n.as_u64(),
@@ -33,7 +50,7 @@ impl<'de, const MIN: u32, const MAX: u32> serde::Deserialize<'de> for Count<MIN,
     }
 }
 
-impl<const MIN: u32, const MAX: u32> schemars::JsonSchema for Count<MIN, MAX> {
+impl<const MIN: u64, const MAX: u64> schemars::JsonSchema for Count<MIN, MAX> {
     fn inline_schema() -> bool {
         true
     }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod params;
 pub mod ratio;
 pub mod schema_check;
+pub mod size;
 pub mod template;
 pub mod yaml;
 

@@ -184,6 +184,10 @@ impl<'a> Checker<'a> {
             }
             return;
         }
+        if schema.get("format").and_then(Value::as_str) == Some(super::size::SIZE_FORMAT) {
+            check_size(schema, s, pos, out);
+            return;
+        }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
             && !pattern_matches(pattern, s)
         {
@@ -258,7 +262,21 @@ fn is_whole_expression(node: &Node) -> bool {
         .is_some_and(|s| matches!(template::parse(s).as_deref(), Ok([template::Piece::Expr { .. }])))
 }
 
+/// A size option (`512MiB`, or bytes) against the bounds its schema carries.
+fn check_size(schema: &Value, text: &str, pos: Pos, out: &mut Vec<Issue>) {
+    let bound = |key: &str, default: u64| schema.get(key).and_then(Value::as_u64).unwrap_or(default);
+    let (min, max) = (bound(super::size::MIN_KEYWORD, 0), bound(super::size::MAX_KEYWORD, u64::MAX));
+    let checked = super::size::parse(text).and_then(|bytes| super::size::check_bounds(text, bytes, min, max));
+    if let Err(e) = checked {
+        out.push(issue(pos, e, Some(format!("sizes here range from {min} to {max} bytes"))));
+    }
+}
+
 fn check_number(schema: &Value, node: &Node, out: &mut Vec<Issue>) {
+    if schema.get("format").and_then(Value::as_str) == Some(super::size::SIZE_FORMAT) {
+        check_size(schema, &node.scalar_text(), node.pos, out);
+        return;
+    }
     let n = match node.value {
         NodeValue::Int(i) => i as f64,
         NodeValue::Float(f) => f,

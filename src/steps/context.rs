@@ -196,3 +196,26 @@ pub fn panic_message(error: tokio::task::JoinError) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn background_work_that_panics_is_reported_to_the_runner_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("journal.db").display().to_string()).await.unwrap();
+        let (failures, mut reported) = mpsc::unbounded_channel();
+        let redactor = Arc::new(Redactor::new(["hunter2-secret".to_owned()]));
+        let run = RunHandle::new(journal, "run".into(), redactor, failures, 0);
+        run.supervise("the canary's writer", async { panic!("lost hunter2-secret") });
+        let reason = tokio::time::timeout(Duration::from_secs(5), reported.recv())
+            .await
+            .expect("the death was reported")
+            .unwrap();
+        assert_eq!(reason, "the canary's writer crashed: lost ***");
+        run.supervise("a task that ends", async {});
+        assert!(tokio::time::timeout(Duration::from_millis(200), reported.recv()).await.is_err());
+    }
+}

@@ -40,7 +40,7 @@ pub struct Options {
     pub outputs_file: Option<String>,
     /// Exit codes that count as success (default `[0]`).
     #[serde(default)]
-    pub success_codes: Option<Vec<i32>>,
+    pub success_codes: Option<Vec<crate::plan::count::Count<0, 255>>>,
     /// How long the program gets between SIGTERM and SIGKILL when cancelled (default `5s`).
     #[serde(default)]
     pub kill_grace: Option<Limit>,
@@ -124,7 +124,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     outputs.insert("stdout".into(), tail_chars(&stdout_text, TAIL_BYTES).into());
     outputs.insert("stderr".into(), stderr.text().into());
 
-    let ok_codes = options.success_codes.unwrap_or_else(|| vec![0]);
+    let ok_codes: Vec<i32> = options
+        .success_codes
+        .map_or_else(|| vec![0], |c| c.iter().map(|c| c.get() as i32).collect());
     if !code.is_some_and(|c| ok_codes.contains(&c)) {
         let how = match code {
             Some(c) => format!("exited with status {c}"),

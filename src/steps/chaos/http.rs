@@ -45,7 +45,7 @@ pub struct RuleOptions {
     pub path: Option<String>,
     /// Answer with this status instead of forwarding.
     #[serde(default)]
-    pub abort: Option<u16>,
+    pub abort: Option<crate::plan::count::Count<100, 599>>,
     /// Delay the request.
     #[serde(default)]
     pub delay: Option<HumanDuration<0, { crate::plan::duration::HOUR_MS }>>,
@@ -80,11 +80,6 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         if r.abort.is_none() && r.delay.is_none() {
             return Err(StepError::terminal(format!("rules[{i}]: give `abort` (a status) and/or `delay`")));
         }
-        if let Some(status) = r.abort
-            && !(100..=599).contains(&status)
-        {
-            return Err(StepError::terminal(format!("rules[{i}].abort: {status} is not an HTTP status")));
-        }
         let path = r
             .path
             .as_deref()
@@ -95,7 +90,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             owner: cx.step_id.clone(),
             method: r.method.clone(),
             path,
-            abort_status: r.abort,
+            abort_status: r.abort.map(|s| s.get() as u16),
             delay: r.delay.map_or(Duration::ZERO, |d| d.get()),
             fraction,
         });

@@ -1,8 +1,9 @@
 //! `chaos.stress`: CPU and memory pressure for a duration.
 
-use super::{activate, parse_size};
+use super::activate;
 use crate::chaos::stress::{self, Engine, StressOptions};
 use crate::plan::model::Limit;
+use crate::plan::size::Size;
 use crate::steps::{Outputs, StepContext, StepError};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -12,10 +13,10 @@ use serde::Deserialize;
 pub struct Options {
     /// Busy CPU workers.
     #[serde(default)]
-    pub cpu: usize,
+    pub cpu: crate::plan::count::Count<0, 1024>,
     /// Memory to allocate and keep resident, e.g. `512MiB`.
     #[serde(default)]
-    pub memory: Option<String>,
+    pub memory: Option<Size>,
     /// How long the pressure lasts.
     pub duration: Limit,
     /// `builtin` (default: threads and memory inside lifeboat) or `stress-ng`.
@@ -33,9 +34,9 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         Some("stress-ng") => Engine::StressNg,
         Some(other) => return Err(StepError::terminal(format!("engine: `{other}` is not `builtin` or `stress-ng`"))),
     };
-    let memory_bytes = options.memory.as_deref().map(|m| parse_size(m, "memory")).transpose()?.unwrap_or(0);
+    let memory_bytes = options.memory.map_or(0, |m| m.bytes());
     let stress = StressOptions {
-        cpu_workers: options.cpu,
+        cpu_workers: options.cpu.get() as usize,
         memory_bytes,
         engine,
         duration,

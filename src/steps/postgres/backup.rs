@@ -23,16 +23,15 @@ pub struct Options {
     pub user: Text,
     /// Parallel compression and upload.
     #[serde(default = "default_parallel")]
-    #[schemars(range(min = 1, max = 64))]
-    pub parallel: usize,
+    pub parallel: crate::plan::count::Count<1, 64>,
 }
 
 fn default_user() -> Text {
     Text("postgres".into())
 }
 
-fn default_parallel() -> usize {
-    4
+fn default_parallel() -> crate::plan::count::Count<1, 64> {
+    crate::plan::count::Count::clamped(4)
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
@@ -47,7 +46,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         dsn,
         pgdata,
         id: Some(object_id(cx)),
-        parallel: options.parallel,
+        parallel: options.parallel.get() as usize,
     };
     let manifest = tokio::select! {
         result = basebackup::take(&store, &backup_options) => result?,

@@ -17,7 +17,7 @@ pub struct Options {
     pub standby: Option<String>,
     /// Fail when a judged standby lags more bytes than this.
     #[serde(default)]
-    pub max_lag_bytes: Option<i64>,
+    pub max_lag_bytes: Option<crate::plan::count::Count<0, { i64::MAX as u64 }>>,
     /// Fail when a judged standby's replay lag exceeds this many seconds.
     #[serde(default)]
     pub max_lag_seconds: Option<f64>,
@@ -46,7 +46,7 @@ pub async fn run(options: Options, _cx: &StepContext) -> Result<Outputs, StepErr
         if options.require_sync && r.sync_state != "sync" {
             problems.push(format!("{} replicates {}, not sync", r.application_name, r.sync_state));
         }
-        if let Some(max) = options.max_lag_bytes
+        if let Some(max) = options.max_lag_bytes.map(|m| m.get() as i64)
             && r.lag_bytes > max
         {
             problems.push(format!("{} lags {} bytes (at most {max})", r.application_name, r.lag_bytes));

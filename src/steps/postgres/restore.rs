@@ -68,8 +68,7 @@ pub struct Options {
     #[serde(default = "default_user")]
     pub user: Text,
     #[serde(default = "default_parallel")]
-    #[schemars(range(min = 1, max = 64))]
-    pub parallel: usize,
+    pub parallel: crate::plan::count::Count<1, 64>,
     /// How long to wait for recovery to finish.
     pub wait_timeout: Option<Limit>,
 }
@@ -82,8 +81,8 @@ fn default_user() -> Text {
     Text("postgres".into())
 }
 
-fn default_parallel() -> usize {
-    4
+fn default_parallel() -> crate::plan::count::Count<1, 64> {
+    crate::plan::count::Count::clamped(4)
 }
 
 fn target(options: &Options) -> Result<Target, StepError> {
@@ -223,7 +222,7 @@ async fn native(
         inclusive: !options.target_exclusive,
         backup: options.backup.as_ref().map(|b| b.0.clone()),
         delta,
-        parallel: options.parallel,
+        parallel: options.parallel.get() as usize,
         lifeboat_exe: executable_for_server(&lifeboat_exe()?, &bin_dir)?,
         port: Some(port),
         start: options.start,

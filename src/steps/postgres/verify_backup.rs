@@ -16,18 +16,17 @@ pub struct Options {
     /// Only this backup (default: every backup).
     pub backup: Option<Text>,
     #[serde(default = "default_parallel")]
-    #[schemars(range(min = 1, max = 64))]
-    pub parallel: usize,
+    pub parallel: crate::plan::count::Count<1, 64>,
 }
 
-fn default_parallel() -> usize {
-    4
+fn default_parallel() -> crate::plan::count::Count<1, 64> {
+    crate::plan::count::Count::clamped(4)
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let store = open_store(&options.repo.0).await?;
     let report = tokio::select! {
-        report = catalog::verify(&store, options.backup.as_ref().map(|b| b.0.as_str()), options.parallel) => report?,
+        report = catalog::verify(&store, options.backup.as_ref().map(|b| b.0.as_str()), options.parallel.get() as usize) => report?,
         _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
     };
     if !report.ok() {

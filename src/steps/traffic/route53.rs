@@ -23,12 +23,12 @@ pub struct Options {
     pub values: Vec<Text>,
     /// Default 60.
     #[serde(default)]
-    pub ttl: Option<i64>,
+    pub ttl: Option<crate::plan::count::Count<0, 2_147_483_647>>,
     /// Weighted routing: this record's set identifier and weight.
     #[serde(default)]
     pub set_identifier: Option<Text>,
     #[serde(default)]
-    pub weight: Option<i64>,
+    pub weight: Option<crate::plan::count::Count<0, 255>>,
     #[serde(default)]
     pub health_check_id: Option<Text>,
     /// A Route53-compatible endpoint instead of AWS (e.g. moto's server for tests).
@@ -43,7 +43,7 @@ pub struct Options {
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let weighted = match (options.set_identifier, options.weight) {
-        (Some(id), Some(w)) => Some((id.0, w)),
+        (Some(id), Some(w)) => Some((id.0, w.get() as i64)),
         (None, None) => None,
         _ => return Err(StepError::terminal("weighted records need both `set_identifier` and `weight`")),
     };
@@ -52,7 +52,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         name: options.name.0,
         record_type: options.record_type.unwrap_or_else(|| "A".into()),
         values: options.values.into_iter().map(|v| v.0).collect(),
-        ttl: options.ttl.unwrap_or(60),
+        ttl: options.ttl.map_or(60, |t| t.get() as i64),
         weighted,
         health_check_id: options.health_check_id.map(|h| h.0),
         endpoint_url: options.endpoint_url.map(|e| e.0),

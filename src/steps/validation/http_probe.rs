@@ -17,7 +17,7 @@ pub struct Options {
     pub method: Option<String>,
     /// Accepted statuses (default: any 2xx).
     #[serde(default)]
-    pub expect_status: Vec<u16>,
+    pub expect_status: Vec<crate::plan::count::Count<100, 599>>,
     /// A regular expression the body must match.
     #[serde(default)]
     pub body_regex: Option<String>,
@@ -41,7 +41,7 @@ pub fn probe(o: &Options) -> Result<Probe, StepError> {
     Ok(Probe::Http(HttpProbe::new(
         o.url.0.clone(),
         o.method.as_deref().unwrap_or("GET"),
-        o.expect_status.clone(),
+        o.expect_status.iter().map(|s| s.get() as u16).collect(),
         o.body_regex.as_deref(),
         json,
         o.request_timeout.map_or(Duration::from_secs(5), |d| d.get()),

@@ -48,7 +48,7 @@ pub async fn run_probe(probe: Probe, polling: Polling<'_>, cx: &StepContext) -> 
             UntilOption::Passing => probe::Until::Passing,
             UntilOption::Failing => probe::Until::Failing,
         },
-        consecutive: polling.consecutive.map_or(1, |c| c.get()),
+        consecutive: polling.consecutive.map_or(1, |c| c.get() as u32),
     };
     let report = tokio::select! {
         r = probe::poll(&probe, &spec) => r?,

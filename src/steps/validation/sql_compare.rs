@@ -22,7 +22,7 @@ pub struct Options {
     pub cutoff: Option<CutoffOptions>,
     /// How many differing keys to list per table (default 10).
     #[serde(default = "default_sample")]
-    pub sample: usize,
+    pub sample: crate::plan::count::Count<0, 100_000>,
     /// Fail the step when tables differ (default true); false only reports.
     #[serde(default = "default_true")]
     pub fail_on_difference: bool,
@@ -35,8 +35,8 @@ pub struct CutoffOptions {
     pub value: Text,
 }
 
-fn default_sample() -> usize {
-    10
+fn default_sample() -> crate::plan::count::Count<0, 100_000> {
+    crate::plan::count::Count::clamped(10)
 }
 
 fn default_true() -> bool {
@@ -52,7 +52,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             column: c.column,
             value: c.value.0,
         }),
-        sample: options.sample,
+        sample: options.sample.get() as usize,
         sample_row_limit: 2_000_000,
     };
     let report = tokio::select! {
