@@ -68,25 +68,4 @@ pub struct CanaryStopped {
     pub at: Option<DateTime<Utc>>,
 }
 
-impl Evidence for CanaryStopped {
-    const PREFIX: &'static str = "canary-stats/";
-
-    fn key(&self) -> i64 {
-        0
-    }
-
-    fn at(&self) -> DateTime<Utc> {
-        self.at.unwrap_or_else(Utc::now)
-    }
-
-    fn encode(&self) -> Value {
-        to_payload(self)
-    }
-
-    fn decode(_: i64, at: DateTime<Utc>, payload: Value) -> Result<Self, String> {
-        Ok(CanaryStopped {
-            at: Some(at),
-            ..from_payload(payload)?
-        })
-    }
-}
+super::single_record!(CanaryStopped, "canary-stats/");

@@ -90,3 +90,33 @@ pub(crate) fn from_payload<T: serde::de::DeserializeOwned>(payload: Value) -> Re
 pub(crate) fn to_payload<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
+
+/// [`Evidence`] for a record that is the one record of its channel (key 0), a serde struct
+/// whose `at: Option<DateTime<Utc>>` field is not stored in the payload (it is the row's time).
+macro_rules! single_record {
+    ($type:ty, $prefix:literal) => {
+        impl $crate::evidence::Evidence for $type {
+            const PREFIX: &'static str = $prefix;
+
+            fn key(&self) -> i64 {
+                0
+            }
+
+            fn at(&self) -> chrono::DateTime<chrono::Utc> {
+                self.at.unwrap_or_else(chrono::Utc::now)
+            }
+
+            fn encode(&self) -> serde_json::Value {
+                $crate::evidence::to_payload(self)
+            }
+
+            fn decode(_: i64, at: chrono::DateTime<chrono::Utc>, payload: serde_json::Value) -> Result<Self, String> {
+                Ok(Self {
+                    at: Some(at),
+                    ..$crate::evidence::from_payload(payload)?
+                })
+            }
+        }
+    };
+}
+pub(crate) use single_record;

@@ -152,20 +152,18 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
             let instance = LocalInstance::for_pgdata(&pgdata, port, spawner.clone())?;
             instance.stop(lifeboat_backup::instance::StopMode::Immediate).await?;
         }
+        let job = Job {
+            options: &options,
+            target: target.clone(),
+            pgdata: &pgdata,
+            port,
+            delta: options.delta || resumed,
+            wait_timeout,
+            spawner: spawner.clone(),
+        };
         let report = match options.provider {
-            Provider::Native => {
-                native(
-                    &options,
-                    target.clone(),
-                    &pgdata,
-                    port,
-                    options.delta || resumed,
-                    wait_timeout,
-                    &spawner,
-                )
-                .await?
-            }
-            Provider::Pgbackrest => pgbackrest(&options, &target, &pgdata, port, options.delta || resumed, wait_timeout, &spawner).await?,
+            Provider::Native => native(job).await?,
+            Provider::Pgbackrest => pgbackrest(job).await?,
         };
         let marker = done_marker(&pgdata);
         std::fs::write(&marker, serde_json::to_vec(&report).unwrap_or_default())
@@ -200,15 +198,27 @@ fn port_of(dsn: &str) -> Option<u16> {
     dsn.rsplit_once(':')?.1.split('/').next()?.parse().ok()
 }
 
-async fn native(
-    options: &Options,
+/// What either provider needs to restore.
+struct Job<'a> {
+    options: &'a Options,
     target: Target,
-    pgdata: &Path,
+    pgdata: &'a Path,
     port: u16,
     delta: bool,
     wait_timeout: Duration,
-    spawner: &lifeboat_backup::process::Spawner,
-) -> Result<RestoreReport, StepError> {
+    spawner: lifeboat_backup::process::Spawner,
+}
+
+async fn native(job: Job<'_>) -> Result<RestoreReport, StepError> {
+    let Job {
+        options,
+        target,
+        pgdata,
+        port,
+        delta,
+        wait_timeout,
+        spawner,
+    } = job;
     let repo = options
         .repo
         .as_ref()
@@ -230,22 +240,23 @@ async fn native(
         keep_archiving: false,
         wait_timeout,
         server_env: Vec::new(),
-        spawner: spawner.clone(),
+        spawner,
     };
     Ok(restore::restore(&store, &restore_options).await?)
 }
 
 /// Runs `pgbackrest restore` with the matching `--type`/`--target`, then starts and waits
 /// exactly like the native provider.
-async fn pgbackrest(
-    options: &Options,
-    target: &Target,
-    pgdata: &Path,
-    port: u16,
-    delta: bool,
-    wait_timeout: Duration,
-    spawner: &lifeboat_backup::process::Spawner,
-) -> Result<RestoreReport, StepError> {
+async fn pgbackrest(job: Job<'_>) -> Result<RestoreReport, StepError> {
+    let Job {
+        options,
+        ref target,
+        pgdata,
+        port,
+        delta,
+        wait_timeout,
+        ref spawner,
+    } = job;
     let stanza = options
         .stanza
         .as_ref()
