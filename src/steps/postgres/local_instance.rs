@@ -9,7 +9,7 @@ use lifeboat_backup::instance::{InitOptions, LocalInstance, ServerUser, StopMode
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::steps::postgres::{configured_port, free_port, lifeboat_exe, parse_port, placement, scratch_dir};
+use crate::steps::postgres::{Port, configured_port, free_port, lifeboat_exe, placement, scratch_dir};
 use crate::steps::{Outputs, StepContext, StepError, Text};
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct Options {
     /// directory named by the run and step.
     pub dir: Option<Text>,
     /// Port. Default: the instance's existing port, else a free one.
-    pub port: Option<Text>,
+    pub port: Option<Port>,
     /// Address the server listens on and is reached at (default `127.0.0.1`), e.g. its
     /// address inside `netns`. Kept with the instance for later starts.
     pub host: Option<Text>,
@@ -85,7 +85,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let dir = options.dir.map(|d| PathBuf::from(d.0)).unwrap_or_else(|| scratch_dir(cx));
     let dir = std::path::absolute(&dir).map_err(|e| StepError::terminal(format!("dir: {e}")))?;
     let port = match options.port {
-        Some(port) => parse_port(&port)?,
+        Some(port) => port.get() as u16,
         None => match configured_port(&dir) {
             Some(port) => port,
             None => free_port()?,

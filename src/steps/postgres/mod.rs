@@ -34,14 +34,8 @@ pub async fn open_store(repo: &str) -> Result<lifeboat_backup::store::Store, Ste
     Ok(lifeboat_backup::store::open(&url).await?)
 }
 
-pub fn parse_port(port: &Text) -> Result<u16, StepError> {
-    port.0
-        .trim()
-        .parse::<u16>()
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| StepError::terminal(format!("port: `{}` is not a port number (1 to 65535)", port.0)))
-}
+/// A TCP port option: a number or digits (what `${{ params.port }}` renders), 1 to 65535.
+pub type Port = crate::plan::count::Count<1, 65535>;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> Result<u16, StepError> {

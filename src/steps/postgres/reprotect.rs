@@ -4,7 +4,7 @@
 
 use crate::plan::model::Limit;
 use crate::steps::outputs_of;
-use crate::steps::postgres::parse_port;
+use crate::steps::postgres::Port;
 use crate::steps::{Outputs, StepContext, StepError, Text};
 use lifeboat_failover::postgres::reprotect::{self, ReprotectOptions};
 use schemars::JsonSchema;
@@ -17,7 +17,7 @@ pub struct Options {
     /// Instance directory of the former primary.
     pub dir: Text,
     /// Its port.
-    pub port: Text,
+    pub port: Port,
     /// The new primary.
     pub primary_dsn: crate::steps::dsn::Dsn,
     /// `application_name` and slot as a standby (default `standby`).
@@ -31,7 +31,7 @@ pub struct Options {
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let reprotect_options = ReprotectOptions {
         dir: std::path::absolute(&options.dir.0).map_err(|e| StepError::terminal(format!("dir: {e}")))?,
-        port: parse_port(&options.port)?,
+        port: options.port.get() as u16,
         primary_dsn: options.primary_dsn.0,
         name: options.name.unwrap_or_else(|| "standby".into()),
         within: options.within.map_or(Duration::from_secs(120), |d| d.get()),

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::plan::model::Limit;
-use crate::steps::postgres::{free_port, lifeboat_exe, open_store, parse_port, scratch_dir};
+use crate::steps::postgres::{Port, free_port, lifeboat_exe, open_store, scratch_dir};
 use crate::steps::{Outputs, StepContext, StepError, Text};
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct Options {
     #[serde(default = "default_true")]
     pub start: bool,
     /// Port for the restored server (default: a free one).
-    pub port: Option<Text>,
+    pub port: Option<Port>,
     #[serde(default = "default_user")]
     pub user: Text,
     #[serde(default = "default_parallel")]
@@ -127,7 +127,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         None => scratch_dir(cx).join("data"),
     };
     let port = match &options.port {
-        Some(port) => parse_port(port)?,
+        Some(port) => port.get() as u16,
         None => free_port()?,
     };
     let wait_timeout = options.wait_timeout.map_or(Duration::from_secs(3600), |d| d.get());

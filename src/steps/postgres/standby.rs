@@ -4,7 +4,7 @@
 
 use crate::plan::model::Limit;
 use crate::steps::outputs_of;
-use crate::steps::postgres::{configured_port, free_port, parse_port, placement, scratch_dir};
+use crate::steps::postgres::{Port, configured_port, free_port, placement, scratch_dir};
 use crate::steps::{Outputs, StepContext, StepError, Text};
 use lifeboat_failover::postgres::standby::{self, StandbyOptions};
 use schemars::JsonSchema;
@@ -22,7 +22,7 @@ pub struct Options {
     pub dir: Option<Text>,
     /// Port (default: the existing standby's, else a free one).
     #[serde(default)]
-    pub port: Option<Text>,
+    pub port: Option<Port>,
     /// Address it listens on and is reached at (default `127.0.0.1`), e.g. its address
     /// inside `netns`.
     #[serde(default)]
@@ -45,7 +45,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let dir = options.dir.map(|d| PathBuf::from(d.0)).unwrap_or_else(|| scratch_dir(cx));
     let dir = std::path::absolute(&dir).map_err(|e| StepError::terminal(format!("dir: {e}")))?;
     let port = match &options.port {
-        Some(p) => parse_port(p)?,
+        Some(p) => p.get() as u16,
         None => match configured_port(&dir) {
             Some(port) => port,
             None => free_port()?,

@@ -2,7 +2,7 @@
 //! dropping client connections (PAUSE, rewrite, RELOAD, RESUME).
 
 use crate::steps::outputs_of;
-use crate::steps::postgres::parse_port;
+use crate::steps::postgres::Port;
 use crate::steps::timestamp;
 use crate::steps::{Outputs, StepContext, StepError, Text};
 use lifeboat_failover::pgbouncer::{self, PgBouncerSwitch};
@@ -17,7 +17,7 @@ pub struct Options {
     /// Admin console address (default 127.0.0.1) and port.
     #[serde(default)]
     pub admin_host: Option<Text>,
-    pub admin_port: Text,
+    pub admin_port: Port,
     /// A user listed in `admin_users` (default `postgres`).
     #[serde(default)]
     pub admin_user: Option<Text>,
@@ -25,7 +25,7 @@ pub struct Options {
     pub database: Text,
     /// Where it should point now.
     pub host: Text,
-    pub port: Text,
+    pub port: Port,
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
@@ -33,11 +33,11 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let switch = PgBouncerSwitch {
         config: options.config.0.into(),
         admin_host: options.admin_host.map_or_else(|| "127.0.0.1".into(), |h| h.0),
-        admin_port: parse_port(&options.admin_port)?,
+        admin_port: options.admin_port.get() as u16,
         admin_user: options.admin_user.map_or_else(|| "postgres".into(), |u| u.0),
         database: options.database.0,
         host: options.host.0,
-        port: parse_port(&options.port)?,
+        port: options.port.get() as u16,
         psql,
         spawner: cx.spawner(),
     };
