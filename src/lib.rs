@@ -10,5 +10,6 @@ pub mod engine;
 pub mod evidence;
 pub mod journal;
 pub mod plan;
+pub mod runbook;
 pub mod secrets;
 pub mod steps;

@@ -312,3 +312,57 @@ fn bench_proxy_reports_latency_and_throughput_and_refuses_empty_runs() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--requests, --rounds and --bulk-mib must be at least 1"));
 }
+
+/// The repository's own runbooks are checked as CI runs them; a runbook whose step, flag,
+/// param or plan name drifted from the plan or the CLI is reported with file:line, exit 2.
+#[test]
+fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["runbook", "check", "runbooks", "--plans", "plans"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("runbooks/running-a-dr-drill.md: ok"), "{}", text(&out));
+
+    let cli = Cli::new();
+    let plan = repo.join("plans/gated-service-failover.yaml");
+    let runbook = cli.write(
+        "failover.md",
+        &format!(
+            "---\nplans: [{plan}]\n---\n# Failover\n\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\n```\n",
+            plan = plan.display()
+        ),
+    );
+    let plans = cli.dir.path().join("plans");
+    std::fs::create_dir_all(&plans).unwrap();
+    std::fs::write(
+        plans.join("uncovered.yaml"),
+        support::plan(
+            "uncovered",
+            "  steps:\n    - id: a\n      kind: sleep\n      with: { duration: 0s }\n",
+        )
+        .replace(
+            "  name: uncovered\n",
+            "  name: uncovered\n  annotations: { lifeboat.dev/runbook: required }\n",
+        ),
+    )
+    .unwrap();
+    let out = cli.run(&["runbook", "check", &runbook, "--plans", plans.to_str().unwrap()]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    for expected in [
+        "failover.md:14:1: no covered plan has a step `aprove-failover`",
+        "did you mean `approve-failover`?",
+        "failover.md:15:1: unexpected argument '--plann' found",
+        "failover.md:16:1: `--param helth_url=…`: plan `gated-service-failover` has no param `helth_url`",
+        "failover.md:17:1: no covered plan is named `gated-failover`",
+        "failover.md:18:1: plan file `plans/no-such-plan.yaml` does not exist",
+        "uncovered.yaml:5:",
+        "this plan asks for a runbook, and no runbook covers it",
+        "6 problems found",
+    ] {
+        assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
+    }
+}

@@ -71,6 +71,12 @@ fn steps_do_not_depend_on_the_engine_and_the_plan_language_on_neither() {
         "the plan language knows nothing of steps, engine or journal:\n{}",
         plan.join("\n")
     );
+    let runbook = offending("src/runbook", &["crate::cli", "crate::engine", "crate::journal"], &[]);
+    assert!(
+        runbook.is_empty(),
+        "runbook checks get the CLI definition handed in:\n{}",
+        runbook.join("\n")
+    );
 }
 
 #[test]

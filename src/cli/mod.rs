@@ -8,6 +8,7 @@ mod pg_cmd;
 mod plan_cmd;
 mod proxy_cmd;
 mod run_cmd;
+mod runbook_cmd;
 mod runs_cmd;
 mod view;
 
@@ -92,6 +93,9 @@ enum Command {
     /// TCP fault proxies behind a Toxiproxy-compatible REST API.
     #[command(subcommand)]
     Proxy(proxy_cmd::ProxyCommand),
+    /// Check the runbooks: their commands, and the plans and names they mention.
+    #[command(subcommand)]
+    Runbook(runbook_cmd::RunbookCommand),
     /// Benchmarks of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -146,6 +150,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Reject(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Reject).await,
         Command::Pg(cmd) => pg_cmd::run(cmd).await,
         Command::Proxy(cmd) => proxy_cmd::run(cmd).await,
+        Command::Runbook(cmd) => runbook_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -1,0 +1,77 @@
+//! `lifeboat runbook check`: the runbooks' commands parsed against this CLI, the plans and
+//! names they mention checked (see `crate::runbook`).
+
+use super::{Cli, exit, invalid};
+use crate::runbook::{self, Runbook};
+use clap::{CommandFactory, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum RunbookCommand {
+    /// Check runbooks: every `lifeboat` command parses, every plan, param, step and plan name
+    /// it mentions exists, every plan that asks for a runbook has one. Exit 2 on problems.
+    Check {
+        /// Runbook files or folders of them (default `runbooks`).
+        paths: Vec<PathBuf>,
+        /// Where plans that must have a runbook (annotation `lifeboat.dev/runbook: required`)
+        /// are looked for.
+        #[arg(long, default_value = "plans")]
+        plans: PathBuf,
+    },
+}
+
+pub fn run(cmd: RunbookCommand) -> anyhow::Result<u8> {
+    let RunbookCommand::Check { paths, plans } = cmd;
+    let paths = if paths.is_empty() { vec![PathBuf::from("runbooks")] } else { paths };
+    let mut files = Vec::new();
+    for path in &paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "md"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            return Err(invalid(format!("{}: no such runbook file or folder", path.display())));
+        }
+    }
+    let mut output = String::new();
+    let mut runbooks = Vec::new();
+    let mut problems = 0;
+    for file in &files {
+        let shown = file.display().to_string();
+        let source = std::fs::read_to_string(file)?;
+        match Runbook::parse(&shown, &source) {
+            Ok(r) => runbooks.push(r),
+            Err(diagnostics) => {
+                problems += diagnostics.len();
+                for d in &diagnostics {
+                    output.push_str(&d.render(&source));
+                    output.push('\n');
+                }
+            }
+        }
+    }
+    let diagnostics = runbook::check(&runbooks, &Cli::command(), Some(Path::new(&plans)), crate::steps::catalog());
+    problems += diagnostics.len();
+    for d in &diagnostics {
+        let source = std::fs::read_to_string(&d.file).unwrap_or_default();
+        output.push_str(&d.render(&source));
+        output.push('\n');
+    }
+    for r in &runbooks {
+        if !diagnostics.iter().any(|d| d.file == r.file) {
+            println!("{}: ok ({} commands, {} plans)", r.file, r.commands().count(), r.plans.len());
+        }
+    }
+    if problems > 0 {
+        eprint!("{output}");
+        eprintln!("{problems} problem{} found", if problems == 1 { "" } else { "s" });
+        return Ok(exit::INVALID_INPUT);
+    }
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,247 @@
+//! Runbooks: Markdown files whose front matter names the plans they cover and whose fenced
+//! shell blocks hold real `lifeboat` commands.
+//!
+//! ```markdown
+//! ---
+//! plans: [../plans/quickstart.yaml]
+//! ---
+//! # Runbook: …
+//! ```
+//!
+//! [`check`] keeps them true: every `lifeboat` command parses against the CLI's own
+//! definition (handed in as a `clap::Command`, so this module does not depend on the CLI),
+//! every plan file it names exists and compiles, every `--param` is declared by that plan,
+//! every step id and plan name it mentions exists, and every plan that asks for a runbook
+//! (`metadata.annotations["lifeboat.dev/runbook"]: required`) is covered by one. Problems are
+//! diagnostics with `file:line`, like the plan compiler's.
+
+mod commands;
+
+use crate::plan::catalog::KindCatalog;
+use crate::plan::diagnostic::{Diagnostic, did_you_mean};
+use crate::plan::yaml::{self, Pos};
+use crate::plan::{CompiledPlan, compile};
+use commands::{Invocation, ShellLine};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The annotation by which a plan asks to be covered by a runbook.
+pub const RUNBOOK_ANNOTATION: &str = "lifeboat.dev/runbook";
+
+/// A runbook as read from its file.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    pub file: String,
+    pub source: String,
+    /// The plans its front matter names, resolved against the runbook's folder, with the line.
+    pub plans: Vec<(PathBuf, usize)>,
+    /// The shell lines of its fenced blocks.
+    lines: Vec<ShellLine>,
+}
+
+impl Runbook {
+    /// Reads a runbook; a missing or malformed front matter is a diagnostic.
+    pub fn parse(file: &str, source: &str) -> Result<Runbook, Vec<Diagnostic>> {
+        let problem = |line: usize, message: String, help: &str| Diagnostic {
+            file: file.to_owned(),
+            pos: Pos { line, col: 1 },
+            step: None,
+            message,
+            help: Some(help.to_owned()),
+        };
+        let front_help = "start the runbook with `---`, `plans: [../plans/<plan>.yaml]`, `---`";
+        let mut lines = source.lines();
+        if lines.next().map(str::trim_end) != Some("---") {
+            return Err(vec![problem(
+                1,
+                "a runbook starts with front matter naming the plans it covers".into(),
+                front_help,
+            )]);
+        }
+        let Some(end) = source.lines().skip(1).position(|l| l.trim_end() == "---") else {
+            return Err(vec![problem(1, "the front matter is not closed with `---`".into(), front_help)]);
+        };
+        let front: Vec<&str> = source.lines().skip(1).take(end).collect();
+        let node = yaml::parse(&front.join("\n")).map_err(|e| vec![problem(e.pos.line + 1, e.message, front_help)])?;
+        let Some(plans_node) = node.get("plans") else {
+            return Err(vec![problem(1, "the front matter has no `plans:`".into(), front_help)]);
+        };
+        let folder = Path::new(file).parent().unwrap_or(Path::new("."));
+        let mut plans = Vec::new();
+        for item in plans_node.items() {
+            match item.as_str() {
+                Some(path) => plans.push((folder.join(path), item.pos.line + 1)),
+                None => return Err(vec![problem(item.pos.line + 1, "`plans` lists plan files".into(), front_help)]),
+            }
+        }
+        Ok(Runbook {
+            file: file.to_owned(),
+            source: source.to_owned(),
+            plans,
+            lines: commands::shell_lines(source),
+        })
+    }
+
+    /// The `lifeboat` commands of the runbook, with their lines.
+    pub fn commands(&self) -> impl Iterator<Item = (usize, &[String])> {
+        self.lines.iter().filter_map(|l| l.lifeboat.as_deref().map(|argv| (l.line, argv)))
+    }
+}
+
+/// Plans as `check` needs them: compiled once, by path.
+struct Plans<'c> {
+    catalog: &'c KindCatalog,
+    compiled: BTreeMap<PathBuf, Result<CompiledPlan, usize>>,
+}
+
+impl Plans<'_> {
+    /// The compiled plan at `path`, or the number of its errors (`None`: no such file).
+    fn get(&mut self, path: &Path) -> Option<&Result<CompiledPlan, usize>> {
+        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if !self.compiled.contains_key(&key) {
+            let source = std::fs::read_to_string(path).ok()?;
+            let compiled = compile(&path.display().to_string(), &source, self.catalog).map_err(|d| d.len());
+            self.compiled.insert(key.clone(), compiled);
+        }
+        self.compiled.get(&key)
+    }
+}
+
+/// Checks `runbooks` against the CLI definition `cli` and the plans they name. `plans_dir`,
+/// when given, is searched for plans that ask for a runbook.
+pub fn check(runbooks: &[Runbook], cli: &clap::Command, plans_dir: Option<&Path>, catalog: &KindCatalog) -> Vec<Diagnostic> {
+    let mut plans = Plans {
+        catalog,
+        compiled: BTreeMap::new(),
+    };
+    let mut out = Vec::new();
+    let mut covered = BTreeSet::new();
+    for runbook in runbooks {
+        let problem = |line: usize, message: String, help: Option<String>| Diagnostic {
+            file: runbook.file.clone(),
+            pos: Pos { line, col: 1 },
+            step: None,
+            message,
+            help,
+        };
+        // The plans it covers: their steps and names are what its commands may mention.
+        let mut steps = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for (path, line) in &runbook.plans {
+            covered.insert(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+            match plans.get(path) {
+                None => out.push(problem(*line, format!("covered plan `{}` does not exist", path.display()), None)),
+                Some(Err(errors)) => out.push(problem(
+                    *line,
+                    format!("covered plan `{}` does not compile ({errors} errors)", path.display()),
+                    Some(format!("run `lifeboat plan validate {}`", path.display())),
+                )),
+                Some(Ok(plan)) => {
+                    steps.extend(plan.units.iter().map(|u| u.id.clone()));
+                    names.insert(plan.name.clone());
+                }
+            }
+        }
+        let exported = commands::exported(&runbook.lines);
+        let cli = commands::with_exported_env(cli.clone(), &exported);
+        for (line, argv) in runbook.commands() {
+            match commands::invocation(&cli, argv) {
+                Err((message, help)) => out.push(problem(line, message, help)),
+                Ok(invocation) => out.extend(
+                    check_invocation(&invocation, &mut plans, &steps, &names)
+                        .into_iter()
+                        .map(|(message, help)| problem(line, message, help)),
+                ),
+            }
+        }
+    }
+    if let Some(dir) = plans_dir {
+        out.extend(uncovered(dir, &covered));
+    }
+    out
+}
+
+/// What a parsed command names that does not exist, as (message, help).
+fn check_invocation(
+    invocation: &Invocation,
+    plans: &mut Plans,
+    steps: &BTreeSet<String>,
+    names: &BTreeSet<String>,
+) -> Vec<(String, Option<String>)> {
+    let mut problems = Vec::new();
+    for file in &invocation.plan_files {
+        if file.contains(['*', '?', '<', '$']) {
+            continue; // a pattern or a placeholder, not one file
+        }
+        match plans.get(Path::new(file)) {
+            None => problems.push((format!("plan file `{file}` does not exist"), None)),
+            Some(Err(errors)) => problems.push((
+                format!("plan `{file}` does not compile ({errors} errors)"),
+                Some(format!("run `lifeboat plan validate {file}`")),
+            )),
+            Some(Ok(plan)) => {
+                for param in &invocation.params {
+                    if !plan.params.contains_key(param) {
+                        let help = did_you_mean(param, plan.params.keys().map(String::as_str)).or_else(|| {
+                            Some(format!(
+                                "plan `{}` declares: {}",
+                                plan.name,
+                                plan.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ))
+                        });
+                        problems.push((format!("`--param {param}=…`: plan `{}` has no param `{param}`", plan.name), help));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(step) = &invocation.step
+        && !steps.contains(step)
+    {
+        problems.push((
+            format!("no covered plan has a step `{step}`"),
+            did_you_mean(step, steps.iter().map(String::as_str)).or(Some("steps are named by their `id`".into())),
+        ));
+    }
+    if let Some(name) = &invocation.plan_name
+        && !names.contains(name)
+    {
+        problems.push((
+            format!("no covered plan is named `{name}`"),
+            did_you_mean(name, names.iter().map(String::as_str)).or(Some("plans are named by `metadata.name`".into())),
+        ));
+    }
+    problems
+}
+
+/// Plans in `dir` that ask for a runbook and have none.
+fn uncovered(dir: &Path, covered: &BTreeSet<PathBuf>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let Ok(source) = std::fs::read_to_string(&path) else { continue };
+        let Ok(node) = yaml::parse(&source) else { continue };
+        let wanted = node
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get(RUNBOOK_ANNOTATION));
+        if let Some(wanted) = wanted.filter(|w| w.as_str() == Some("required"))
+            && !covered.contains(&std::path::absolute(&path).unwrap_or_else(|_| path.clone()))
+        {
+            out.push(Diagnostic {
+                file: path.display().to_string(),
+                pos: wanted.pos,
+                step: None,
+                message: "this plan asks for a runbook, and no runbook covers it".into(),
+                help: Some("name it in a runbook's front matter `plans:`".into()),
+            });
+        }
+    }
+    out
+}
