@@ -328,10 +328,17 @@ fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
 
     let cli = Cli::new();
     let plan = repo.join("plans/gated-service-failover.yaml");
+    let manual = cli.write(
+        "manual.yaml",
+        &support::plan(
+            "manual",
+            "  steps:\n    - id: call\n      kind: manual\n      with: { runbook: \"failover.md#call-the-dns-providr\" }\n",
+        ),
+    );
     let runbook = cli.write(
         "failover.md",
         &format!(
-            "---\nplans: [{plan}]\n---\n# Failover\n\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\n```\n",
+            "---\nplans: [{plan}, {manual}]\n---\n# Failover\n## Call the DNS provider\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\n```\n",
             plan = plan.display()
         ),
     );
@@ -359,10 +366,60 @@ fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
         "failover.md:16:1: `--param helth_url=…`: plan `gated-service-failover` has no param `helth_url`",
         "failover.md:17:1: no covered plan is named `gated-failover`",
         "failover.md:18:1: plan file `plans/no-such-plan.yaml` does not exist",
+        "failover.md:2:1: step `call` of plan `manual` shows `failover.md#call-the-dns-providr`, which has no such section",
         "uncovered.yaml:5:",
         "this plan asks for a runbook, and no runbook covers it",
-        "6 problems found",
+        "7 problems found",
     ] {
         assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
     }
+}
+
+/// A `manual` step shows its runbook section and waits until a person says it is done; who,
+/// when and what they were shown are its outputs. `approve` is refused on it, and someone not
+/// in `by` cannot mark it done.
+#[test]
+fn a_manual_step_waits_for_a_person_to_say_it_is_done() {
+    let cli = Cli::new();
+    cli.write(
+        "failover.md",
+        "---\nplans: []\n---\n# Failover\n## Call the DNS provider\nAsk them to move `orders.example.com` to the west region.\n## Tell customers\nPost on the status page.\n",
+    );
+    let p = cli.write(
+        "manual.yaml",
+        &support::plan(
+            "manual",
+            "  steps:\n    - id: call-dns\n      kind: manual\n      with: { runbook: \"failover.md#call-the-dns-provider\", by: [oncall] }\n",
+        ),
+    );
+    let mut run = cli.cmd(&["run", &p]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let run_id = cli.newest_run();
+    cli.wait_running(&run_id, "call-dns");
+    let shown = cli.run(&["runs", "show", &run_id]);
+    assert!(
+        text(&shown).contains(&format!("lifeboat done {run_id} call-dns")),
+        "{}",
+        text(&shown)
+    );
+    let wrong_verb = cli.run(&["approve", &run_id, "call-dns", "--by", "oncall"]);
+    assert_eq!(wrong_verb.status.code(), Some(2));
+    assert!(
+        text(&wrong_verb).contains("is a manual step: `lifeboat done` or `reject` it"),
+        "{}",
+        text(&wrong_verb)
+    );
+    let stranger = cli.run(&["done", &run_id, "call-dns", "--by", "mallory"]);
+    assert_eq!(stranger.status.code(), Some(2), "{}", text(&stranger));
+    let done = cli.run(&["done", &run_id, "call-dns", "--by", "oncall", "--comment", "ticket 4711"]);
+    assert!(done.status.success(), "{}", text(&done));
+    let status = run.wait().unwrap();
+    assert!(status.success(), "the run succeeded once the step was done");
+    let shown = cli.run(&["runs", "show", &run_id, "--output", "json"]);
+    let view: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let outputs = &view["steps"][0]["outputs"];
+    assert_eq!(outputs["done_by"], "oncall");
+    assert_eq!(outputs["comment"], "ticket 4711");
+    let instructions = outputs["instructions"].as_str().unwrap();
+    assert!(instructions.starts_with("## Call the DNS provider") && instructions.contains("west region"));
+    assert!(!instructions.contains("status page"), "only the section: {instructions}");
 }

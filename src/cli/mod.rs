@@ -85,8 +85,10 @@ enum Command {
     Abort(run_cmd::AbortArgs),
     /// Approve a step waiting for approval.
     Approve(run_cmd::DecisionArgs),
-    /// Reject a step waiting for approval (the step fails).
+    /// Reject a step waiting for approval, or say a manual step could not be done (it fails).
     Reject(run_cmd::DecisionArgs),
+    /// Say a manual step is done.
+    Done(run_cmd::DecisionArgs),
     /// PostgreSQL backups, WAL archive and point-in-time restore through object storage.
     #[command(subcommand)]
     Pg(pg_cmd::PgCommand),
@@ -146,8 +148,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(args) => runs_cmd::run(&cli.state, args).await,
         Command::Resume(args) => run_cmd::resume(&cli.state, args).await,
         Command::Abort(args) => run_cmd::abort(&cli.state, args).await,
-        Command::Approve(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve).await,
-        Command::Reject(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Reject).await,
+        Command::Approve(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve, "approve").await,
+        Command::Reject(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Reject, "reject").await,
+        Command::Done(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve, "done").await,
         Command::Pg(cmd) => pg_cmd::run(cmd).await,
         Command::Proxy(cmd) => proxy_cmd::run(cmd).await,
         Command::Runbook(cmd) => runbook_cmd::run(cmd),

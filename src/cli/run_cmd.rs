@@ -1,4 +1,4 @@
-//! `lifeboat run|resume|abort|approve|reject`.
+//! `lifeboat run|resume|abort|approve|reject|done`.
 
 use super::plan_cmd::{load_and_compile, render_param_errors};
 use super::{actor, exit, invalid, open_journal, view};
@@ -188,23 +188,44 @@ pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {
     }
 }
 
-pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind) -> anyhow::Result<u8> {
+/// `verb` is the command the person typed: `approve`, `reject` or `done`.
+pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind, verb: &str) -> anyhow::Result<u8> {
     let journal = open_journal(state).await?;
     let (run_state, _, row) = runner::load(&journal, &args.run).await?;
     let Some(i) = run_state.plan.unit_index(&args.step) else {
         return Err(invalid(format!("run {} has no step `{}`", row.id, args.step)));
     };
     let unit = &run_state.plan.units[i];
-    if unit.kind != "approval" {
-        return Err(invalid(format!("step `{}` is a `{}` step, not an approval", args.step, unit.kind)));
-    }
+    // Approvals are approved or rejected; manual steps are done or rejected (not done).
+    let allowed_field = match (unit.kind.as_str(), verb) {
+        ("approval", "approve" | "reject") => "approvers",
+        ("manual", "done" | "reject") => "by",
+        ("approval", _) => {
+            return Err(invalid(format!(
+                "step `{}` is an approval: `lifeboat approve` or `reject` it",
+                args.step
+            )));
+        }
+        ("manual", _) => {
+            return Err(invalid(format!(
+                "step `{}` is a manual step: `lifeboat done` or `reject` it",
+                args.step
+            )));
+        }
+        (other, _) => {
+            return Err(invalid(format!(
+                "step `{}` is a `{other}` step: only `approval` and `manual` steps wait for a person",
+                args.step
+            )));
+        }
+    };
     if row.status != RunStatus::Running {
         return Err(invalid(format!("run {} already finished ({})", row.id, row.status.as_str())));
     }
     let status = &run_state.units[i].status;
     if !matches!(status, crate::engine::state::UnitStatus::Running { .. }) {
         return Err(invalid(format!(
-            "step `{}` is not waiting for approval (it is {})",
+            "step `{}` is not waiting for a person (it is {})",
             args.step,
             status.label()
         )));
@@ -212,7 +233,7 @@ pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind) -> anyh
     let by = actor(args.by);
     let approvers: Vec<String> = unit
         .with
-        .get("approvers")
+        .get(allowed_field)
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
@@ -243,7 +264,11 @@ pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind) -> anyh
         .await?;
     println!(
         "{} step `{}` of run {} as {by}",
-        if kind == DecisionKind::Approve { "approved" } else { "rejected" },
+        match verb {
+            "done" => "marked done",
+            _ if kind == DecisionKind::Approve => "approved",
+            _ => "rejected",
+        },
         args.step,
         row.id
     );

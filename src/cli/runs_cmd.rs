@@ -221,6 +221,9 @@ impl RunView {
                     UnitStatus::Running { .. } if u.kind == "approval" => {
                         (Some(format!("waiting: lifeboat approve {} {}", state.run_id, u.id)), None)
                     }
+                    UnitStatus::Running { .. } if u.kind == "manual" => {
+                        (Some(format!("waiting for a person: lifeboat done {} {}", state.run_id, u.id)), None)
+                    }
                     _ => (None, None),
                 };
                 StepView {

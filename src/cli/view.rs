@@ -42,6 +42,15 @@ fn describe(plan: &CompiledPlan, run_id: &str, event: &Event) -> Option<(String,
             let unit = plan.unit_index(step).map(|i| &plan.units[i]);
             if unit.is_some_and(|u| u.kind == "approval") {
                 format!("⏸ {step} waiting for approval: lifeboat approve {run_id} {step}  (or reject)")
+            } else if let Some(u) = unit.filter(|u| u.kind == "manual") {
+                let what = u
+                    .with
+                    .get("instructions")
+                    .or_else(|| u.with.get("runbook"))
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|t| t.lines().next())
+                    .unwrap_or("");
+                format!("✋ {step} waiting for a person ({what}): lifeboat done {run_id} {step}  (or reject)")
             } else if *attempt > 1 {
                 format!("▶ {step} started (attempt {attempt})")
             } else {

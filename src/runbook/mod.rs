@@ -139,6 +139,11 @@ pub fn check(runbooks: &[Runbook], cli: &clap::Command, plans_dir: Option<&Path>
                 Some(Ok(plan)) => {
                     steps.extend(plan.units.iter().map(|u| u.id.clone()));
                     names.insert(plan.name.clone());
+                    out.extend(
+                        manual_sections(plan)
+                            .into_iter()
+                            .map(|(message, help)| problem(*line, message, help)),
+                    );
                 }
             }
         }
@@ -214,6 +219,31 @@ fn check_invocation(
     problems
 }
 
+/// `manual` steps of a covered plan whose runbook section does not exist (paths as the run
+/// will read them: from where lifeboat runs).
+fn manual_sections(plan: &CompiledPlan) -> Vec<(String, Option<String>)> {
+    let mut problems = Vec::new();
+    for unit in plan.units.iter().filter(|u| u.kind == "manual") {
+        let Some(reference) = unit.with.get("runbook").and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        if reference.contains("${{") {
+            continue;
+        }
+        let (file, wanted) = reference.split_once('#').unwrap_or((reference, ""));
+        let what = format!("step `{}` of plan `{}` shows `{reference}`", unit.id, plan.name);
+        match std::fs::read_to_string(file) {
+            Err(e) => problems.push((format!("{what}, which cannot be read: {e}"), None)),
+            Ok(source) if !wanted.is_empty() && section(&source, wanted).is_none() => problems.push((
+                format!("{what}, which has no such section"),
+                did_you_mean(wanted, anchors(&source).iter().map(String::as_str)),
+            )),
+            Ok(_) => {}
+        }
+    }
+    problems
+}
+
 /// Plans in `dir` that ask for a runbook and have none.
 fn uncovered(dir: &Path, covered: &BTreeSet<PathBuf>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -244,4 +274,74 @@ fn uncovered(dir: &Path, covered: &BTreeSet<PathBuf>) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// The anchor of a heading as Markdown renderers make it: lower case, spaces to `-`,
+/// punctuation dropped (`## 2. Restore a copy` → `2-restore-a-copy`).
+pub fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Headings of a Markdown source: (level, text, line index).
+fn headings(source: &str) -> Vec<(usize, String, usize)> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for (i, line) in source.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fenced = !fenced;
+            continue;
+        }
+        let level = t.chars().take_while(|&c| c == '#').count();
+        if !fenced && (1..=6).contains(&level) && t[level..].starts_with(' ') {
+            out.push((level, t[level..].trim().to_owned(), i));
+        }
+    }
+    out
+}
+
+/// Every section anchor of a Markdown source.
+pub fn anchors(source: &str) -> Vec<String> {
+    headings(source).into_iter().map(|(_, text, _)| anchor(&text)).collect()
+}
+
+/// The section under the heading whose anchor is `wanted`, heading included, up to the next
+/// heading of the same or a higher level.
+pub fn section(source: &str, wanted: &str) -> Option<String> {
+    let all = headings(source);
+    let at = all.iter().position(|(_, text, _)| anchor(text) == wanted)?;
+    let (level, _, start) = all[at];
+    let end = all[at + 1..].iter().find(|(l, _, _)| *l <= level).map(|(_, _, i)| *i);
+    let lines: Vec<&str> = source.lines().collect();
+    Some(lines[start..end.unwrap_or(lines.len())].join("\n").trim_end().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_runs_to_the_next_heading_of_its_level() {
+        let source = "# Failover\nintro\n## 1. Call the DNS provider\nring them\n```sh\n# not a heading\n```\n### details\nmore\n## 2. Tell customers\npost\n";
+        assert_eq!(
+            anchors(source),
+            ["failover", "1-call-the-dns-provider", "details", "2-tell-customers"]
+        );
+        let s = section(source, "1-call-the-dns-provider").unwrap();
+        assert!(
+            s.starts_with("## 1. Call the DNS provider\nring them") && s.ends_with("more"),
+            "{s}"
+        );
+        assert_eq!(section(source, "2-tell-customers").unwrap(), "## 2. Tell customers\npost");
+        assert!(section(source, "nope").is_none());
+    }
 }

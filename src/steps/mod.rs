@@ -15,6 +15,7 @@ pub mod dsn;
 mod error;
 pub mod exec;
 pub mod http;
+pub mod manual;
 pub mod postgres;
 pub mod processes;
 mod registry;

@@ -1,7 +1,7 @@
 //! The kinds the engine knows: each kind's name, summary, options schema and adapter, and
 //! the catalog the plan compiler checks steps against.
 
-use super::{Outputs, StepContext, StepError, approval, chaos, exec, http, options, postgres, sleep, traffic, validation};
+use super::{Outputs, StepContext, StepError, approval, chaos, exec, http, manual, options, postgres, sleep, traffic, validation};
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
 use serde_json::Value;
@@ -82,6 +82,11 @@ pub const KINDS: &[KindSpec] = &[
         exec
     ),
     kind!("http", "send an HTTP request and check status, body and JSON", http),
+    kind!(
+        "manual",
+        "show instructions (text or a runbook section) and wait until a person says it is done: `lifeboat done RUN STEP`",
+        manual
+    ),
     kind!(
         "postgres.backup",
         "take a base backup of a running PostgreSQL into a repository (file:// or s3://)",
