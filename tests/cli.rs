@@ -423,3 +423,51 @@ fn a_manual_step_waits_for_a_person_to_say_it_is_done() {
     assert!(instructions.starts_with("## Call the DNS provider") && instructions.contains("west region"));
     assert!(!instructions.contains("status page"), "only the section: {instructions}");
 }
+
+/// A runbook rendered from a plan lists every step in order with what it does, and passes
+/// `runbook check`; once the plan changes, the check reports it as drifted at the first line
+/// that differs, until it is rendered again.
+#[test]
+fn a_rendered_runbook_is_checked_and_reported_when_its_plan_drifts() {
+    let cli = Cli::new();
+    let original = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/gated-service-failover.yaml")).unwrap();
+    std::fs::create_dir_all(cli.dir.path().join("plans")).unwrap();
+    std::fs::create_dir_all(cli.dir.path().join("runbooks")).unwrap();
+    cli.write("plans/gated.yaml", &original);
+    let rendered = cli.run(&["runbook", "render", "plans/gated.yaml", "--to", "runbooks/gated.md"]);
+    assert!(rendered.status.success(), "{}", text(&rendered));
+    let runbook = std::fs::read_to_string(cli.dir.path().join("runbooks/gated.md")).unwrap();
+    assert!(
+        runbook.starts_with("---\nplans: [../plans/gated.yaml]\nrendered_from: plans/gated.yaml\n---\n"),
+        "{runbook}"
+    );
+    for expected in [
+        "2. **`approve-failover`** (`approval`)",
+        "Waits for `lifeboat approve RUN approve-failover` (or `reject`) by anyone.",
+        "If it fails: completed steps are undone in reverse order, then `finally` runs.",
+        "lifeboat run plans/gated.yaml --param demote_cmd=… --param health_url=… --param promote_cmd=…",
+        "lifeboat resume RUN",
+    ] {
+        assert!(runbook.contains(expected), "missing `{expected}` in:\n{runbook}");
+    }
+    let checked = cli.run(&["runbook", "check", "runbooks", "--plans", "plans"]);
+    assert!(checked.status.success(), "{}", text(&checked));
+
+    cli.write(
+        "plans/gated.yaml",
+        &original
+            .replace("id: settle", "id: wait-a-moment")
+            .replace("needs: [settle]", "needs: [wait-a-moment]"),
+    );
+    let drifted = cli.run(&["runbook", "check", "runbooks", "--plans", "plans"]);
+    assert_eq!(drifted.status.code(), Some(2), "{}", text(&drifted));
+    let line = runbook.lines().position(|l| l.contains("`settle`")).unwrap() + 1;
+    assert!(
+        text(&drifted).contains(&format!(
+            "runbooks/gated.md:{line}:1: the runbook was rendered from `plans/gated.yaml` and has drifted"
+        )),
+        "{}",
+        text(&drifted)
+    );
+    assert!(text(&drifted).contains("lifeboat runbook render plans/gated.yaml --to runbooks/gated.md"));
+}

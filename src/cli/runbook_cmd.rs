@@ -1,5 +1,6 @@
-//! `lifeboat runbook check`: the runbooks' commands parsed against this CLI, the plans and
-//! names they mention checked (see `crate::runbook`).
+//! `lifeboat runbook check` (the runbooks' commands parsed against this CLI, the plans and
+//! names they mention checked) and `lifeboat runbook render` (a runbook from a plan). See
+//! `crate::runbook`.
 
 use super::{Cli, exit, invalid};
 use crate::runbook::{self, Runbook};
@@ -18,10 +19,59 @@ pub enum RunbookCommand {
         #[arg(long, default_value = "plans")]
         plans: PathBuf,
     },
+    /// Write a runbook generated from a plan: purpose, objectives, how to run it, every step in
+    /// order with what it does, approvals, what a failure does, resume and abort. `check`
+    /// reports it once it no longer matches the plan.
+    Render {
+        /// The plan file, as commands name it (from where lifeboat runs).
+        plan: String,
+        /// Write it here (default: print it, linking to the plan as from `runbooks/`).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: RunbookCommand) -> anyhow::Result<u8> {
-    let RunbookCommand::Check { paths, plans } = cmd;
+    match cmd {
+        RunbookCommand::Check { paths, plans } => check(paths, plans),
+        RunbookCommand::Render { plan, to } => render(&plan, to.as_deref()),
+    }
+}
+
+fn render(plan: &str, to: Option<&Path>) -> anyhow::Result<u8> {
+    let compiled = super::plan_cmd::load_and_compile(plan, None).map_err(invalid)?;
+    let folder = to
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("runbooks"));
+    let link = relative(Path::new(plan), folder);
+    let text = runbook::render(&compiled, plan, &link, crate::steps::catalog());
+    match to {
+        Some(path) => {
+            std::fs::write(path, text)?;
+            println!("{}: rendered from {plan}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// `target` as seen from the folder `from` (both relative to here, or absolute).
+fn relative(target: &Path, from: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (target, from) = (absolute(target), absolute(from));
+    let common = target.components().zip(from.components()).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for c in target.components().skip(common) {
+        out.push(c);
+    }
+    out.display().to_string()
+}
+
+fn check(paths: Vec<PathBuf>, plans: PathBuf) -> anyhow::Result<u8> {
     let paths = if paths.is_empty() { vec![PathBuf::from("runbooks")] } else { paths };
     let mut files = Vec::new();
     for path in &paths {

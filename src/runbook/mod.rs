@@ -16,6 +16,9 @@
 //! diagnostics with `file:line`, like the plan compiler's.
 
 mod commands;
+mod render;
+
+pub use render::{RENDERED_FROM, render};
 
 use crate::plan::catalog::KindCatalog;
 use crate::plan::diagnostic::{Diagnostic, did_you_mean};
@@ -35,6 +38,9 @@ pub struct Runbook {
     pub source: String,
     /// The plans its front matter names, resolved against the runbook's folder, with the line.
     pub plans: Vec<(PathBuf, usize)>,
+    /// The plan it was rendered from (as commands name it) with the front matter's link to
+    /// it: a rendered runbook must stay what rendering that plan gives.
+    pub rendered_from: Option<(String, String)>,
     /// The shell lines of its fenced blocks.
     lines: Vec<ShellLine>,
 }
@@ -67,6 +73,8 @@ impl Runbook {
             return Err(vec![problem(1, "the front matter has no `plans:`".into(), front_help)]);
         };
         let folder = Path::new(file).parent().unwrap_or(Path::new("."));
+        let rendered_from = node.get(RENDERED_FROM).and_then(|n| n.as_str()).map(str::to_owned);
+        let first_link = plans_node.items().first().and_then(|n| n.as_str()).map(str::to_owned);
         let mut plans = Vec::new();
         for item in plans_node.items() {
             match item.as_str() {
@@ -78,6 +86,7 @@ impl Runbook {
             file: file.to_owned(),
             source: source.to_owned(),
             plans,
+            rendered_from: rendered_from.zip(first_link),
             lines: commands::shell_lines(source),
         })
     }
@@ -145,6 +154,34 @@ pub fn check(runbooks: &[Runbook], cli: &clap::Command, plans_dir: Option<&Path>
                             .map(|(message, help)| problem(*line, message, help)),
                     );
                 }
+            }
+        }
+        if let Some((plan_path, link)) = &runbook.rendered_from {
+            match plans.get(Path::new(plan_path)) {
+                Some(Ok(plan)) => {
+                    let fresh = render(plan, plan_path, link, catalog);
+                    if fresh != runbook.source {
+                        let line = fresh
+                            .lines()
+                            .zip(runbook.source.lines())
+                            .position(|(a, b)| a != b)
+                            .map_or_else(|| fresh.lines().count().min(runbook.source.lines().count()) + 1, |i| i + 1);
+                        out.push(problem(
+                            line,
+                            format!("the runbook was rendered from `{plan_path}` and has drifted from it (first difference here)"),
+                            Some(format!(
+                                "render it again: `lifeboat runbook render {plan_path} --to {}`",
+                                runbook.file
+                            )),
+                        ));
+                    }
+                }
+                Some(Err(_)) => {} // reported with the covered plans
+                None => out.push(problem(
+                    1,
+                    format!("it was rendered from `{plan_path}`, which does not exist"),
+                    None,
+                )),
             }
         }
         let exported = commands::exported(&runbook.lines);

@@ -3,8 +3,8 @@
 //! The decision travels through the journal's inbox, so it can come from any process or
 //! machine that reaches the journal, and it survives an engine crash.
 
+use super::context::{Decision, DecisionKind};
 use super::{Outputs, StepContext, StepError};
-use crate::journal::{Decision, DecisionKind};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;

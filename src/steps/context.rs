@@ -9,7 +9,9 @@
 use super::StepError;
 use super::background::{self, Class, Release};
 use crate::evidence::{self, Evidence};
-use crate::journal::{Decision, Journal, JournalError};
+/// A person's decision on a step, as the handle reads it.
+pub use crate::journal::{Decision, DecisionKind};
+use crate::journal::{Journal, JournalError};
 use crate::secrets::Redactor;
 use lifeboat_backup::process::Spawner;
 use std::future::Future;

@@ -4,8 +4,8 @@
 //! Who said so, when, and the instructions they were shown are journaled as its outputs.
 
 use super::approval::wait_for_decision;
+use super::context::DecisionKind;
 use super::{Outputs, StepContext, StepError};
-use crate::journal::DecisionKind;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
