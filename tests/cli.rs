@@ -338,7 +338,7 @@ fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
     let runbook = cli.write(
         "failover.md",
         &format!(
-            "---\nplans: [{plan}, {manual}]\n---\n# Failover\n## Call the DNS provider\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\n```\n",
+            "---\nplans: [{plan}, {manual}]\n---\n# Failover\n## Call the DNS provider\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\nlifeboat runbook run failover.md#call-the-dns-providerr\n```\n",
             plan = plan.display()
         ),
     );
@@ -366,10 +366,11 @@ fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
         "failover.md:16:1: `--param helth_url=…`: plan `gated-service-failover` has no param `helth_url`",
         "failover.md:17:1: no covered plan is named `gated-failover`",
         "failover.md:18:1: plan file `plans/no-such-plan.yaml` does not exist",
-        "failover.md:2:1: step `call` of plan `manual` shows `failover.md#call-the-dns-providr`, which has no such section",
+        "failover.md:2:1: step `call` of plan `manual` shows a runbook section: `failover.md#call-the-dns-providr` names no section of failover.md",
         "uncovered.yaml:5:",
         "this plan asks for a runbook, and no runbook covers it",
-        "7 problems found",
+        "failover.md:19:1: `failover.md#call-the-dns-providerr` names no section of failover.md",
+        "8 problems found",
     ] {
         assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
     }
@@ -470,4 +471,64 @@ fn a_rendered_runbook_is_checked_and_reported_when_its_plan_drifts() {
         text(&drifted)
     );
     assert!(text(&drifted).contains("lifeboat runbook render plans/gated.yaml --to runbooks/gated.md"));
+}
+
+/// `runbook run` runs one section's commands in order as a journaled run: exports carry on,
+/// `lifeboat` in a command is this binary on the same journal, each command's output is
+/// recorded, and the first failure stops the rest.
+#[test]
+fn runbook_run_runs_a_section_in_order_and_stops_at_the_first_failure() {
+    let cli = Cli::new();
+    let marker = cli.dir.path().join("touched");
+    cli.write(
+        "ops.md",
+        &format!(
+            "---\nplans: []\n---\n# Ops\n## Promote the standby\n```sh\nexport REGION=west\necho \"promoting in $REGION\"\nlifeboat runs --output json > runs.json\ntouch {m}\n```\n## Broken\n```sh\necho first\nfalse\ntouch {m}.never\n```\n",
+            m = marker.display()
+        ),
+    );
+    let dry = cli.run(&["runbook", "run", "ops.md#promote-the-standby", "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        text(&dry).contains("3 commands") && text(&dry).contains("cmd-1: echo \"promoting in $REGION\""),
+        "{}",
+        text(&dry)
+    );
+    assert!(!marker.exists(), "a dry run runs nothing");
+
+    let ok = cli.run(&["runbook", "run", "ops.md#promote-the-standby"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(marker.exists());
+    let run_id = cli.newest_run();
+    let listed = std::fs::read_to_string(cli.dir.path().join("runs.json")).unwrap();
+    assert!(
+        listed.contains(&run_id),
+        "the command's own lifeboat saw this run's journal: {listed}"
+    );
+    let shown = cli.run(&["runs", "show", &run_id, "--output", "json"]);
+    let view: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(view["plan"], "runbook-ops-promote-the-standby");
+    assert_eq!(view["steps"][0]["outputs"]["stdout"], "promoting in west\n");
+
+    let bad = cli.run(&["runbook", "run", "ops.md#broken"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(!cli.dir.path().join("touched.never").exists(), "nothing runs after the failure");
+    let run_id = cli.newest_run();
+    let shown = cli.run(&["runs", "show", &run_id, "--output", "json"]);
+    let view: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let statuses: Vec<&str> = view["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "failed", "skipped"]);
+
+    let missing = cli.run(&["runbook", "run", "ops.md#nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("ops.md has no section `#nope`; its sections: ops, promote-the-standby, broken"),
+        "{}",
+        text(&missing)
+    );
 }

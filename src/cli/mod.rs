@@ -153,7 +153,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Done(args) => run_cmd::decide(&cli.state, args, crate::journal::DecisionKind::Approve, "done").await,
         Command::Pg(cmd) => pg_cmd::run(cmd).await,
         Command::Proxy(cmd) => proxy_cmd::run(cmd).await,
-        Command::Runbook(cmd) => runbook_cmd::run(cmd),
+        Command::Runbook(cmd) => runbook_cmd::run(&cli.state, cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -127,7 +127,7 @@ pub async fn resume(state: &str, args: ResumeArgs) -> anyhow::Result<u8> {
     finish(result, view).await
 }
 
-async fn finish(result: Result<RunReport, runner::EngineError>, view: view::ViewHandle) -> anyhow::Result<u8> {
+pub(super) async fn finish(result: Result<RunReport, runner::EngineError>, view: view::ViewHandle) -> anyhow::Result<u8> {
     let report = report_end(result, view).await?;
     Ok(if report.status == RunStatus::Succeeded {
         exit::SUCCESS

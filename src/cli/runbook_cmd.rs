@@ -29,13 +29,70 @@ pub enum RunbookCommand {
         #[arg(long)]
         to: Option<PathBuf>,
     },
+    /// Run the commands of one runbook section in order, journaled like a plan: each
+    /// command's output recorded, stopping at the first that fails; `resume` continues it.
+    Run {
+        /// `runbooks/x.md#section-anchor`.
+        section: String,
+        /// Print the commands and the plan they become; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
-pub fn run(cmd: RunbookCommand) -> anyhow::Result<u8> {
+pub async fn run(state: &str, cmd: RunbookCommand) -> anyhow::Result<u8> {
     match cmd {
         RunbookCommand::Check { paths, plans } => check(paths, plans),
         RunbookCommand::Render { plan, to } => render(&plan, to.as_deref()),
+        RunbookCommand::Run { section, dry_run } => run_section(state, &section, dry_run).await,
     }
+}
+
+async fn run_section(state: &str, reference: &str, dry_run: bool) -> anyhow::Result<u8> {
+    let Some((file, anchor)) = reference.split_once('#') else {
+        return Err(invalid(format!(
+            "`{reference}`: name a section, e.g. runbooks/failover.md#promote-the-standby"
+        )));
+    };
+    let source = std::fs::read_to_string(file).map_err(|e| invalid(format!("{file}: {e}")))?;
+    let exe = std::env::current_exe()?;
+    let exe_dir = exe.parent().unwrap_or(Path::new("/"));
+    // The commands' own lifeboat calls use this run's journal: they inherit LIFEBOAT_STATE,
+    // or are given the path or URL; a URL with credentials is not written into the plan.
+    let state_for_commands = if std::env::var_os("LIFEBOAT_STATE").is_some() {
+        None
+    } else if state.contains('@') {
+        return Err(invalid(
+            "the journal URL holds credentials: give it in LIFEBOAT_STATE, which the runbook's commands inherit",
+        ));
+    } else if state.contains("://") || state.starts_with("sqlite:") {
+        Some(state.to_owned())
+    } else {
+        Some(std::path::absolute(state)?.display().to_string())
+    };
+    let procedure = runbook::procedure(file, &source, anchor, exe_dir, state_for_commands.as_deref()).map_err(invalid)?;
+    if dry_run {
+        println!(
+            "{reference}: {} commands, run in order as plan steps (dry run: nothing is executed)",
+            procedure.commands.len()
+        );
+        for (n, command) in procedure.commands.iter().enumerate() {
+            println!("  cmd-{}: {command}", n + 1);
+        }
+        return Ok(exit::SUCCESS);
+    }
+    let plan = crate::plan::compile(reference, &procedure.plan_source, crate::steps::catalog())
+        .map_err(|d| invalid(crate::plan::diagnostic::render_all(&d, &procedure.plan_source)))?;
+    let journal = super::open_journal(state).await?;
+    let (options, view) = super::view::start();
+    let new = crate::engine::runner::NewRun {
+        plan_file: reference.to_owned(),
+        plan_source: procedure.plan_source,
+        plan: std::sync::Arc::new(plan),
+        params: Default::default(),
+    };
+    let result = crate::engine::runner::start(&journal, new, &options).await;
+    super::run_cmd::finish(result, view).await
 }
 
 fn render(plan: &str, to: Option<&Path>) -> anyhow::Result<u8> {

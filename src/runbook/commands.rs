@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone)]
 pub(super) struct ShellLine {
     pub line: usize,
+    /// The command as written (continuations joined, a `$ ` prompt removed).
+    pub text: String,
     pub words: Vec<String>,
     /// The arguments after `lifeboat` when the line runs lifeboat.
     pub lifeboat: Option<Vec<String>>,
@@ -58,7 +60,12 @@ fn shell_line(line: usize, text: &str) -> Option<ShellLine> {
         words.truncate(comment);
     }
     let lifeboat = lifeboat_arguments(&words);
-    Some(ShellLine { line, words, lifeboat })
+    Some(ShellLine {
+        line,
+        text: text.to_owned(),
+        words,
+        lifeboat,
+    })
 }
 
 /// `lifeboat …`, `sudo target/release/lifeboat …`, `VAR=x lifeboat …`,
@@ -117,6 +124,8 @@ pub(super) struct Invocation {
     pub params: Vec<String>,
     pub step: Option<String>,
     pub plan_name: Option<String>,
+    /// A runbook section it runs (`runbook run file.md#anchor`).
+    pub section: Option<String>,
 }
 
 /// Parses `argv` as the CLI would; the error is clap's own message, with its tip if it has one.
@@ -169,7 +178,12 @@ pub(super) fn invocation(cli: &clap::Command, argv: &[String]) -> Result<Invocat
             Some(("graph", g)) => found.plan_files.extend(one(g, "file")),
             _ => {}
         },
-        Some(("approve" | "reject", m)) => found.step = one(m, "step"),
+        Some(("approve" | "reject" | "done", m)) => found.step = one(m, "step"),
+        Some(("runbook", m)) => {
+            if let Some(("run", r)) = m.subcommand() {
+                found.section = one(r, "section");
+            }
+        }
         Some(("runs", m)) => {
             found.plan_name = one(m, "plan");
             if let Some(("trend", t)) = m.subcommand() {

@@ -16,8 +16,10 @@
 //! diagnostics with `file:line`, like the plan compiler's.
 
 mod commands;
+mod procedure;
 mod render;
 
+pub use procedure::{Procedure, procedure};
 pub use render::{RENDERED_FROM, render};
 
 use crate::plan::catalog::KindCatalog;
@@ -245,6 +247,11 @@ fn check_invocation(
             did_you_mean(step, steps.iter().map(String::as_str)).or(Some("steps are named by their `id`".into())),
         ));
     }
+    if let Some(reference) = invocation.section.as_deref().filter(|r| !r.contains(['<', '$']))
+        && let Some(problem) = missing_section(reference)
+    {
+        problems.push(problem);
+    }
     if let Some(name) = &invocation.plan_name
         && !names.contains(name)
     {
@@ -254,6 +261,19 @@ fn check_invocation(
         ));
     }
     problems
+}
+
+/// Why `file.md#anchor` (read from where lifeboat runs) is not a section, if it is not.
+fn missing_section(reference: &str) -> Option<(String, Option<String>)> {
+    let (file, wanted) = reference.split_once('#').unwrap_or((reference, ""));
+    match std::fs::read_to_string(file) {
+        Err(e) => Some((format!("`{reference}` cannot be read: {e}"), None)),
+        Ok(source) if !wanted.is_empty() && section(&source, wanted).is_none() => Some((
+            format!("`{reference}` names no section of {file}"),
+            did_you_mean(wanted, anchors(&source).iter().map(String::as_str)),
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// `manual` steps of a covered plan whose runbook section does not exist (paths as the run
@@ -267,15 +287,11 @@ fn manual_sections(plan: &CompiledPlan) -> Vec<(String, Option<String>)> {
         if reference.contains("${{") {
             continue;
         }
-        let (file, wanted) = reference.split_once('#').unwrap_or((reference, ""));
-        let what = format!("step `{}` of plan `{}` shows `{reference}`", unit.id, plan.name);
-        match std::fs::read_to_string(file) {
-            Err(e) => problems.push((format!("{what}, which cannot be read: {e}"), None)),
-            Ok(source) if !wanted.is_empty() && section(&source, wanted).is_none() => problems.push((
-                format!("{what}, which has no such section"),
-                did_you_mean(wanted, anchors(&source).iter().map(String::as_str)),
-            )),
-            Ok(_) => {}
+        if let Some((why, help)) = missing_section(reference) {
+            problems.push((
+                format!("step `{}` of plan `{}` shows a runbook section: {why}", unit.id, plan.name),
+                help,
+            ));
         }
     }
     problems
