@@ -50,6 +50,13 @@ install_prerequisites() {
     "$tools/moto/bin/pip" install --quiet 'moto[server]'
   fi
   export LIFEBOAT_TEST_MOTO="$tools/moto/bin/moto_server"
+  # The Chaos Toolkit's `chaos` CLI from PyPI, in its own venv.
+  if [ ! -x "$tools/chaostoolkit/bin/chaos" ]; then
+    echo "==> installing chaostoolkit into $tools/chaostoolkit"
+    python3 -m venv "$tools/chaostoolkit"
+    "$tools/chaostoolkit/bin/pip" install --quiet chaostoolkit
+  fi
+  export LIFEBOAT_TEST_CHAOS="$tools/chaostoolkit/bin/chaos"
 }
 
 GARAGE_VERSION=2.5.0

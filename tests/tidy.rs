@@ -20,6 +20,19 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Whether `code` holds `needle` as a whole token: `Journal` is found in `x: Journal`, not in
+/// `ToolkitJournal`.
+fn contains_token(code: &str, needle: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(needle).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + needle.len()..].chars().next();
+        let starts_word = needle.starts_with(ident);
+        let ends_word = needle.ends_with(ident);
+        (!starts_word || !before.is_some_and(ident)) && (!ends_word || !after.is_some_and(ident))
+    })
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -35,7 +48,7 @@ fn offending(dir: &str, needles: &[&str], allowed: &[&str]) -> Vec<String> {
         }
         for (n, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
-            if needles.iter().any(|needle| code.contains(needle)) {
+            if needles.iter().any(|needle| contains_token(code, needle)) {
                 found.push(format!("{shown}:{}: {}", n + 1, line.trim()));
             }
         }

@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod background;
 pub mod chaos;
+pub mod chaostoolkit;
 pub mod context;
 pub mod dsn;
 mod error;

@@ -1,7 +1,9 @@
 //! The kinds the engine knows: each kind's name, summary, options schema and adapter, and
 //! the catalog the plan compiler checks steps against.
 
-use super::{Outputs, StepContext, StepError, approval, chaos, exec, http, manual, options, postgres, sleep, traffic, validation};
+use super::{
+    Outputs, StepContext, StepError, approval, chaos, chaostoolkit, exec, http, manual, options, postgres, sleep, traffic, validation,
+};
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
 use serde_json::Value;
@@ -76,6 +78,11 @@ pub const KINDS: &[KindSpec] = &[
         chaos::sql
     ),
     kind!("chaos.stress", "CPU and memory pressure for a duration", chaos::stress),
+    kind!(
+        "chaostoolkit.experiment",
+        "run a Chaos Toolkit experiment file unchanged with the `chaos` CLI; its journal becomes evidence",
+        chaostoolkit::experiment
+    ),
     kind!(
         "exec",
         "run a command; outputs from its last stdout line (a JSON object) or a file",
