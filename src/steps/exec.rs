@@ -97,17 +97,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     let stdout = tokio::spawn(read_tail(child.stdout.take(), STDOUT_KEEP));
     let stderr = tokio::spawn(read_tail(child.stderr.take(), TAIL_BYTES));
 
-    let status = tokio::select! {
-        status = child.wait() => status.map_err(|e| StepError::retryable(format!("waiting for `{program}`: {e}")))?,
-        _ = cx.cancel.cancelled() => {
-            let stopped = group.stop(grace).await;
-            let _ = child.wait().await;
-            return Err(StepError::retryable(match stopped {
-                Ok(_) => format!("cancelled; `{program}` was stopped"),
-                Err(e) => format!("cancelled, but stopping `{program}` failed: {e}"),
-            }));
-        }
-    };
+    let status = super::processes::wait_or_stop(&cx.cancel, &mut child, &group, grace, &program).await?;
     // What the program left running in its group ends with the step (and lets go of the
     // output pipes it may hold).
     if let Err(e) = group.stop(grace).await {

@@ -37,6 +37,28 @@ impl SpawnRecorder for Recorder {
     }
 }
 
+/// Waits for a step's program to exit. On cancellation (abort, timeout) stops its whole group
+/// — SIGTERM, `grace`, SIGKILL — and returns the cancellation as the step's error.
+pub async fn wait_or_stop(
+    cancel: &tokio_util::sync::CancellationToken,
+    child: &mut tokio::process::Child,
+    group: &Recorded,
+    grace: Duration,
+    program: &str,
+) -> Result<std::process::ExitStatus, super::StepError> {
+    tokio::select! {
+        status = child.wait() => status.map_err(|e| super::StepError::retryable(format!("waiting for `{program}`: {e}"))),
+        _ = cancel.cancelled() => {
+            let stopped = group.stop(grace).await;
+            let _ = child.wait().await;
+            Err(super::StepError::retryable(match stopped {
+                Ok(_) => format!("cancelled; `{program}` was stopped"),
+                Err(e) => format!("cancelled, but stopping `{program}` failed: {e}"),
+            }))
+        }
+    }
+}
+
 /// Stops every process the run's attempts started that is still alive on this host, and
 /// journals what it stopped. `in_flight` are the steps whose attempts were running when
 /// the previous owner died: processes of theirs recorded on another host cannot be seen

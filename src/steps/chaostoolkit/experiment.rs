@@ -11,6 +11,7 @@
 use super::ToolkitJournal;
 use crate::evidence::outcome::{FaultApplied, Outcome};
 use crate::steps::postgres::scratch_dir;
+use crate::steps::processes::wait_or_stop;
 use crate::steps::{Outputs, StepContext, StepError, Text};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -84,14 +85,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         )),
         _ => StepError::retryable(format!("starting `{program}`: {e}")),
     })?;
-    let status = tokio::select! {
-        status = child.wait() => status.map_err(|e| StepError::retryable(format!("waiting for `{program}`: {e}")))?,
-        _ = cx.cancel.cancelled() => {
-            let _ = group.stop(std::time::Duration::from_secs(10)).await;
-            let _ = child.wait().await;
-            return Err(StepError::retryable("cancelled; the experiment was stopped"));
-        }
-    };
+    let status = wait_or_stop(&cx.cancel, &mut child, &group, std::time::Duration::from_secs(10), program).await?;
     let journal = read_journal(&journal_path)
         .map_err(|why| StepError::terminal(format!("`{program} run` exited with {status} and left no readable journal: {why}")))?;
     let outputs = evidence(&journal, &journal_path);
