@@ -8,6 +8,7 @@ pub mod cli;
 pub mod drill;
 pub mod engine;
 pub mod evidence;
+pub mod import;
 pub mod journal;
 pub mod plan;
 pub mod runbook;

@@ -100,3 +100,94 @@ async fn an_experiment_runs_unchanged_and_its_journal_becomes_evidence() {
     );
     assert!(dir.path().join("marker").exists(), "the rollback restored what the method removed");
 }
+
+/// An experiment imported as a plan runs as a drill with a verdict: its first action is the
+/// disaster, its steady state checked again afterwards is the recovery.
+#[test]
+fn an_imported_experiment_runs_as_a_drill_with_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marker"), "").unwrap();
+    let experiment = dir.path().join("holding.json");
+    std::fs::write(&experiment, experiment_with_configuration()).unwrap();
+    let plan = dir.path().join("plan.yaml");
+    let lifeboat = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .arg("--state")
+            .arg(dir.path().join("state.db"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let imported = lifeboat(&[
+        "import",
+        "chaostoolkit",
+        experiment.to_str().unwrap(),
+        "--to",
+        plan.to_str().unwrap(),
+        "--rto",
+        "30s",
+    ]);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let text = std::fs::read_to_string(&plan).unwrap();
+    for expected in [
+        "id: \"before-marker-exists\"",
+        "mark: \"disaster\"",
+        "id: \"after-marker-exists\"",
+        "mark: \"recovered\"",
+        "finally:",
+        "${{ params.marker_file }}",
+    ] {
+        assert!(
+            text.contains(expected) || text.contains(&expected.replace('"', "")),
+            "missing `{expected}` in:\n{text}"
+        );
+    }
+    let drill = lifeboat(&["drill", plan.to_str().unwrap(), "--report", "drill.json"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("drill.json")).unwrap()).unwrap();
+    assert!(
+        drill.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&drill.stdout),
+        String::from_utf8_lossy(&drill.stderr)
+    );
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["disaster"]["step"], "inject");
+    assert_eq!(report["recovered"]["step"], "after-marker-exists");
+    assert!(report["rto_ms"].as_i64().unwrap() >= 0);
+    assert!(dir.path().join("injected").exists() && dir.path().join("rolled-back").exists());
+
+    // What cannot be converted is refused with the reason.
+    let python = dir.path().join("python.json");
+    std::fs::write(
+        &python,
+        r#"{"title": "t", "description": "d", "method": [{"type": "action", "name": "kill", "provider": {"type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods"}}]}"#,
+    )
+    .unwrap();
+    let refused = lifeboat(&["import", "chaostoolkit", python.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("activity `kill`: `python` providers are not converted"), "{stderr}");
+    assert!(stderr.contains("no steady-state probes"), "{stderr}");
+}
+
+fn experiment_with_configuration() -> String {
+    r#"{
+  "version": "1.0.0",
+  "title": "Marker survives an injected fault",
+  "description": "N/A",
+  "configuration": { "marker_file": "marker" },
+  "steady-state-hypothesis": {
+    "title": "The marker exists",
+    "probes": [{"type": "probe", "name": "marker-exists", "tolerance": 0,
+                "provider": {"type": "process", "path": "test", "arguments": "-f ${marker_file}"}}]
+  },
+  "method": [
+    {"type": "action", "name": "inject", "provider": {"type": "process", "path": "touch", "arguments": ["injected"]}}
+  ],
+  "rollbacks": [
+    {"type": "action", "name": "note-rollback", "provider": {"type": "process", "path": "touch", "arguments": "rolled-back"}}
+  ]
+}"#
+    .to_owned()
+}

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_proxy;
 mod drill_cmd;
+mod import_cmd;
 mod pg_cmd;
 mod plan_cmd;
 mod proxy_cmd;
@@ -95,9 +96,12 @@ enum Command {
     /// TCP fault proxies behind a Toxiproxy-compatible REST API.
     #[command(subcommand)]
     Proxy(proxy_cmd::ProxyCommand),
-    /// Check the runbooks: their commands, and the plans and names they mention.
+    /// Check, render and run runbooks.
     #[command(subcommand)]
     Runbook(runbook_cmd::RunbookCommand),
+    /// Convert another tool's experiment into a lifeboat plan.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCommand),
     /// Benchmarks of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -154,6 +158,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Pg(cmd) => pg_cmd::run(cmd).await,
         Command::Proxy(cmd) => proxy_cmd::run(cmd).await,
         Command::Runbook(cmd) => runbook_cmd::run(&cli.state, cmd).await,
+        Command::Import(cmd) => import_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
