@@ -157,6 +157,28 @@ fn an_imported_experiment_runs_as_a_drill_with_a_verdict() {
     assert!(report["rto_ms"].as_i64().unwrap() >= 0);
     assert!(dir.path().join("injected").exists() && dir.path().join("rolled-back").exists());
 
+    // HTTP providers: probes poll with the tolerance as expected statuses or a body regex.
+    let http = dir.path().join("http.yaml");
+    std::fs::write(
+        &http,
+        "title: Checkout stays up\ndescription: d\nconfiguration:\n  base: { type: env, key: SHOP_URL }\nsteady-state-hypothesis:\n  title: up\n  probes:\n    - { type: probe, name: health, tolerance: [200, 204], provider: { type: http, url: \"${base}/health\" } }\n    - { type: probe, name: ready, tolerance: { type: regex, target: body, pattern: ready }, provider: { type: http, url: \"${base}/ready\" } }\nmethod:\n  - { type: action, name: break-it, provider: { type: http, url: \"${base}/break\", method: POST, arguments: { seconds: 5 } } }\n",
+    )
+    .unwrap();
+    let converted = lifeboat(&["import", "chaostoolkit", http.to_str().unwrap()]);
+    assert!(converted.status.success(), "{}", String::from_utf8_lossy(&converted.stderr));
+    let text = String::from_utf8_lossy(&converted.stdout);
+    for expected in [
+        "kind: \"validation.http_probe\"",
+        "url: \"${{ env.SHOP_URL }}/health\"",
+        "- 204",
+        "body_regex: \"ready\"",
+        "kind: \"http\"",
+        "method: \"POST\"",
+        "seconds: 5",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+
     // What cannot be converted is refused with the reason.
     let python = dir.path().join("python.json");
     std::fs::write(

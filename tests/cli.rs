@@ -338,7 +338,7 @@ fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
     let runbook = cli.write(
         "failover.md",
         &format!(
-            "---\nplans: [{plan}, {manual}]\n---\n# Failover\n## Call the DNS provider\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\nlifeboat runbook run failover.md#call-the-dns-providerr\n```\n",
+            "---\nplans: [{plan}, {manual}]\n---\n# Failover\n## Call the DNS provider\n```sh\nlifeboat run {plan} --param health_url=http://h --param promote_cmd=x --param demote_cmd=y\nlifeboat approve RUN approve-failover --comment ok\n```\n\nDrifted:\n\n```sh\nlifeboat approve RUN aprove-failover\nlifeboat runs --plann gated-service-failover\nlifeboat run {plan} --param helth_url=http://h\nlifeboat runs trend gated-failover\nlifeboat drill plans/no-such-plan.yaml\nlifeboat runbook run failover.md#call-the-dns-providerr\n```\nThe promoted LSN is `${{{{ steps.promot.outputs.lsn }}}}`.\n",
             plan = plan.display()
         ),
     );
@@ -370,7 +370,8 @@ fn runbook_check_passes_the_repository_runbooks_and_catches_drift() {
         "uncovered.yaml:5:",
         "this plan asks for a runbook, and no runbook covers it",
         "failover.md:19:1: `failover.md#call-the-dns-providerr` names no section of failover.md",
-        "8 problems found",
+        "failover.md:21:1: `steps.promot` names no step of a covered plan",
+        "9 problems found",
     ] {
         assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
     }

@@ -186,6 +186,18 @@ pub fn check(runbooks: &[Runbook], cli: &clap::Command, plans_dir: Option<&Path>
                 )),
             }
         }
+        // Outputs the prose or the commands point at must belong to a covered plan's step.
+        for (n, text) in runbook.source.lines().enumerate() {
+            for step in step_references(text) {
+                if !steps.contains(step) {
+                    out.push(problem(
+                        n + 1,
+                        format!("`steps.{step}` names no step of a covered plan"),
+                        did_you_mean(step, steps.iter().map(String::as_str)),
+                    ));
+                }
+            }
+        }
         let exported = commands::exported(&runbook.lines);
         let cli = commands::with_exported_env(cli.clone(), &exported);
         for (line, argv) in runbook.commands() {
@@ -261,6 +273,29 @@ fn check_invocation(
         ));
     }
     problems
+}
+
+/// The step ids of `steps.<id>.outputs…` / `steps.<id>.outcome` references in a line.
+fn step_references(line: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("steps.") {
+        let after = &rest[at + "steps.".len()..];
+        let preceded_by_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        let id_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(after.len());
+        let id = &after[..id_len];
+        let tail = &after[id_len..];
+        if !preceded_by_word && !id.is_empty() && (tail.starts_with(".outputs") || tail.starts_with(".outcome")) {
+            found.push(id);
+        }
+        rest = &after[id_len..];
+    }
+    found
 }
 
 /// Why `file.md#anchor` (read from where lifeboat runs) is not a section, if it is not.
