@@ -189,8 +189,53 @@ fn an_imported_experiment_runs_as_a_drill_with_a_verdict() {
     let refused = lifeboat(&["import", "chaostoolkit", python.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("activity `kill`: `python` providers are not converted"), "{stderr}");
+    assert!(
+        stderr.contains("activity `kill`: a `python` provider runs through the `chaos` CLI"),
+        "{stderr}"
+    );
     assert!(stderr.contains("no steady-state probes"), "{stderr}");
+
+    // A Python activity of the method runs through the real `chaos` CLI, as a one-activity
+    // experiment written beside the plan.
+    let Some(chaos) = chaos() else { return };
+    let with_python = dir.path().join("with-python.json");
+    std::fs::write(
+        &with_python,
+        experiment_with_configuration().replace(
+            r#"{"type": "action", "name": "inject", "provider": {"type": "process", "path": "touch", "arguments": ["injected"]}}"#,
+            r#"{"type": "action", "name": "inject", "provider": {"type": "process", "path": "touch", "arguments": ["injected"]}},
+    {"type": "action", "name": "check-in-python", "provider": {"type": "python", "module": "os.path", "func": "exists", "arguments": {"path": "${marker_file}"}}}"#,
+        ),
+    )
+    .unwrap();
+    let python_plan = dir.path().join("python-plan.yaml");
+    let imported = lifeboat(&[
+        "import",
+        "chaostoolkit",
+        with_python.to_str().unwrap(),
+        "--to",
+        python_plan.to_str().unwrap(),
+        "--chaos",
+        &chaos,
+    ]);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(dir.path().join("python-plan.yaml.activities/check-in-python.json").is_file());
+    let drill = lifeboat(&["drill", python_plan.to_str().unwrap(), "--report", "python.json"]);
+    assert!(
+        drill.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&drill.stdout),
+        String::from_utf8_lossy(&drill.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("python.json")).unwrap()).unwrap();
+    let step = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "check-in-python")
+        .unwrap();
+    assert_eq!(step["kind"], "chaostoolkit.experiment");
+    assert_eq!(step["outputs"]["status"], "completed");
 }
 
 fn experiment_with_configuration() -> String {

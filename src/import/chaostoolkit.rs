@@ -11,18 +11,38 @@
 //! - tolerances: an exit status or HTTP status, a list of them, or for HTTP a `regex` on the
 //!   body;
 //! - `configuration` values become params (`${name}` → `${{ params.name }}`), `env`
-//!   configuration reads the environment (`${{ env.NAME }}`).
+//!   configuration reads the environment (`${{ env.NAME }}`);
+//! - a `python` provider in the method or the rollbacks runs through the `chaos` CLI: it is
+//!   written as a one-activity experiment beside the plan, run by a `chaostoolkit.experiment`
+//!   step in the experiment's folder.
 //!
-//! What cannot be converted (Python providers, other tolerances, secrets, controls) is
-//! refused with the reason: such experiments run unchanged with `chaostoolkit.experiment`.
+//! What cannot be converted (Python steady-state probes, other tolerances, secrets, controls)
+//! is refused with the reason: such experiments run unchanged with `chaostoolkit.experiment`.
 
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The plan (as a JSON value, which is YAML too) for the experiment in `source`, read from
-/// `file`; every reason it cannot be converted otherwise.
-pub fn import(file: &Path, source: &str, rto: &str) -> Result<Value, Vec<String>> {
+/// A converted experiment: the plan, and the one-activity experiments its Python activities
+/// run (to be written where `Target::activities` said, by file name).
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub plan: Value,
+    pub activities: Vec<(String, Value)>,
+}
+
+/// Where the plan's side files go and how they run.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The folder for one-activity experiments (`None`: Python activities are refused).
+    pub activities: Option<std::path::PathBuf>,
+    /// The `chaos` command for them (default: `chaos` on the PATH).
+    pub chaos: Option<String>,
+}
+
+/// The plan for the experiment in `source`, read from `file`; every reason it cannot be
+/// converted otherwise.
+pub fn import(file: &Path, source: &str, rto: &str, target: &Target) -> Result<Imported, Vec<String>> {
     let experiment: Value = serde_json::from_str(source)
         .or_else(|_| crate::plan::yaml::parse(source).map(|n| n.to_json()).map_err(|e| e.message))
         .map_err(|e| vec![format!("{}: not a JSON or YAML experiment: {e}", file.display())])?;
@@ -32,6 +52,9 @@ pub fn import(file: &Path, source: &str, rto: &str) -> Result<Value, Vec<String>
         .unwrap_or_default();
     let mut cx = Conversion {
         folder: folder.display().to_string(),
+        target: target.clone(),
+        experiment: experiment.clone(),
+        activities: Vec::new(),
         problems: Vec::new(),
         ids: BTreeSet::new(),
         params: Map::new(),
@@ -111,16 +134,24 @@ pub fn import(file: &Path, source: &str, rto: &str) -> Result<Value, Vec<String>
     if !finally.is_empty() {
         spec["finally"] = Value::Array(finally);
     }
-    Ok(json!({
+    let plan = json!({
         "apiVersion": "lifeboat.dev/v1alpha1",
         "kind": "RecoveryPlan",
         "metadata": { "name": slug(title, 63), "annotations": { "lifeboat.dev/imported-from": file.display().to_string() } },
         "spec": spec,
-    }))
+    });
+    Ok(Imported {
+        plan,
+        activities: cx.activities,
+    })
 }
 
 struct Conversion {
     folder: String,
+    target: Target,
+    /// The whole experiment: its configuration goes with every one-activity experiment.
+    experiment: Value,
+    activities: Vec<(String, Value)>,
     problems: Vec<String>,
     ids: BTreeSet<String>,
     params: Map<String, Value>,
@@ -194,6 +225,13 @@ impl Conversion {
         let mut step = match provider["type"].as_str() {
             Some("process") => self.process(&name, provider, is_probe, tolerance)?,
             Some("http") => self.http(&name, provider, is_probe, tolerance)?,
+            Some("python") if prefix == "before-" || prefix == "after-" => {
+                self.problems.push(format!(
+                    "steady-state probe `{name}`: `python` probes are not converted; run the experiment unchanged with the `chaostoolkit.experiment` step"
+                ));
+                return None;
+            }
+            Some("python") => self.python(&id, activity)?,
             Some(other) => {
                 self.problems.push(format!(
                     "activity `{name}`: `{other}` providers are not converted; run the experiment unchanged with the `chaostoolkit.experiment` step"
@@ -218,6 +256,33 @@ impl Conversion {
                 .push(format!("activity `{name}`: `pauses` are not converted (after {seconds}s)"));
         }
         Some(step)
+    }
+
+    /// A Python activity as a one-activity experiment run by the `chaos` CLI.
+    fn python(&mut self, id: &str, activity: &Value) -> Option<Value> {
+        let name = activity["name"].as_str().unwrap_or("activity");
+        let Some(dir) = self.target.activities.clone() else {
+            self.problems.push(format!(
+                "activity `{name}`: a `python` provider runs through the `chaos` CLI from a file written beside the plan; give `--to`"
+            ));
+            return None;
+        };
+        let file = format!("{id}.json");
+        let mut one = json!({
+            "version": "1.0.0",
+            "title": format!("{name} (one activity of an imported experiment)"),
+            "description": format!("Activity `{name}` of: {}", self.experiment["title"].as_str().unwrap_or("")),
+            "method": [activity],
+        });
+        if let Some(configuration) = self.experiment.get("configuration").filter(|c| !c.is_null()) {
+            one["configuration"] = configuration.clone();
+        }
+        self.activities.push((file.clone(), one));
+        let mut with = json!({ "experiment": dir.join(&file).display().to_string(), "cwd": self.folder });
+        if let Some(chaos) = &self.target.chaos {
+            with["chaos"] = json!(chaos);
+        }
+        Some(json!({ "kind": "chaostoolkit.experiment", "with": with }))
     }
 
     fn process(&mut self, name: &str, provider: &Value, is_probe: bool, tolerance: &Value) -> Option<Value> {

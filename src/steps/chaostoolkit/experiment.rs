@@ -36,6 +36,9 @@ pub struct Options {
     /// Fail the step when the steady state deviated (default true).
     #[serde(default = "yes")]
     pub fail_on_deviation: bool,
+    /// Where its activities run (default: the experiment's folder, as `chaos run` from there).
+    #[serde(default)]
+    pub cwd: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, JsonSchema)]
@@ -67,7 +70,10 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         .arg(&experiment)
         .arg("--journal-path")
         .arg(&journal_path)
-        .current_dir(experiment.parent().unwrap_or(std::path::Path::new("/")))
+        .current_dir(match &options.cwd {
+            Some(cwd) => PathBuf::from(&cwd.0),
+            None => experiment.parent().unwrap_or(std::path::Path::new("/")).to_path_buf(),
+        })
         .stdin(std::process::Stdio::null());
     for (name, value) in &options.vars {
         command.arg("--var").arg(format!("{name}={}", value.0));

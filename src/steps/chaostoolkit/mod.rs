@@ -109,6 +109,14 @@ impl ToolkitJournal {
                 .map(|p| p.activity.name.clone())
                 .collect()
         };
+        let before = failed_probes(&self.steady_states.before);
+        let before_met = self.steady_states.before.as_ref().and_then(|s| s.steady_state_met);
+        if before_met == Some(false) {
+            return Some(format!(
+                "the steady state did not hold before the method ({}): the experiment did not run its method",
+                before.join(", ")
+            ));
+        }
         if self.status != "completed" {
             let failed: Vec<&str> = self
                 .run
@@ -117,22 +125,56 @@ impl ToolkitJournal {
                 .filter(|r| r.status != "succeeded")
                 .map(|r| r.activity.name.as_str())
                 .collect();
-            let before = failed_probes(&self.steady_states.before);
-            return Some(match (before.is_empty(), failed.is_empty()) {
-                (false, _) => format!(
-                    "the steady state did not hold before the method ({}): the experiment did not run its method",
-                    before.join(", ")
-                ),
-                (_, false) => format!("the experiment ended `{}`: activities {} failed", self.status, failed.join(", ")),
-                _ => format!("the experiment ended `{}`", self.status),
+            return Some(if failed.is_empty() {
+                format!("the experiment ended `{}`", self.status)
+            } else {
+                format!("the experiment ended `{}`: activities {} failed", self.status, failed.join(", "))
             });
         }
-        if self.deviated {
+        let after_met = self.steady_states.after.as_ref().and_then(|s| s.steady_state_met);
+        if self.deviated || after_met == Some(false) {
             return Some(format!(
                 "the steady state deviated after the method: probes {} did not meet their tolerance",
                 failed_probes(&self.steady_states.after).join(", ")
             ));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(before_met: bool, deviated: bool, after_met: Option<bool>) -> ToolkitJournal {
+        let probe =
+            serde_json::json!({ "activity": { "type": "probe", "name": "up" }, "status": "succeeded", "tolerance_met": before_met });
+        serde_json::from_value(serde_json::json!({
+            "status": "completed",
+            "deviated": deviated,
+            "steady_states": {
+                "before": { "steady_state_met": before_met, "probes": [probe] },
+                "after": after_met.map(|m| serde_json::json!({ "steady_state_met": m, "probes": [] })),
+            },
+            "run": [{ "activity": { "type": "action", "name": "kill" }, "status": "succeeded",
+                      "start": "2026-12-01T10:00:00Z", "end": "2026-12-01T10:00:01Z" }],
+            "rollbacks": [],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_steady_state_missed_before_or_after_fails_even_when_chaos_says_completed() {
+        // `chaos run` reports `completed` for an experiment whose hypothesis failed before an
+        // empty method: lifeboat reads the probes, not only the status.
+        let missed_before = journal(false, false, None).verdict().unwrap();
+        assert!(missed_before.contains("did not hold before the method (up)"), "{missed_before}");
+        assert!(journal(true, true, Some(false)).verdict().unwrap().contains("deviated"));
+        assert!(journal(true, false, Some(false)).verdict().is_some());
+        assert_eq!(journal(true, false, Some(true)).verdict(), None);
+        assert_eq!(
+            journal(true, false, None).fault_applied_at().map(|t| t.to_rfc3339()),
+            Some("2026-12-01T10:00:01+00:00".into())
+        );
     }
 }
