@@ -194,7 +194,7 @@ fn state(pid: i32) -> Option<char> {
 
 /// Start time in clock ticks since boot: tells a process from a later one with its pid.
 pub fn start_time(pid: i32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
+    u32::try_from(pid).ok().and_then(lifeboat_backup::process::start_ticks)
 }
 
 /// Present and not a zombie (a killed child its parent has not reaped yet is gone).

@@ -36,7 +36,7 @@ pub fn run(cmd: ImportCommand) -> anyhow::Result<u8> {
     // One-activity experiments (Python providers) go beside the plan: `<plan>.activities/`.
     let activities = to
         .as_ref()
-        .map(|p| std::path::absolute(crate::import::sibling(p, ".activities")))
+        .map(|p| std::path::absolute(lifeboat_backup::instance::sibling(p, ".activities")))
         .transpose()?;
     let target = crate::import::chaostoolkit::Target { activities, chaos };
     let imported = crate::import::chaostoolkit::import(&experiment, &source, &rto, &target).map_err(|problems| {

@@ -2,13 +2,6 @@
 
 pub mod chaostoolkit;
 
-/// `path` with `suffix` appended to its file name: where a plan keeps files of its own.
-pub fn sibling(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    std::path::PathBuf::from(name)
-}
-
 use serde_json::Value;
 
 /// A JSON value written as block YAML (strings double-quoted, which YAML reads as JSON does).

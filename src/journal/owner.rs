@@ -44,11 +44,7 @@ pub fn this_host() -> String {
 }
 
 fn process_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses; fields after the
-    // last `)` are well-formed. starttime is field 22, i.e. index 19 after field 3.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    lifeboat_backup::process::start_ticks(pid)
 }
 
 #[cfg(test)]

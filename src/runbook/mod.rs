@@ -298,17 +298,24 @@ fn step_references(line: &str) -> Vec<&str> {
     found
 }
 
-/// Why `file.md#anchor` (read from where lifeboat runs) is not a section, if it is not.
-fn missing_section(reference: &str) -> Option<(String, Option<String>)> {
+/// The text of `file.md#anchor` (the whole file without an anchor), read from where lifeboat
+/// runs; or why it cannot be had, with a hint.
+pub fn read_section(reference: &str) -> Result<String, (String, Option<String>)> {
     let (file, wanted) = reference.split_once('#').unwrap_or((reference, ""));
-    match std::fs::read_to_string(file) {
-        Err(e) => Some((format!("`{reference}` cannot be read: {e}"), None)),
-        Ok(source) if !wanted.is_empty() && section(&source, wanted).is_none() => Some((
+    let source = std::fs::read_to_string(file).map_err(|e| (format!("`{reference}` cannot be read: {e}"), None))?;
+    if wanted.is_empty() {
+        return Ok(source);
+    }
+    section(&source, wanted).ok_or_else(|| {
+        (
             format!("`{reference}` names no section of {file}"),
             did_you_mean(wanted, anchors(&source).iter().map(String::as_str)),
-        )),
-        Ok(_) => None,
-    }
+        )
+    })
+}
+
+fn missing_section(reference: &str) -> Option<(String, Option<String>)> {
+    read_section(reference).err()
 }
 
 /// `manual` steps of a covered plan whose runbook section does not exist (paths as the run

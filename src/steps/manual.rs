@@ -46,14 +46,8 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
 
 /// The text of `file.md#anchor`.
 fn runbook_section(reference: &str) -> Result<String, StepError> {
-    let (file, anchor) = reference.split_once('#').unwrap_or((reference, ""));
-    let source = std::fs::read_to_string(file)
-        .map_err(|e| StepError::terminal(format!("runbook `{file}`: {e}; give the path from where lifeboat runs")))?;
-    if anchor.is_empty() {
-        return Ok(source);
-    }
-    crate::runbook::section(&source, anchor).ok_or_else(|| {
-        let anchors = crate::runbook::anchors(&source).join(", ");
-        StepError::terminal(format!("runbook `{file}` has no section `#{anchor}`; its sections: {anchors}"))
+    crate::runbook::read_section(reference).map_err(|(why, help)| match help {
+        Some(help) => StepError::terminal(format!("runbook {why}: {help}")),
+        None => StepError::terminal(format!("runbook {why}")),
     })
 }
