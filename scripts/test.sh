@@ -24,6 +24,9 @@ install_prerequisites() {
   command -v ip >/dev/null || missing+=(iproute2)
   # Traffic switching tests drive a real PgBouncer.
   [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+  # Monitoring drills run against a real Prometheus and Alertmanager (with amtool).
+  [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+  [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq

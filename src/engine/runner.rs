@@ -381,6 +381,7 @@ impl Runner {
         let _stop_guards_on_return = guards_stop.clone().drop_guard();
         // Guards not watching yet: those with `after` wait for that step's success.
         let mut waiting_guards = Vec::new();
+        self.readopt_silences().await;
         if self.state.halt.is_none() {
             self.restart_background().await;
             waiting_guards = self.state.plan.guards.clone();
@@ -595,6 +596,32 @@ impl Runner {
                 }
                 Err(error) => {
                     tracing::error!(run = %cx.run_id, step = %spec.id, error = %error, "could not restart the step's background work")
+                }
+            }
+        }
+    }
+
+    /// Alert silences a dead owner created are taken over, so that this run's end expires
+    /// them even when it was resumed only to stop. A no-op on a fresh run.
+    async fn readopt_silences(&self) {
+        for (unit, spec) in self.state.plan.units.iter().enumerate() {
+            if spec.kind != "alertmanager.silence" {
+                continue;
+            }
+            let cx = self.step_context(unit, 0, CancellationToken::new());
+            let render = || {
+                template::render_value(&Value::Object(spec.with.clone()), &self.state.scope())
+                    .map(|w| w.value)
+                    .map_err(|e| e.to_string())
+            };
+            let adopted = steps::alertmanager::silence::readopt(render, &cx)
+                .await
+                .map_err(|e| self.redactor.redact(&e.message));
+            match adopted {
+                Ok(false) => {}
+                Ok(true) => tracing::warn!(run = %cx.run_id, step = %spec.id, "took over the silence the previous owner created"),
+                Err(error) => {
+                    tracing::error!(run = %cx.run_id, step = %spec.id, error = %error, "could not take over a silence; Alertmanager ends it at its end time")
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Typed evidence: the records that steps and background work write beside a run's events
 //! (injected faults and their reverts, canary acknowledgements, proxy state, the processes
-//! an attempt started), and the outputs the drill measurement reads.
+//! an attempt started, Alertmanager silences), and the outputs the drill measurement reads.
 //!
 //! Each record type is written and read through the same struct and the same codec
 //! ([`Evidence`]), so the writer (`src/steps/`) and the readers (`src/drill/`, the resume
@@ -12,6 +12,7 @@ pub mod fault;
 pub mod outcome;
 pub mod process;
 pub mod proxy;
+pub mod silence;
 pub mod time;
 
 use crate::journal::{Journal, JournalError, SideRecord};

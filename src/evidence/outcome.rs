@@ -32,6 +32,9 @@ pub struct ProbePassed {
     pub checks: u32,
     /// What the passing check observed.
     pub observed: String,
+    /// Its structured evidence, where the probe has some (the samples a PromQL probe judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
     /// The last failure before it passed.
     pub last_failure: Option<String>,
     pub waited_ms: i64,

@@ -14,14 +14,26 @@ pub struct KindInfo {
     pub probe: bool,
 }
 
+/// A text option with a grammar of its own (a condition, a label matcher): its schema names
+/// it under [`GRAMMAR_KEYWORD`] and the compiler checks literal values with this function.
+pub type Grammar = (&'static str, fn(&str) -> Result<(), String>);
+
+/// The schema keyword naming a text option's [`Grammar`].
+pub const GRAMMAR_KEYWORD: &str = "x-lifeboat-grammar";
+
 #[derive(Debug, Clone, Default)]
 pub struct KindCatalog {
     kinds: Vec<KindInfo>,
+    grammars: Vec<Grammar>,
 }
 
 impl KindCatalog {
-    pub fn new(kinds: Vec<KindInfo>) -> KindCatalog {
-        KindCatalog { kinds }
+    pub fn new(kinds: Vec<KindInfo>, grammars: Vec<Grammar>) -> KindCatalog {
+        KindCatalog { kinds, grammars }
+    }
+
+    pub fn grammars(&self) -> &[Grammar] {
+        &self.grammars
     }
 
     pub fn get(&self, name: &str) -> Option<&KindInfo> {

@@ -712,7 +712,7 @@ fn kind_issues(catalog: &KindCatalog, node: &Node) -> Vec<Issue> {
         }),
         Some(k) => {
             let schema = &k.options_schema;
-            let checker = Checker::new(schema, true);
+            let checker = Checker::new(schema, true).with_grammars(catalog.grammars());
             match node.get("with") {
                 Some(with) => checker.check(schema, with, &mut issues),
                 None => {

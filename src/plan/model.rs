@@ -88,7 +88,8 @@ pub struct GuardSpec {
     /// Unique among guards: lower-case letters, digits, `_` and `-`.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
     pub id: String,
-    /// A probe kind: `validation.http_probe`, `validation.tcp_probe` or `validation.sql_probe`.
+    /// A probe kind: `validation.http_probe`, `validation.tcp_probe`, `validation.sql_probe` or
+    /// `validation.prometheus_probe`.
     pub kind: String,
     /// The probe's options (its `interval`/`timeout` are not used: the guard's are).
     #[serde(default)]

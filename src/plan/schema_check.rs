@@ -4,6 +4,7 @@
 //! of the language and the compiler's view identical. Only the keywords schemars emits
 //! for our types are understood; each problem becomes an [`Issue`] with a position.
 
+use super::catalog::{GRAMMAR_KEYWORD, Grammar};
 use super::diagnostic::did_you_mean;
 use super::duration::{DURATION_FORMAT, MAX_MS_KEYWORD, MIN_MS_KEYWORD};
 use super::template;
@@ -21,11 +22,21 @@ pub struct Checker<'a> {
     root: &'a Value,
     /// Inside a step's `with`, a string made of one `${{ … }}` may stand for any type.
     allow_expressions: bool,
+    grammars: &'a [Grammar],
 }
 
 impl<'a> Checker<'a> {
     pub fn new(root: &'a Value, allow_expressions: bool) -> Self {
-        Checker { root, allow_expressions }
+        Checker {
+            root,
+            allow_expressions,
+            grammars: &[],
+        }
+    }
+
+    /// Checks text options that name a grammar with it.
+    pub fn with_grammars(self, grammars: &'a [Grammar]) -> Self {
+        Checker { grammars, ..self }
     }
 
     /// Checks `node` against `schema` and pushes every issue found.
@@ -181,6 +192,14 @@ impl<'a> Checker<'a> {
                         out.push(issue(pos, e, Some(range)));
                     }
                 }
+            }
+            return;
+        }
+        if let Some(name) = schema.get(GRAMMAR_KEYWORD).and_then(Value::as_str) {
+            if let Some((_, parse)) = self.grammars.iter().find(|(n, _)| *n == name)
+                && let Err(e) = parse(s)
+            {
+                out.push(issue(pos, e, None));
             }
             return;
         }

@@ -1,5 +1,5 @@
 //! Run-scoped background work that outlives the step that started it: the RPO canary,
-//! active faults, fault proxies.
+//! active faults, fault proxies, alert silences.
 //!
 //! A step registers what it started together with how to release it. Releasing happens
 //! once: when its owner asks (`validation.canary_stop`, `chaos.revert`, a fault's
@@ -12,13 +12,15 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 /// What kind of background work an entry is; decides the release order at the end
-/// (faults first, so recovery is never left under fire; services last, because faults
-/// may live inside them).
+/// (faults first, so recovery is never left under fire; services after them, because
+/// faults may live inside them; alert silences last, so that nothing the drill tears down
+/// pages anyone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
     Fault,
     Canary,
     Service,
+    Silence,
 }
 
 pub type Release = Box<dyn FnOnce(String) -> BoxFuture<'static, ()> + Send>;

@@ -7,6 +7,7 @@
 //! help. Adapters never retry, time out or journal by themselves: the engine owns that, and
 //! everything an adapter keeps beyond its call goes through the context's [`RunHandle`].
 
+pub mod alertmanager;
 pub mod approval;
 pub mod background;
 pub mod chaos;
@@ -17,6 +18,7 @@ mod error;
 pub mod exec;
 pub mod http;
 pub mod manual;
+pub mod monitoring;
 pub mod postgres;
 pub mod processes;
 mod registry;
@@ -56,6 +58,14 @@ pub fn outputs_of(value: &impl serde::Serialize) -> Outputs {
 /// An instant as an output value (RFC 3339, UTC, microseconds).
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Value {
     crate::evidence::time::value(t)
+}
+
+/// An option holding an instant (RFC 3339), usually another step's time output; `hint` says
+/// which output to use.
+pub fn parse_time(option: &str, text: &Text, hint: &str) -> Result<chrono::DateTime<chrono::Utc>, StepError> {
+    chrono::DateTime::parse_from_rfc3339(&text.0)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| StepError::terminal(format!("{option}: `{}` is not an RFC 3339 time ({e}); {hint}", text.0)))
 }
 
 /// A scalar option read as text, so that `${{ params.port }}` (a number) can fill a string.

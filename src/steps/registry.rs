@@ -2,7 +2,8 @@
 //! the catalog the plan compiler checks steps against.
 
 use super::{
-    Outputs, StepContext, StepError, approval, chaos, chaostoolkit, exec, http, manual, options, postgres, sleep, traffic, validation,
+    Outputs, StepContext, StepError, alertmanager, approval, chaos, chaostoolkit, exec, http, manual, options, postgres, sleep, traffic,
+    validation,
 };
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
@@ -40,6 +41,16 @@ macro_rules! kind {
 
 /// Every step kind the engine knows, by name.
 pub const KINDS: &[KindSpec] = &[
+    kind!(
+        "alertmanager.expect_alert",
+        "assert that an alert fired after the disaster and reached Alertmanager in time (optionally silenced)",
+        alertmanager::expect_alert
+    ),
+    kind!(
+        "alertmanager.silence",
+        "silence matching alerts for the rest of the run; expired when the run ends, whichever way",
+        alertmanager::silence
+    ),
     kind!("approval", "wait until `lifeboat approve RUN STEP` (or reject)", approval),
     kind!(
         "chaos.clock_skew",
@@ -176,6 +187,16 @@ pub const KINDS: &[KindSpec] = &[
         validation::http_probe
     ),
     kind!(
+        "validation.prometheus_probe",
+        "poll an instant PromQL query until its value meets a condition (an SLO, an error ratio)",
+        validation::prometheus_probe
+    ),
+    kind!(
+        "validation.prometheus_range",
+        "check that a PromQL condition held at every point of a window (e.g. the 5 minutes after recovery)",
+        validation::prometheus_range
+    ),
+    kind!(
         "validation.rpo",
         "measure RPO and rows lost from the canary's acknowledged writes in the recovered database",
         validation::rpo
@@ -215,6 +236,7 @@ pub fn catalog() -> &'static KindCatalog {
                     probe: validation::PROBE_KINDS.contains(&k.name),
                 })
                 .collect(),
+            super::monitoring::GRAMMARS.to_vec(),
         )
     })
 }

@@ -1,6 +1,7 @@
 //! Shared test support: journals on both backends, plan helpers.
 #![allow(dead_code)]
 
+pub mod monitoring;
 pub mod netns;
 pub mod servers;
 

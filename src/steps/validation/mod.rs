@@ -4,6 +4,8 @@
 pub mod canary;
 pub mod canary_stop;
 pub mod http_probe;
+pub mod prometheus_probe;
+pub mod prometheus_range;
 pub mod rpo;
 pub mod sql_compare;
 pub mod sql_probe;
@@ -59,6 +61,7 @@ pub async fn run_probe(probe: Probe, polling: Polling<'_>, cx: &StepContext) -> 
         first_check_at: report.first_check_at,
         checks: report.checks,
         observed: report.observed,
+        detail: report.detail,
         last_failure: report.last_failure,
         waited_ms: (report.passed_at - report.first_check_at).num_milliseconds(),
     }
@@ -109,9 +112,15 @@ pub fn probe_for(kind: &str, with: serde_json::Value) -> Result<Probe, StepError
         "validation.http_probe" => http_probe::probe(&super::options(with)?),
         "validation.tcp_probe" => tcp_probe::probe(&super::options(with)?),
         "validation.sql_probe" => sql_probe::probe(&super::options(with)?),
+        "validation.prometheus_probe" => prometheus_probe::probe(&super::options(with)?),
         other => Err(StepError::terminal(format!("`{other}` is not a probe kind"))),
     }
 }
 
 /// The kinds [`probe_for`] accepts.
-pub const PROBE_KINDS: &[&str] = &["validation.http_probe", "validation.sql_probe", "validation.tcp_probe"];
+pub const PROBE_KINDS: &[&str] = &[
+    "validation.http_probe",
+    "validation.prometheus_probe",
+    "validation.sql_probe",
+    "validation.tcp_probe",
+];

@@ -5,8 +5,8 @@ use super::canary::default_table;
 use crate::evidence::canary::CanaryAck;
 use crate::evidence::outcome::Outcome;
 use crate::steps::background::Class;
-use crate::steps::timestamp;
 use crate::steps::{Outputs, StepContext, StepError, Text};
+use crate::steps::{parse_time, timestamp};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -27,14 +27,7 @@ pub struct Options {
 }
 
 pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepError> {
-    let disaster_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&options.disaster_at.0)
-        .map_err(|e| {
-            StepError::terminal(format!(
-                "disaster_at: `{}` is not an RFC 3339 time ({e}); use the fault step's `injected_at` output",
-                options.disaster_at.0
-            ))
-        })?
-        .with_timezone(&Utc);
+    let disaster_at = parse_time("disaster_at", &options.disaster_at, "use the fault step's `injected_at` output")?;
     // Acknowledgements reach the journal in batches; let the last batch before the
     // disaster land if the canary is still writing.
     if cx.run.holds(&options.canary, Class::Canary) && Utc::now() - disaster_at < chrono::Duration::seconds(1) {

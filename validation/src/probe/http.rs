@@ -42,10 +42,7 @@ impl HttpProbe {
                 "invalid JSON pointer `{pointer}`: it must start with `/`, e.g. /status"
             )));
         }
-        let client = reqwest::Client::builder()
-            .timeout(request_timeout)
-            .build()
-            .map_err(|e| ValidationError::Invalid(format!("HTTP client: {e}")))?;
+        let client = client(request_timeout)?;
         Ok(HttpProbe {
             url,
             method,
@@ -110,8 +107,17 @@ impl HttpProbe {
     }
 }
 
-/// The error with its causes, without the URL the message already names.
-fn without_url(e: &reqwest::Error) -> String {
+/// An HTTP client whose every request gives up after `timeout`.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ValidationError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ValidationError::Invalid(format!("HTTP client: {e}")))
+}
+
+/// The error with its causes (reqwest's own message hides why a connection failed), without
+/// the URL the message already names.
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
         text = text.replace(&format!(" ({url})"), "");

@@ -1,8 +1,9 @@
-//! Probes: one check of whether something serves (HTTP, TCP, SQL), and polling a check
+//! Probes: one check of whether something serves (HTTP, TCP, SQL, PromQL), and polling a check
 //! until it first passes. The time a probe first passed is the evidence the RTO clock
 //! stops on, so it is taken right after the passing check returned.
 
 pub mod http;
+pub mod prometheus;
 pub mod sql;
 pub mod tcp;
 
@@ -17,15 +18,31 @@ pub enum Probe {
     Http(http::HttpProbe),
     Tcp(tcp::TcpProbe),
     Sql(sql::SqlProbe),
+    Prometheus(prometheus::PromProbe),
+}
+
+/// What a passing check saw: a line for people and, where a probe has one, the structured
+/// evidence behind it (the samples a PromQL probe judged).
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub summary: String,
+    pub detail: Option<serde_json::Value>,
+}
+
+impl From<String> for Observation {
+    fn from(summary: String) -> Observation {
+        Observation { summary, detail: None }
+    }
 }
 
 impl Probe {
     /// Runs the check once. `Ok` carries what was observed (status, value…).
-    pub async fn check(&self) -> Result<String, ValidationError> {
+    pub async fn check(&self) -> Result<Observation, ValidationError> {
         match self {
-            Probe::Http(p) => p.check().await,
-            Probe::Tcp(p) => p.check().await,
-            Probe::Sql(p) => p.check().await,
+            Probe::Http(p) => p.check().await.map(Observation::from),
+            Probe::Tcp(p) => p.check().await.map(Observation::from),
+            Probe::Sql(p) => p.check().await.map(Observation::from),
+            Probe::Prometheus(p) => p.check().await,
         }
     }
 }
@@ -38,6 +55,8 @@ pub struct PollReport {
     pub checks: u32,
     /// What the passing check observed.
     pub observed: String,
+    /// Its structured evidence, where the probe has some.
+    pub detail: Option<serde_json::Value>,
     /// The last failure before it passed, if any.
     pub last_failure: Option<String>,
 }
@@ -84,9 +103,9 @@ pub async fn poll(probe: &Probe, spec: &PollSpec) -> Result<PollReport, Validati
         let observed = match (outcome, spec.until) {
             (Err(e), _) if !e.is_retryable() => return Err(e),
             (Ok(observed), Until::Passing) => Some(observed),
-            (Err(e), Until::Failing) => Some(e.to_string()),
+            (Err(e), Until::Failing) => Some(e.to_string().into()),
             (Ok(observed), Until::Failing) => {
-                last_failure = Some(format!("still serving: {observed}"));
+                last_failure = Some(format!("still serving: {}", observed.summary));
                 None
             }
             (Err(e), Until::Passing) => {
@@ -102,7 +121,8 @@ pub async fn poll(probe: &Probe, spec: &PollSpec) -> Result<PollReport, Validati
                         passed_at: Utc::now(),
                         first_check_at,
                         checks,
-                        observed,
+                        observed: observed.summary,
+                        detail: observed.detail,
                         last_failure,
                     });
                 }
