@@ -533,3 +533,54 @@ fn runbook_run_runs_a_section_in_order_and_stops_at_the_first_failure() {
         text(&missing)
     );
 }
+
+#[test]
+fn a_signal_whose_sender_died_before_journaling_it_is_not_sent_again() {
+    let cli = Cli::new();
+    let dir = cli.dir.path();
+    let (pid_file, terms) = (dir.join("target.pid"), dir.join("terms"));
+    // A target that takes 2 s to die on SIGTERM, counting the TERMs it gets.
+    let mut target = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap 'echo term >> {}; sleep 2; exit 0' TERM; echo $$ > {}; while :; do sleep 0.1; done",
+            terms.display(),
+            pid_file.display()
+        ))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pid_file.exists() {
+        assert!(Instant::now() < deadline, "the target never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let p = cli.write(
+        "p.yaml",
+        &support::plan(
+            "term",
+            &format!(
+                "  steps:\n    - id: term\n      kind: chaos.process_kill\n      with: {{ pid_file: \"{}\", signal: TERM }}\n",
+                pid_file.display()
+            ),
+        ),
+    );
+    let mut engine = cli.cmd(&["run", &p]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run_id = cli.newest_run();
+    // The step has sent TERM and waits to see the target gone: the engine dies there.
+    while !terms.exists() {
+        assert!(Instant::now() < deadline, "the target never got the signal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    target.wait().unwrap();
+
+    let out = cli.run(&["resume", &run_id]);
+    assert_eq!(out.status.code(), Some(0), "the earlier signal took effect: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(&terms).unwrap().lines().count(), 1, "TERM was sent once");
+    let shown = cli.run(&["runs", "show", &run_id, "--output", "json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let outputs = &shown["steps"][0]["outputs"];
+    assert!(outputs["note"].as_str().unwrap_or_default().contains("interrupted"), "{outputs}");
+    assert_eq!(outputs["processes"][0]["pid"].as_i64(), Some(i64::from(target.id())));
+}

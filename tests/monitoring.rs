@@ -441,6 +441,22 @@ async fn a_silence_left_by_a_killed_engine_is_taken_over_then_expired() {
         "the resumed run took the silence over, it made no second one: {expired:?}"
     );
 
+    // An engine that died after Alertmanager created the silence but before its id reached
+    // the journal left only the intent: the silence is found by the marker in its comment.
+    let run_id = stack.drill_killed_mid_run();
+    let journal = lifeboat::journal::Journal::open(&stack.dir.path().join("state.db").display().to_string())
+        .await
+        .unwrap();
+    let mut intent = journal.channel(&run_id, "silence/silence").await.unwrap();
+    assert!(intent[0].payload["id"].is_string(), "{:?}", intent[0].payload);
+    intent[0].payload["id"] = serde_json::Value::Null;
+    journal.put_records(&run_id, "silence/silence", &intent).await.unwrap();
+    drop(journal);
+    let out = stack.lifeboat().args(["resume", &run_id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stack.silences_of(&run_id, false).is_empty());
+    assert_eq!(stack.silences_of(&run_id, true).len(), 1, "found by its marker, not made twice");
+
     // Aborting a run whose engine died stops it and expires its silence too.
     let run_id = stack.drill_killed_mid_run();
     let out = stack

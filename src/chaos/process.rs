@@ -6,6 +6,7 @@ use chrono::Utc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -60,7 +61,30 @@ pub struct KillOptions {
     pub observe_within: Duration,
 }
 
-pub async fn inject(options: KillOptions) -> Result<Injection, ChaosError> {
+/// A process about to be signalled, told apart from a later one with its pid by its start
+/// time. Journaled before the signal goes out, so that a step run again after the engine
+/// died can tell whether its earlier attempt's signal already took effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aimed {
+    pub pid: i32,
+    pub start_time: u64,
+    #[serde(default)]
+    pub cmdline: String,
+}
+
+impl Aimed {
+    /// Still the same process, alive.
+    fn present(&self) -> bool {
+        start_time(self.pid) == Some(self.start_time) && alive(self.pid)
+    }
+
+    fn stopped(&self) -> bool {
+        self.present() && state(self.pid).is_some_and(|s| s == 'T' || s == 't')
+    }
+}
+
+/// The processes `options` name now (the target first, then its descendants if asked).
+pub fn aim(options: &KillOptions) -> Result<Vec<Aimed>, ChaosError> {
     let pids = resolve(&options.target)?;
     let mut targets = Vec::new();
     for &pid in &pids {
@@ -69,29 +93,57 @@ pub async fn inject(options: KillOptions) -> Result<Injection, ChaosError> {
             targets.extend(descendants(pid));
         }
     }
-    let described: Vec<Value> = targets
-        .iter()
-        .map(|&p| serde_json::json!({ "pid": p, "cmdline": cmdline(p).unwrap_or_default() }))
+    let aimed: Vec<Aimed> = targets
+        .into_iter()
+        .filter_map(|pid| {
+            Some(Aimed {
+                pid,
+                start_time: start_time(pid)?,
+                cmdline: cmdline(pid).unwrap_or_default(),
+            })
+        })
         .collect();
-    let start_times: Vec<(i32, u64)> = targets.iter().filter_map(|&p| start_time(p).map(|s| (p, s))).collect();
+    if aimed.is_empty() {
+        return Err(ChaosError::NotApplied(format!(
+            "{:?}: the process exited before it could be signalled",
+            options.target
+        )));
+    }
+    Ok(aimed)
+}
+
+/// Sends the signal to the aimed processes still present and waits until each is seen gone
+/// (or stopped). The first is the target: it must still be there.
+pub async fn fire(aimed: &[Aimed], how: How, observe_within: Duration) -> Result<Injection, ChaosError> {
     let sent_at = Utc::now();
-    for &pid in &targets {
-        match kill(Pid::from_raw(pid), options.how.signal()) {
-            Ok(()) => {}
-            // A child may exit on its own between listing and signalling.
-            Err(nix::errno::Errno::ESRCH) if pid != pids[0] => {}
-            Err(e) => return Err(ChaosError::NotApplied(format!("sending {:?} to {pid}: {e}", options.how.signal()))),
+    for (i, target) in aimed.iter().enumerate() {
+        if !target.present() {
+            if i == 0 {
+                return Err(ChaosError::NotApplied(format!(
+                    "process {} exited before it could be signalled",
+                    target.pid
+                )));
+            }
+            // A child may exit on its own between aiming and signalling.
+            continue;
+        }
+        match kill(Pid::from_raw(target.pid), how.signal()) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(ChaosError::NotApplied(format!("sending {:?} to {}: {e}", how.signal(), target.pid))),
         }
     }
-    let deadline = tokio::time::Instant::now() + options.observe_within;
+    let deadline = tokio::time::Instant::now() + observe_within;
     let observed = loop {
-        let pending: Vec<i32> = targets
+        let pending: Vec<i32> = aimed
             .iter()
-            .copied()
-            .filter(|&p| match options.how {
-                How::Stop => state(p).is_some_and(|s| s != 'T' && s != 't'),
-                _ => alive(p),
+            .filter(|p| {
+                if how == How::Stop {
+                    p.present() && !p.stopped()
+                } else {
+                    p.present()
+                }
             })
+            .map(|p| p.pid)
             .collect();
         if pending.is_empty() {
             break Utc::now();
@@ -99,41 +151,86 @@ pub async fn inject(options: KillOptions) -> Result<Injection, ChaosError> {
         if tokio::time::Instant::now() >= deadline {
             return Err(ChaosError::NotApplied(format!(
                 "signalled {:?} but process(es) {pending:?} were still {} after {:?}",
-                options.how.signal(),
-                if options.how == How::Stop { "running" } else { "alive" },
-                options.observe_within
+                how.signal(),
+                if how == How::Stop { "running" } else { "alive" },
+                observe_within
             )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let mut ev = evidence([
-        ("signal", format!("{:?}", options.how.signal()).into()),
-        ("processes", described.into()),
+        ("signal", format!("{:?}", how.signal()).into()),
+        ("processes", described(aimed)),
         ("signal_sent_at", ts(sent_at)),
-        ("observed", if options.how == How::Stop { "stopped" } else { "gone" }.into()),
+        ("observed", if how == How::Stop { "stopped" } else { "gone" }.into()),
         ("observed_at", ts(observed)),
     ]);
     ev.insert("observe_ms".into(), (observed - sent_at).num_milliseconds().into());
-    let revert = (options.how == How::Stop).then(|| {
-        let durable: Vec<DurableRevert> = start_times
-            .iter()
-            .map(|&(pid, start_time)| DurableRevert::ContinueProcess { pid, start_time })
-            .collect();
-        let undo_list = durable.clone();
-        Revert {
-            undo: Box::pin(async move {
-                let notes: Result<Vec<String>, String> = undo_list.iter().map(DurableRevert::apply).collect();
-                notes.map(|n| evidence([("continued", n.into())]))
-            }),
-            // One record is enough to resume the main target; its children follow it.
-            durable: durable.into_iter().next(),
-        }
-    });
     Ok(Injection {
         injected_at: observed,
         evidence: ev,
-        revert,
+        revert: (how == How::Stop).then(|| continue_processes(aimed)),
     })
+}
+
+/// After the engine died between aiming at `aimed` (at `aimed_at`) and journaling the
+/// result: the injection, if the earlier attempt's signal took effect (every aimed process
+/// gone, or stopped for STOP). Its time is `aimed_at`, the earliest the fault can have
+/// begun, so an RTO measured from it is never shorter than the truth.
+pub fn took_effect(aimed: &[Aimed], how: How, aimed_at: chrono::DateTime<Utc>) -> Option<Injection> {
+    let in_effect = aimed.iter().all(|p| {
+        if how == How::Stop {
+            p.stopped() || !p.present()
+        } else {
+            !p.present()
+        }
+    });
+    if !in_effect {
+        return None;
+    }
+    let seen_at = Utc::now();
+    Some(Injection {
+        injected_at: aimed_at,
+        evidence: evidence([
+            ("signal", format!("{:?}", how.signal()).into()),
+            ("processes", described(aimed)),
+            ("signal_sent_at", ts(aimed_at)),
+            ("observed", if how == How::Stop { "stopped" } else { "gone" }.into()),
+            ("observed_at", ts(seen_at)),
+            (
+                "note",
+                "signalled by an attempt the engine's death interrupted; seen in effect when the step ran again, timed from when it was aimed".into(),
+            ),
+        ]),
+        revert: (how == How::Stop).then(|| continue_processes(aimed)),
+    })
+}
+
+fn described(aimed: &[Aimed]) -> Value {
+    aimed
+        .iter()
+        .map(|p| serde_json::json!({ "pid": p.pid, "cmdline": p.cmdline }))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn continue_processes(aimed: &[Aimed]) -> Revert {
+    let durable: Vec<DurableRevert> = aimed
+        .iter()
+        .map(|p| DurableRevert::ContinueProcess {
+            pid: p.pid,
+            start_time: p.start_time,
+        })
+        .collect();
+    let undo_list = durable.clone();
+    Revert {
+        undo: Box::pin(async move {
+            let notes: Result<Vec<String>, String> = undo_list.iter().map(DurableRevert::apply).collect();
+            notes.map(|n| evidence([("continued", n.into())]))
+        }),
+        // One record is enough to resume the main target; its children follow it.
+        durable: durable.into_iter().next(),
+    }
 }
 
 fn resolve(target: &Target) -> Result<Vec<i32>, ChaosError> {

@@ -1,6 +1,6 @@
-//! Fault records (channel `fault/<step>`): the injection, its revert, and for faults whose
-//! revert is known before they are applied, the intent journaled first and what a resume
-//! undid on the strength of it.
+//! Fault records (channel `fault/<step>`): the injection, its revert, for faults whose
+//! revert is known before they are applied the intent journaled first and what a resume
+//! undid on the strength of it, and for signals the processes aimed at before sending.
 
 use super::{Evidence, from_payload, to_payload};
 use crate::chaos::DurableRevert;
@@ -19,6 +19,9 @@ pub enum FaultRecord {
     /// What a resume undid on the strength of an unsettled intent (kept apart from the
     /// intent, which the step's next attempt writes anew).
     UndoneAfterCrash(UndoneAfterCrash),
+    /// The processes a signal is about to go to, journaled before it is sent: a step run
+    /// again after the engine died reads whether that signal already took effect.
+    Aimed(Aimed),
 }
 
 /// A fault observed in effect.
@@ -75,6 +78,15 @@ const INJECTED: i64 = 0;
 const REVERTED: i64 = 1;
 const INTENT: i64 = 2;
 const UNDONE_AFTER_CRASH: i64 = 3;
+const AIMED: i64 = 4;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aimed {
+    pub signal: String,
+    pub processes: Vec<crate::chaos::process::Aimed>,
+    #[serde(skip)]
+    pub at: Option<DateTime<Utc>>,
+}
 
 impl Evidence for FaultRecord {
     const PREFIX: &'static str = "fault/";
@@ -85,6 +97,7 @@ impl Evidence for FaultRecord {
             FaultRecord::Reverted(_) => REVERTED,
             FaultRecord::Intent(_) => INTENT,
             FaultRecord::UndoneAfterCrash(_) => UNDONE_AFTER_CRASH,
+            FaultRecord::Aimed(_) => AIMED,
         }
     }
 
@@ -94,6 +107,7 @@ impl Evidence for FaultRecord {
             FaultRecord::Reverted(r) => r.reverted_at,
             FaultRecord::Intent(r) => r.at.unwrap_or_else(Utc::now),
             FaultRecord::UndoneAfterCrash(r) => r.at.unwrap_or_else(Utc::now),
+            FaultRecord::Aimed(r) => r.at.unwrap_or_else(Utc::now),
         }
     }
 
@@ -103,6 +117,7 @@ impl Evidence for FaultRecord {
             FaultRecord::Reverted(r) => to_payload(r),
             FaultRecord::Intent(r) => to_payload(r),
             FaultRecord::UndoneAfterCrash(r) => to_payload(r),
+            FaultRecord::Aimed(r) => to_payload(r),
         }
     }
 
@@ -118,6 +133,10 @@ impl Evidence for FaultRecord {
                 at: Some(at),
                 ..from_payload(payload)?
             }),
+            AIMED => FaultRecord::Aimed(Aimed {
+                at: Some(at),
+                ..from_payload(payload)?
+            }),
             other => return Err(format!("unknown fault record key {other}")),
         })
     }
@@ -130,6 +149,7 @@ pub struct FaultHistory {
     pub reverted: Option<Reverted>,
     pub intent: Option<Intent>,
     pub undone_after_crash: Option<UndoneAfterCrash>,
+    pub aimed: Option<Aimed>,
 }
 
 impl FaultHistory {
@@ -141,6 +161,7 @@ impl FaultHistory {
                 FaultRecord::Reverted(r) => history.reverted = Some(r),
                 FaultRecord::Intent(r) => history.intent = Some(r),
                 FaultRecord::UndoneAfterCrash(r) => history.undone_after_crash = Some(r),
+                FaultRecord::Aimed(r) => history.aimed = Some(r),
             }
         }
         history

@@ -188,6 +188,28 @@ pub async fn revert_leftovers(run: &RunHandle) -> Result<usize, StepError> {
             undone += 1;
             continue;
         }
+        // Processes an attempt may have frozen before it could journal doing so.
+        if let Some(aimed) = history
+            .aimed
+            .as_ref()
+            .filter(|a| a.signal == format!("{:?}", crate::chaos::process::How::Stop))
+        {
+            for p in &aimed.processes {
+                let revert = crate::chaos::DurableRevert::ContinueProcess {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                };
+                let note = revert.apply().unwrap_or_else(|e| format!("continuing failed: {e}"));
+                tracing::warn!(run = %run.run_id(), step = %step, note = %note, "continued a process the interrupted owner may have frozen without journaling it");
+                let record = FaultRecord::UndoneAfterCrash(UndoneAfterCrash {
+                    durable_revert: revert,
+                    note,
+                    at: Some(Utc::now()),
+                });
+                run.record(&step, &record).await?;
+            }
+            undone += 1;
+        }
         // A fault that may have been applied but was never journaled as injected.
         let Some(intent) = history.intent.filter(|i| i.settled.is_none()) else {
             continue;

@@ -1,9 +1,12 @@
 //! `chaos.process_kill`: signal a process (by pid, pid file or command-line regex); the
 //! fault counts from the moment the process was observed gone (or stopped). `STOP`
-//! freezes it until `duration` ends (then `CONT`).
+//! freezes it until `duration` ends (then `CONT`). The processes are journaled before the
+//! signal goes out, so a run resumed after the engine died does not signal twice, nor fail
+//! on a target its earlier attempt already killed.
 
 use super::activate;
 use crate::chaos::process::{self, How, KillOptions, Target};
+use crate::evidence::fault::{Aimed, FaultHistory, FaultRecord};
 use crate::plan::model::Limit;
 use crate::steps::{Outputs, StepContext, StepError, Text};
 use schemars::JsonSchema;
@@ -69,5 +72,22 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         include_children: options.include_children,
         observe_within: options.observe_within.map_or(Duration::from_secs(30), |d| d.get()),
     };
-    activate(cx, process::inject(kill), duration, options.wait).await
+    let history = FaultHistory::of(cx.records::<FaultRecord>().await?);
+    if history.injected.is_none()
+        && let Some(earlier) = history.aimed
+    {
+        // An attempt aimed, maybe signalled, and died before journaling what it saw.
+        if let Some(injection) = process::took_effect(&earlier.processes, how, earlier.at.unwrap_or_else(chrono::Utc::now)) {
+            tracing::warn!(run = %cx.run_id, step = %cx.step_id, "the interrupted attempt's signal took effect; not signalling again");
+            return activate(cx, async { Ok(injection) }, duration, options.wait).await;
+        }
+    }
+    let aimed = process::aim(&kill)?;
+    cx.record(&FaultRecord::Aimed(Aimed {
+        signal: format!("{how:?}"),
+        processes: aimed.clone(),
+        at: None,
+    }))
+    .await?;
+    activate(cx, process::fire(&aimed, how, kill.observe_within), duration, options.wait).await
 }
