@@ -13,6 +13,9 @@ pub enum FailoverError {
     NotReady(String),
     #[error(transparent)]
     Instance(#[from] lifeboat_backup::BackupError),
+    /// The Kubernetes API refused or could not be reached.
+    #[error("{message}")]
+    Kubernetes { message: String, retryable: bool },
 }
 
 impl FailoverError {
@@ -22,6 +25,7 @@ impl FailoverError {
             FailoverError::Postgres { retryable, .. } => *retryable,
             FailoverError::NotReady(_) => true,
             FailoverError::Instance(e) => e.is_retryable(),
+            FailoverError::Kubernetes { retryable, .. } => *retryable,
         }
     }
 

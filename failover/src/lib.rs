@@ -10,6 +10,7 @@
 //! - [`postgres`]: streaming standbys, replication status, promotion.
 
 mod error;
+pub mod kube;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;

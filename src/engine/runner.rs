@@ -627,6 +627,26 @@ impl Runner {
         }
     }
 
+    /// The cluster a Kubernetes step works on: the one it names, else the plan's only one;
+    /// its settings rendered with the run's params and environment.
+    fn cluster_of(&self, unit: usize) -> Option<steps::k8s::access::ClusterAccess> {
+        let spec = &self.state.plan.units[unit];
+        if !steps::is_kubernetes(&spec.kind) {
+            return None;
+        }
+        let clusters = &self.state.plan.clusters;
+        let (name, settings) = match &spec.cluster {
+            Some(name) => (name.clone(), clusters.get(name)?.clone()),
+            None if clusters.len() == 1 => clusters.iter().next().map(|(n, s)| (n.clone(), s.clone()))?,
+            None => return None,
+        };
+        let rendered = serde_json::to_value(&settings)
+            .map_err(|e| e.to_string())
+            .and_then(|v| template::render_value(&v, &self.state.scope()).map_err(|e| e.to_string()))
+            .and_then(|r| serde_json::from_value(r.value).map_err(|e| e.to_string()));
+        Some(steps::k8s::access::ClusterAccess { name, spec: rendered })
+    }
+
     fn step_context(&self, unit: usize, attempt: u32, cancel: CancellationToken) -> StepContext {
         let id = &self.state.plan.units[unit].id;
         StepContext {
@@ -636,6 +656,7 @@ impl Runner {
             attempt,
             cancel,
             run: self.run.clone(),
+            cluster: self.cluster_of(unit),
         }
     }
 

@@ -12,6 +12,8 @@ pub struct KindInfo {
     pub options_schema: Value,
     /// Whether it is a probe, usable as a guard.
     pub probe: bool,
+    /// Whether it works on a Kubernetes cluster (takes a step's `cluster:`).
+    pub cluster: bool,
 }
 
 /// A text option with a grammar of its own (a condition, a label matcher): its schema names

@@ -18,6 +18,8 @@ pub struct CompiledPlan {
     pub params: BTreeMap<String, ParamDecl>,
     pub concurrency: usize,
     pub lock: Option<String>,
+    /// Kubernetes clusters by name, as written (rendered when a step uses one).
+    pub clusters: BTreeMap<String, super::model::ClusterSpec>,
     /// Main steps, then `finally` steps, then compensations; indexes are stable.
     pub units: Vec<Unit>,
     /// Unit index by id: the executor resolves an id for every event it applies.
@@ -71,6 +73,8 @@ pub struct Unit {
     pub on_failure: OnFailure,
     pub compensation: Option<usize>,
     pub mark: Option<Mark>,
+    /// The cluster (a key of `CompiledPlan::clusters`) a Kubernetes step works on.
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -493,6 +493,7 @@ impl<'f> Compilation<'f> {
                 }
             }
         }
+        self.check_clusters(spec_node, &entries);
         let cyclic = self.cycles(&graph, &entries);
         let reach = Reachability { graph: &graph };
         // Markers.
@@ -586,6 +587,52 @@ impl<'f> Compilation<'f> {
         }
         let index: HashMap<String, usize> = index.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         Some(build(spec_node, entries, &index, params.clone(), name))
+    }
+
+    /// A step's `cluster` names one of `spec.clusters`; a Kubernetes step of a plan with
+    /// several clusters must say which.
+    fn check_clusters(&mut self, spec_node: &Node, entries: &[StepEntry]) {
+        let names: Vec<String> = spec_node
+            .get("clusters")
+            .map(|c| c.entries().iter().map(|(k, _)| k.scalar_text()).collect())
+            .unwrap_or_default();
+        for e in entries {
+            let kubernetes = self.catalog.get(&e.spec.kind).is_some_and(|k| k.cluster);
+            match &e.spec.cluster {
+                Some(name) if !names.contains(name) => {
+                    let pos = e.node.get("cluster").map_or(e.node.pos, |n| n.pos);
+                    let help = did_you_mean(name, names.iter().map(String::as_str)).or_else(|| {
+                        Some(if names.is_empty() {
+                            "declare it under `spec.clusters`, e.g. `dr: { kubeconfig: …, context: … }`".into()
+                        } else {
+                            format!("clusters of this plan: {}", names.join(", "))
+                        })
+                    });
+                    self.error(
+                        pos,
+                        Some(&e.spec.id),
+                        format!("step `{}` uses unknown cluster `{name}`", e.spec.id),
+                        help,
+                    );
+                }
+                Some(_) if !kubernetes => {
+                    let pos = e.node.get("cluster").map_or(e.node.pos, |n| n.pos);
+                    self.error(
+                        pos,
+                        Some(&e.spec.id),
+                        format!("`{}` steps do not work on a Kubernetes cluster", e.spec.kind),
+                        Some("remove `cluster:` from this step".into()),
+                    );
+                }
+                None if kubernetes && names.len() > 1 => self.error(
+                    e.node.pos,
+                    Some(&e.spec.id),
+                    format!("step `{}` does not say which cluster it works on", e.spec.id),
+                    Some(format!("add `cluster:` with one of {}", names.join(", "))),
+                ),
+                _ => {}
+            }
+        }
     }
 
     fn cycles(&mut self, graph: &DiGraphMap<usize, ()>, entries: &[StepEntry]) -> bool {
@@ -696,6 +743,7 @@ fn lenient_step(node: &Node) -> StepSpec {
         on_failure: field(node, "on_failure"),
         compensate,
         mark: node.get("mark").and_then(|n| serde_json::from_value(n.to_json()).ok()),
+        cluster: text("cluster"),
     }
 }
 
@@ -916,6 +964,7 @@ fn build(
     let objectives: Option<model::Objectives> = section(spec_node, "objectives");
     let concurrency: Option<u32> = section(spec_node, "concurrency");
     let lock: Option<String> = section(spec_node, "lock");
+    let clusters: BTreeMap<String, model::ClusterSpec> = section(spec_node, "clusters").unwrap_or_default();
     // Main steps first, then finally steps, keeping document order within each.
     let mut order: Vec<usize> = (0..entries.len()).filter(|&i| !entries[i].finally).collect();
     order.extend((0..entries.len()).filter(|&i| entries[i].finally));
@@ -944,6 +993,7 @@ fn build(
                 on_failure: s.on_failure,
                 compensation: None,
                 mark: s.mark,
+                cluster: s.cluster.clone(),
             }
         })
         .collect();
@@ -964,6 +1014,7 @@ fn build(
             on_failure: Default::default(),
             compensation: None,
             mark: None,
+            cluster: units[of].cluster.clone(),
         });
         units[of].compensation = Some(comp_index);
     }
@@ -979,6 +1030,7 @@ fn build(
         params,
         concurrency: concurrency.map_or(DEFAULT_CONCURRENCY, |c| c as usize),
         lock,
+        clusters,
         units,
     }
 }

@@ -56,6 +56,10 @@ pub struct Spec {
     /// A lock name: two runs holding the same lock never overlap.
     #[serde(default)]
     pub lock: Option<String>,
+    /// Kubernetes clusters the plan works on, by name (e.g. `primary`, `dr`); a step picks
+    /// one with `cluster:`.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterSpec>,
     pub steps: Vec<StepSpec>,
     /// Halt conditions: probes checked for the whole run; a breach aborts it and reverts
     /// every active fault.
@@ -64,6 +68,22 @@ pub struct Spec {
     /// Steps that always run after `steps` finish, fail or are aborted, like a defer.
     #[serde(default)]
     pub finally: Vec<StepSpec>,
+}
+
+/// How to reach a Kubernetes cluster: a kubeconfig and context, or the service account of
+/// the pod lifeboat runs in. Values may use `${{ params.* }}` and `${{ env.* }}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// A kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    /// The context to use (default: the kubeconfig's current context).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Use the pod's service account instead of a kubeconfig.
+    #[serde(default)]
+    pub in_cluster: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -165,6 +185,10 @@ pub struct StepSpec {
     /// A step run when the plan rolls back, if this step had succeeded.
     #[serde(default)]
     pub compensate: Option<CompensateSpec>,
+    /// The Kubernetes cluster (a name under `spec.clusters`) a Kubernetes step works on;
+    /// its compensation works on the same one.
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// Drill markers: the RTO/RPO clock starts at `disaster` and stops at `recovered`.
     #[serde(default)]
     pub mark: Option<Mark>,

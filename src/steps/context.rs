@@ -32,6 +32,8 @@ pub struct StepContext {
     /// Cancelled on abort or timeout; adapters stop their work and clean up.
     pub cancel: CancellationToken,
     pub run: RunHandle,
+    /// The Kubernetes cluster of a Kubernetes step (`None`: the default kubeconfig).
+    pub cluster: Option<super::k8s::access::ClusterAccess>,
 }
 
 impl StepContext {

@@ -17,6 +17,7 @@ pub mod dsn;
 mod error;
 pub mod exec;
 pub mod http;
+pub mod k8s;
 pub mod manual;
 pub mod monitoring;
 pub mod postgres;
@@ -28,7 +29,7 @@ pub mod validation;
 
 pub use context::{RunHandle, StepContext};
 pub use error::StepError;
-pub use registry::{BACKGROUND_KINDS, KINDS, KindSpec, catalog, kind};
+pub use registry::{BACKGROUND_KINDS, KINDS, KindSpec, catalog, is_kubernetes, kind};
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;

@@ -2,8 +2,8 @@
 //! the catalog the plan compiler checks steps against.
 
 use super::{
-    Outputs, StepContext, StepError, alertmanager, approval, chaos, chaostoolkit, exec, http, manual, options, postgres, sleep, traffic,
-    validation,
+    Outputs, StepContext, StepError, alertmanager, approval, chaos, chaostoolkit, exec, http, k8s, manual, options, postgres, sleep,
+    traffic, validation,
 };
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
@@ -100,6 +100,31 @@ pub const KINDS: &[KindSpec] = &[
         exec
     ),
     kind!("http", "send an HTTP request and check status, body and JSON", http),
+    kind!(
+        "k8s.apply",
+        "server-side apply manifests (inline or files) with field manager `lifeboat`",
+        k8s::apply
+    ),
+    kind!(
+        "k8s.delete",
+        "delete an object and wait until it is gone; as a disaster, timed from the observed deletion",
+        k8s::delete
+    ),
+    kind!(
+        "k8s.rollout_wait",
+        "wait until a Deployment or StatefulSet rollout is complete, as `kubectl rollout status` judges it",
+        k8s::rollout_wait
+    ),
+    kind!(
+        "k8s.scale",
+        "set a Deployment's or StatefulSet's replicas; the previous count is an output for compensation",
+        k8s::scale
+    ),
+    kind!(
+        "k8s.wait",
+        "wait by watch until an object has a condition or a JSONPath value",
+        k8s::wait
+    ),
     kind!(
         "manual",
         "show instructions (text or a runbook section) and wait until a person says it is done: `lifeboat done RUN STEP`",
@@ -218,6 +243,11 @@ pub const KINDS: &[KindSpec] = &[
     ),
 ];
 
+/// Kinds that work on a Kubernetes cluster, by family.
+pub fn is_kubernetes(kind: &str) -> bool {
+    kind.starts_with("k8s.") || kind.starts_with("velero.")
+}
+
 pub fn kind(name: &str) -> Option<&'static KindSpec> {
     KINDS.iter().find(|k| k.name == name)
 }
@@ -234,6 +264,7 @@ pub fn catalog() -> &'static KindCatalog {
                     summary: k.summary,
                     options_schema: (k.options_schema)(),
                     probe: validation::PROBE_KINDS.contains(&k.name),
+                    cluster: is_kubernetes(k.name),
                 })
                 .collect(),
             super::monitoring::GRAMMARS.to_vec(),

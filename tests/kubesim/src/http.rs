@@ -237,6 +237,36 @@ fn objects(
     content_type: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let verb = match (method, name) {
+        (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "",
+    };
+    if cluster.forbidden(verb, &resource.plural) {
+        let place = if namespace.is_empty() {
+            "at the cluster scope".to_owned()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        return Err(ApiError {
+            details: json!({"group": resource.group, "kind": resource.plural}),
+            ..ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} is forbidden: User \"system:serviceaccount:lifeboat:runner\" cannot {verb} resource \"{}\" in API group \"{}\" {place}",
+                    resource.qualified(),
+                    resource.plural,
+                    resource.group
+                ),
+            )
+        });
+    }
     let manager = query.get("fieldManager").cloned().unwrap_or_else(|| "unknown".into());
     let strict = query.get("fieldValidation").is_some_and(|v| v == "Strict");
     match (method, name) {
@@ -491,6 +521,11 @@ fn create(
     meta["managedFields"] = json!([{"manager": manager, "operation": "Update", "apiVersion": resource.api_version(), "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}}]);
     store.put(key, object.clone(), "ADDED");
     Ok(object)
+}
+
+/// A controller's write of an object's status.
+pub(crate) fn update_status(cluster: &Cluster, resource: &Resource, namespace: &str, name: &str, object: Value) -> Result<Value, ApiError> {
+    replace(cluster, resource, namespace, name, object, true, "kubesim-controller", false)
 }
 
 /// Stores `new` in place of the current object, keeping what the server owns.

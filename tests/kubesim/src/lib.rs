@@ -6,6 +6,7 @@
 //! Tests drive it only through `kube::Client` (and the official `kubectl`), so they run
 //! unchanged against a real cluster.
 
+mod controllers;
 mod discovery;
 mod http;
 pub mod resources;
@@ -31,6 +32,8 @@ struct Inner {
     store: Mutex<Store>,
     /// Ends every open watch when sent to (a dropped connection, as a real client sees it).
     drop_watches: broadcast::Sender<()>,
+    /// `(verb, plural)` the client's identity may not use: answered 403 as RBAC would.
+    forbidden: Mutex<Vec<(String, String)>>,
 }
 
 impl Cluster {
@@ -51,6 +54,7 @@ impl Cluster {
                 resources,
                 store: Mutex::new(Store::default()),
                 drop_watches: broadcast::channel(16).0,
+                forbidden: Mutex::new(Vec::new()),
             }),
         };
         for ns in ["default", "kube-system"] {
@@ -94,15 +98,36 @@ impl Cluster {
         let _ = self.inner.drop_watches.send(());
     }
 
-    /// Serves the API on a free loopback port until the returned handle is dropped.
+    /// Fault hook: the client's identity may not `verb` (`get`, `list`, `watch`, `create`,
+    /// `update`, `patch`, `delete`) the resource `plural`; answered 403 as RBAC would.
+    pub fn forbid(&self, verb: &str, plural: &str) {
+        self.inner
+            .forbidden
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((verb.into(), plural.into()));
+    }
+
+    pub(crate) fn forbidden(&self, verb: &str, plural: &str) -> bool {
+        self.inner
+            .forbidden
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(v, p)| v == verb && p == plural)
+    }
+
+    /// Serves the API on a free loopback port, with the simulated controllers running,
+    /// until the returned handle is dropped.
     pub async fn serve(&self) -> std::io::Result<Running> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let app = http::router(self.clone());
+        let controllers = controllers::start(self);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Running { url, task })
+        Ok(Running { url, task, controllers })
     }
 }
 
@@ -110,6 +135,7 @@ impl Cluster {
 pub struct Running {
     pub url: String,
     task: tokio::task::JoinHandle<()>,
+    controllers: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -126,5 +152,6 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
+        self.controllers.abort();
     }
 }

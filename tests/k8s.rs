@@ -1,0 +1,252 @@
+//! Kubernetes step kinds through `kube::Client` against kubesim (tests/kubesim): the real
+//! REST protocol, CRDs validated against their schemas. The same plans run against a real
+//! cluster by pointing `spec.clusters` at its kubeconfig.
+
+mod support;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use lifeboat::journal::RunStatus;
+use support::{events, first_error, outputs_of, plan, run};
+
+struct Sim {
+    cluster: kubesim::Cluster,
+    running: kubesim::Running,
+    _dir: tempfile::TempDir,
+    kubeconfig: String,
+}
+
+async fn sim(crds: bool) -> Sim {
+    let dir = kubesim::Cluster::crds_dir();
+    let cluster = kubesim::Cluster::new(crds.then_some(dir.as_path())).unwrap();
+    let running = cluster.serve().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig").display().to_string();
+    std::fs::write(&kubeconfig, running.kubeconfig()).unwrap();
+    Sim {
+        cluster,
+        running,
+        _dir: tmp,
+        kubeconfig,
+    }
+}
+
+impl Sim {
+    fn clusters(&self) -> String {
+        format!(
+            "  clusters:\n    sim: {{ kubeconfig: \"{}\", context: kubesim }}\n",
+            self.kubeconfig
+        )
+    }
+
+    fn client(&self) -> kube::Client {
+        let mut config = kube::Config::new(self.running.url.parse().unwrap());
+        config.default_retry = false;
+        kube::Client::try_from(config).unwrap()
+    }
+
+    async fn replicas(&self, kind: &str, plural: &str, name: &str) -> i64 {
+        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client(), "app", &ar);
+        api.get(name).await.unwrap().data["spec"]["replicas"].as_i64().unwrap()
+    }
+}
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: app }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: settings, namespace: app }
+data: { mode: production }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: app }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec: { containers: [{ name: web, image: nginx }] }
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: db, namespace: app }
+spec:
+  serviceName: db
+  selector: { matchLabels: { app: db } }
+  template:
+    metadata: { labels: { app: db } }
+    spec: { containers: [{ name: db, image: postgres }] }
+"#;
+
+fn indented(text: &str, by: usize) -> String {
+    text.lines().map(|l| format!("{}{l}\n", " ".repeat(by))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_are_applied_rolled_out_scaled_and_deleted_on_the_named_cluster() {
+    let sim = sim(false).await;
+    let j = support::sqlite().await;
+    let source = plan(
+        "workloads",
+        &format!(
+            "{}  steps:\n    - id: apply\n      kind: k8s.apply\n      cluster: sim\n      with:\n        manifests: |\n{}\
+             \x20   - id: web_rolled_out\n      kind: k8s.rollout_wait\n      needs: [apply]\n      with: {{ kind: Deployment, name: web, namespace: app, timeout: 30s }}\n\
+             \x20   - id: db_rolled_out\n      kind: k8s.rollout_wait\n      needs: [apply]\n      with: {{ kind: StatefulSet, name: db, namespace: app, timeout: 30s }}\n\
+             \x20   - id: scale_down\n      kind: k8s.scale\n      needs: [web_rolled_out]\n      with: {{ kind: Deployment, name: web, namespace: app, replicas: 0 }}\n\
+             \x20   - id: scaled\n      kind: k8s.wait\n      needs: [scale_down]\n      with: {{ api_version: apps/v1, kind: Deployment, name: web, namespace: app, jsonpath: '{{.status.replicas}}', value: 0, timeout: 30s }}\n\
+             \x20   - id: available\n      kind: k8s.wait\n      needs: [db_rolled_out]\n      with: {{ api_version: apps/v1, kind: StatefulSet, name: db, namespace: app, jsonpath: '{{.status.readyReplicas}}', value: 1 }}\n\
+             \x20   - id: delete_namespace\n      kind: k8s.delete\n      needs: [scaled, available]\n      with: {{ kind: Namespace, name: app, timeout: 30s }}\n",
+            sim.clusters(),
+            indented(APP, 10)
+        ),
+    );
+    let report = run(&j.journal, &source).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{}",
+        if report.status == RunStatus::Succeeded {
+            String::new()
+        } else {
+            first_error(&ev)
+        }
+    );
+    let applied = outputs_of(&ev, "apply");
+    assert_eq!(applied["count"], 4);
+    assert_eq!(applied["applied"][2]["kind"], "Deployment");
+    assert!(
+        outputs_of(&ev, "web_rolled_out")["observed"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 2 updated replicas available")
+    );
+    assert_eq!(outputs_of(&ev, "scale_down")["previous_replicas"], 2);
+    let deleted = outputs_of(&ev, "delete_namespace");
+    assert_eq!(deleted["existed"], true);
+    assert!(deleted["injected_at"].is_string(), "a deletion is timed as a disaster: {deleted:?}");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sim.client());
+    assert!(
+        namespaces.get_opt("app").await.unwrap().is_none(),
+        "the namespace and all in it are gone"
+    );
+
+    // The same plan again: applying is idempotent, deleting what is gone succeeds.
+    let again = run(&j.journal, &source).await;
+    assert_eq!(again.status, RunStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_scale_puts_the_replicas_back() {
+    let sim = sim(false).await;
+    let j = support::sqlite().await;
+    let source = plan(
+        "scale-back",
+        &format!(
+            "{}  steps:\n    - id: apply\n      kind: k8s.apply\n      with:\n        manifests: |\n{}\
+             \x20   - id: scale_down\n      kind: k8s.scale\n      needs: [apply]\n      with: {{ kind: Deployment, name: web, namespace: app, replicas: 0 }}\n\
+             \x20     compensate:\n        kind: k8s.scale\n        with: {{ kind: Deployment, name: web, namespace: app, replicas: \"${{{{ steps.scale_down.outputs.previous_replicas }}}}\" }}\n\
+             \x20   - id: fails\n      kind: exec\n      needs: [scale_down]\n      on_failure: rollback\n      with: {{ command: [\"false\"] }}\n",
+            sim.clusters(),
+            indented(APP, 10)
+        ),
+    );
+    let report = run(&j.journal, &source).await;
+    assert_ne!(report.status, RunStatus::Succeeded);
+    assert_eq!(
+        sim.replicas("Deployment", "deployments", "web").await,
+        2,
+        "the compensation restored the replicas"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_errors_say_what_to_do() {
+    let sim = sim(false).await;
+    let j = support::sqlite().await;
+    let one = |kind: &str, with: &str, cluster: &str| {
+        plan(
+            "errors",
+            &format!(
+                "{cluster}  steps:\n    - id: s\n      kind: {kind}\n      retry: {{ attempts: 2, backoff: 100ms }}\n      with: {with}\n"
+            ),
+        )
+    };
+    // RBAC refuses: terminal, naming identity, verb, resource and namespace.
+    sim.cluster.forbid("patch", "configmaps");
+    let report = run(
+        &j.journal,
+        &one(
+            "k8s.apply",
+            "{ manifests: [{ apiVersion: v1, kind: ConfigMap, metadata: { name: c, namespace: default } }] }",
+            &sim.clusters(),
+        ),
+    )
+    .await;
+    let ev = events(&j.journal, &report.run_id).await;
+    let error = first_error(&ev);
+    assert!(
+        error.contains("cluster `sim`")
+            && error.contains("identity system:serviceaccount:lifeboat:runner may not patch configmaps in namespace default"),
+        "{error}"
+    );
+    assert_eq!(support::started(&ev).len(), 1, "a refusal is not retried");
+
+    // A kind the cluster does not serve (Velero not installed).
+    let report = run(
+        &j.journal,
+        &one(
+            "k8s.wait",
+            "{ api_version: velero.io/v1, kind: Backup, name: b, namespace: velero, jsonpath: '{.status.phase}', value: Completed }",
+            &sim.clusters(),
+        ),
+    )
+    .await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(error.contains("does not serve Backup in velero.io/v1"), "{error}");
+
+    // An API server that does not answer: retryable.
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead");
+    std::fs::write(
+        &dead,
+        sim.running
+            .kubeconfig()
+            .replace(&sim.running.url, &format!("http://127.0.0.1:{}", support::servers::free_port())),
+    )
+    .unwrap();
+    let report = run(
+        &j.journal,
+        &one(
+            "k8s.delete",
+            "{ kind: Namespace, name: x, timeout: 1s }",
+            &format!("  clusters:\n    sim: {{ kubeconfig: \"{}\" }}\n", dead.display()),
+        ),
+    )
+    .await;
+    let ev = events(&j.journal, &report.run_id).await;
+    let error = first_error(&ev);
+    assert!(error.contains("unreachable"), "{error}");
+    assert_eq!(support::started(&ev).len(), 2, "an unreachable API server is retried");
+
+    // Plans that name clusters wrongly do not compile.
+    let two = "  clusters:\n    primary: { context: a }\n    dr: { context: b }\n";
+    let bad = plan(
+        "bad",
+        &format!(
+            "{two}  steps:\n    - id: a\n      kind: k8s.delete\n      cluster: drr\n      with: {{ kind: Namespace, name: x }}\n    - id: b\n      kind: k8s.delete\n      with: {{ kind: Namespace, name: x }}\n    - id: c\n      kind: sleep\n      cluster: dr\n      with: {{ duration: 0s }}\n"
+        ),
+    );
+    let diagnostics = lifeboat::plan::compile("bad.yaml", &bad, lifeboat::steps::catalog()).unwrap_err();
+    let text = lifeboat::plan::diagnostic::render_all(&diagnostics, &bad);
+    assert!(
+        text.contains("step `a` uses unknown cluster `drr`") && text.contains("`dr`"),
+        "{text}"
+    );
+    assert!(text.contains("step `b` does not say which cluster it works on"), "{text}");
+    assert!(text.contains("`sleep` steps do not work on a Kubernetes cluster"), "{text}");
+}
