@@ -31,6 +31,14 @@ pub enum BackupError {
     #[error("{0}")]
     NotFound(String),
 
+    /// The Kubernetes API refused or could not be reached.
+    #[error("{message}")]
+    Kubernetes { message: String, retryable: bool },
+
+    /// Something awaited did not happen in time (a rollout, a Velero phase).
+    #[error("{0}")]
+    NotReady(String),
+
     #[error("PostgreSQL: {message}")]
     Postgres { message: String, retryable: bool },
 
@@ -45,7 +53,10 @@ pub enum BackupError {
 impl BackupError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            BackupError::Store { retryable, .. } | BackupError::Postgres { retryable, .. } => *retryable,
+            BackupError::Store { retryable, .. } | BackupError::Postgres { retryable, .. } | BackupError::Kubernetes { retryable, .. } => {
+                *retryable
+            }
+            BackupError::NotReady(_) => true,
             BackupError::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod codec;
 pub mod error;
 pub mod instance;
+pub mod kube;
 pub mod layout;
 pub mod manifest;
 pub mod process;

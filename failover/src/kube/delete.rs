@@ -42,7 +42,7 @@ pub async fn delete(client: &kube::Client, o: &DeleteOptions<'_>) -> Result<Dele
     let existed = match api.delete(o.name, &params).await {
         Ok(_) => true,
         Err(kube::Error::Api(s)) if s.code == 404 => false,
-        Err(e) => return Err(error(e, &what)),
+        Err(e) => return Err(error(e, &what).into()),
     };
     let Some(limit) = o.wait else {
         return Ok(Deleted {
@@ -58,7 +58,10 @@ pub async fn delete(client: &kube::Client, o: &DeleteOptions<'_>) -> Result<Dele
                 Ok(None) => return Ok(Utc::now()),
                 Ok(Some(_)) => {}
                 Err(watcher::Error::WatchError(s)) if s.code == 403 || s.code == 401 => {
-                    return Err(error(kube::Error::Api(s), &format!("watching {} {}", o.kind, o.name)));
+                    return Err(FailoverError::from(error(
+                        kube::Error::Api(s),
+                        &format!("watching {} {}", o.kind, o.name),
+                    )));
                 }
                 Err(e) => {
                     tracing::warn!(kind = o.kind, name = o.name, error = %e, "watch interrupted; watching again");

@@ -63,10 +63,12 @@ fn expand_home(path: &str) -> std::path::PathBuf {
 }
 
 /// A domain error from cluster `name`, its message naming the cluster.
-pub fn in_cluster(name: &str) -> impl Fn(lifeboat_failover::FailoverError) -> StepError + '_ {
+pub fn in_cluster<E: Into<StepError>>(name: &str) -> impl Fn(E) -> StepError + '_ {
     move |e| {
-        let retryable = e.is_retryable();
-        let message = format!("cluster `{name}`: {e}");
-        StepError { message, retryable }
+        let e: StepError = e.into();
+        StepError {
+            message: format!("cluster `{name}`: {}", e.message),
+            retryable: e.retryable,
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! the object says so.
 
 use super::{api, error, resource};
-use crate::FailoverError;
+use crate::BackupError;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject};
@@ -77,7 +77,7 @@ pub async fn wait_for(
     namespace: Option<&str>,
     test: &Test,
     limit: Duration,
-) -> Result<Met, FailoverError> {
+) -> Result<Met, BackupError> {
     let (ar, caps): (ApiResource, ApiCapabilities) = resource(client, api_version, kind).await?;
     let api = api(client, &ar, &caps, namespace);
     let mut last = String::from("the object does not exist yet");
@@ -98,7 +98,7 @@ pub async fn wait_for(
                             });
                         }
                         Ok(None) => last = summary(&value),
-                        Err(e) => return Err(FailoverError::Invalid(e)),
+                        Err(e) => return Err(BackupError::Invalid(e)),
                     }
                 }
                 Ok(None) => last = "the object does not exist".into(),
@@ -111,11 +111,11 @@ pub async fn wait_for(
                 }
             }
         }
-        Err(FailoverError::NotReady(format!("the watch of {kind} {name} ended")))
+        Err(BackupError::NotReady(format!("the watch of {kind} {name} ended")))
     };
     match tokio::time::timeout(limit, watched).await {
         Ok(result) => result,
-        Err(_) => Err(FailoverError::NotReady(format!(
+        Err(_) => Err(BackupError::NotReady(format!(
             "{kind} {name} did not meet the wait within {limit:?}; last seen: {last}"
         ))),
     }
