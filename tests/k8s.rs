@@ -250,3 +250,103 @@ async fn kubernetes_errors_say_what_to_do() {
     assert!(text.contains("step `b` does not say which cluster it works on"), "{text}");
     assert!(text.contains("`sleep` steps do not work on a Kubernetes cluster"), "{text}");
 }
+
+/// A namespace restore drill: back up, delete the namespace (the disaster), restore it
+/// under another name, wait for the rollouts (recovered).
+fn restore_drill(sim: &Sim, backup_with: &str, restore_with: &str) -> String {
+    plan(
+        "namespace-restore",
+        &format!(
+            "  objectives: {{ rto: 1m }}\n{}  steps:\n    - id: apply\n      kind: k8s.apply\n      with:\n        manifests: |\n{}\
+             \x20   - id: velero_ns\n      kind: k8s.apply\n      with: {{ manifests: [{{ apiVersion: v1, kind: Namespace, metadata: {{ name: velero }} }}] }}\n\
+             \x20   - id: rolled_out\n      kind: k8s.rollout_wait\n      needs: [apply]\n      with: {{ kind: Deployment, name: web, namespace: app }}\n\
+             \x20   - id: backup\n      kind: velero.backup\n      needs: [rolled_out, velero_ns]\n      with: {{ included_namespaces: [app], ttl: 720h0m0s{backup_with} }}\n\
+             \x20   - id: disaster\n      kind: k8s.delete\n      needs: [backup]\n      mark: disaster\n      with: {{ kind: Namespace, name: app, timeout: 30s }}\n\
+             \x20   - id: restore\n      kind: velero.restore\n      needs: [disaster]\n      with: {{ backup: \"${{{{ steps.backup.outputs.name }}}}\", namespace_mapping: {{ app: app-drill }}{restore_with} }}\n\
+             \x20   - id: recovered\n      kind: k8s.rollout_wait\n      needs: [restore]\n      mark: recovered\n      with: {{ kind: Deployment, name: web, namespace: app-drill }}\n",
+            sim.clusters(),
+            indented(APP, 10)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_velero_namespace_restore_drill_measures_its_rto() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    let report = run(&j.journal, &restore_drill(&sim, "", "")).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(
+        report.status,
+        RunStatus::Succeeded,
+        "{}",
+        if report.status == RunStatus::Succeeded {
+            String::new()
+        } else {
+            first_error(&ev)
+        }
+    );
+    let backup = outputs_of(&ev, "backup");
+    assert_eq!(backup["phase"], "Completed");
+    assert_eq!(
+        backup["items"], 4,
+        "the namespace, the ConfigMap, the Deployment and the StatefulSet: {backup:?}"
+    );
+    let restore = outputs_of(&ev, "restore");
+    assert_eq!(
+        (restore["phase"].as_str(), restore["items"].as_i64()),
+        (Some("Completed"), Some(4)),
+        "{restore:?}"
+    );
+    assert_eq!(restore["backup"], backup["name"]);
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(sim.client(), "app-drill");
+    let settings = cms.get("settings").await.unwrap();
+    assert_eq!(settings.data.unwrap()["mode"], "production", "restored into the mapped namespace");
+    let drill = lifeboat::drill::measure::measure(&j.journal, &report.run_id).await.unwrap();
+    assert!(
+        drill.rto_ms.is_some_and(|ms| ms > 0),
+        "RTO from the observed deletion to the rollout: {:?}",
+        drill.rto_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn velero_phases_are_judged_and_never_taken_for_done() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    // PartiallyFailed fails the step unless the plan accepts it.
+    sim.cluster.velero(kubesim::velero::VeleroBehaviour {
+        partial_errors: 2,
+        ..Default::default()
+    });
+    let report = run(&j.journal, &restore_drill(&sim, "", "")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("PartiallyFailed with 2 errors") && error.contains("partially_failed: warn"),
+        "{error}"
+    );
+    let report = run(&j.journal, &restore_drill(&sim, ", name: accepted, partially_failed: warn", "")).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(outputs_of(&ev, "backup")["errors"], 2);
+
+    // A backup stuck InProgress is waited for, never reported done.
+    sim.cluster.velero(kubesim::velero::VeleroBehaviour {
+        stuck: true,
+        ..Default::default()
+    });
+    let report = run(&j.journal, &restore_drill(&sim, ", name: stuck, timeout: 2s", "")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("did not meet the wait within 2s") && error.contains("InProgress"),
+        "{error}"
+    );
+
+    // Without Velero's CRDs the cluster says so.
+    let bare = self::sim(false).await;
+    let report = run(&j.journal, &restore_drill(&bare, "", "")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("cluster `sim`: Velero is not installed (no backups.velero.io)"),
+        "{error}"
+    );
+}

@@ -19,6 +19,7 @@ pub mod process;
 pub mod repo_url;
 pub mod restore;
 pub mod store;
+pub mod velero;
 pub mod wal;
 pub mod wal_name;
 

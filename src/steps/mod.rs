@@ -26,6 +26,7 @@ mod registry;
 pub mod sleep;
 pub mod traffic;
 pub mod validation;
+pub mod velero;
 
 pub use context::{RunHandle, StepContext};
 pub use error::StepError;

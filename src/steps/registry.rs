@@ -3,7 +3,7 @@
 
 use super::{
     Outputs, StepContext, StepError, alertmanager, approval, chaos, chaostoolkit, exec, http, k8s, manual, options, postgres, sleep,
-    traffic, validation,
+    traffic, validation, velero,
 };
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
@@ -240,6 +240,16 @@ pub const KINDS: &[KindSpec] = &[
         "validation.tcp_probe",
         "poll until a TCP connection is accepted",
         validation::tcp_probe
+    ),
+    kind!(
+        "velero.backup",
+        "a Velero backup, waited for to a terminal phase (Completed, or PartiallyFailed with `partially_failed: warn`)",
+        velero::backup
+    ),
+    kind!(
+        "velero.restore",
+        "a Velero restore from a backup or a schedule's newest, optionally into other namespaces",
+        velero::restore
     ),
 ];
 

@@ -1,5 +1,5 @@
-//! Simulated controllers: move objects as the real ones do. Deployments and StatefulSets
-//! roll out after a delay: their status catches up with the newest generation and the
+//! Simulated controllers: move objects as the real ones do (Velero's are in `velero.rs`).
+//! Deployments and StatefulSets roll out after a delay: their status catches up with the newest generation and the
 //! replicas asked for (observedGeneration, updated/ready/available replicas, revisions).
 
 use crate::Cluster;
@@ -39,6 +39,7 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             };
+            crate::velero::on_change(&cluster, &change);
             if change.group != "apps" || change.kind == "DELETED" || !matches!(change.plural.as_str(), "deployments" | "statefulsets") {
                 continue;
             }

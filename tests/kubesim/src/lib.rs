@@ -13,6 +13,7 @@ pub mod resources;
 pub mod schema;
 pub mod selectors;
 pub mod store;
+pub mod velero;
 mod watch;
 
 use resources::Resource;
@@ -34,6 +35,9 @@ struct Inner {
     drop_watches: broadcast::Sender<()>,
     /// `(verb, plural)` the client's identity may not use: answered 403 as RBAC would.
     forbidden: Mutex<Vec<(String, String)>>,
+    velero: Mutex<velero::VeleroBehaviour>,
+    /// What each simulated Velero backup took, by backup name (its object storage).
+    velero_backups: Mutex<std::collections::HashMap<String, Vec<serde_json::Value>>>,
 }
 
 impl Cluster {
@@ -55,6 +59,8 @@ impl Cluster {
                 store: Mutex::new(Store::default()),
                 drop_watches: broadcast::channel(16).0,
                 forbidden: Mutex::new(Vec::new()),
+                velero: Mutex::new(velero::VeleroBehaviour::default()),
+                velero_backups: Mutex::new(Default::default()),
             }),
         };
         for ns in ["default", "kube-system"] {
@@ -106,6 +112,33 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((verb.into(), plural.into()));
+    }
+
+    /// Fault hooks of the simulated Velero: slow phases, a backup stuck InProgress,
+    /// PartiallyFailed backups.
+    pub fn velero(&self, behaviour: velero::VeleroBehaviour) {
+        *self.inner.velero.lock().unwrap_or_else(|p| p.into_inner()) = behaviour;
+    }
+
+    pub(crate) fn velero_behaviour(&self) -> velero::VeleroBehaviour {
+        self.inner.velero.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn keep_backup(&self, name: &str, items: Vec<serde_json::Value>) {
+        self.inner
+            .velero_backups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.into(), items);
+    }
+
+    pub(crate) fn kept_backup(&self, name: &str) -> Option<Vec<serde_json::Value>> {
+        self.inner
+            .velero_backups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn forbidden(&self, verb: &str, plural: &str) -> bool {
