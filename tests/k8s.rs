@@ -350,3 +350,36 @@ async fn velero_phases_are_judged_and_never_taken_for_done() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_restore_plan_passes_as_a_drill_against_kubesim() {
+    let sim = sim(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--state")
+        .arg(dir.path().join("state.db"))
+        .args([
+            "drill",
+            "plans/k8s-namespace-restore.yaml",
+            "--param",
+            &format!("kubeconfig={}", sim.kubeconfig),
+        ])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .await
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(report["rto_ms"].as_i64().unwrap() > 0);
+    assert_eq!(report["disaster"]["step"], "namespace_deleted");
+    let restore = report["steps"].as_array().unwrap().iter().find(|s| s["id"] == "restore").unwrap();
+    assert_eq!(
+        restore["outputs"]["items"], 6,
+        "namespace, ConfigMap, Secret, Service, Deployment, StatefulSet: {restore}"
+    );
+}

@@ -20,9 +20,12 @@ pub async fn client(cx: &StepContext) -> Result<(kube::Client, String), StepErro
         name: "default".into(),
         spec: Ok(ClusterSpec::default()),
     });
-    let spec = access
+    let mut spec = access
         .spec
         .map_err(|e| StepError::terminal(format!("cluster `{}`: evaluating its settings: {e}", access.name)))?;
+    // An empty setting (a param left at "") means the default.
+    spec.kubeconfig = spec.kubeconfig.filter(|k| !k.is_empty());
+    spec.context = spec.context.filter(|c| !c.is_empty());
     let name = access.name;
     let mut config = if spec.in_cluster {
         kube::Config::incluster().map_err(|e| {

@@ -21,6 +21,33 @@ pub enum ExistingResourcePolicy {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NamespaceMapping {
+    Map(BTreeMap<String, String>),
+    Text(String),
+}
+
+impl NamespaceMapping {
+    fn pairs(&self) -> Result<BTreeMap<String, String>, StepError> {
+        match self {
+            NamespaceMapping::Map(map) => Ok(map.clone()),
+            NamespaceMapping::Text(text) => text
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|pair| match pair.split_once(':') {
+                    Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                        Ok((from.trim().to_owned(), to.trim().to_owned()))
+                    }
+                    _ => Err(StepError::terminal(format!(
+                        "namespace_mapping: `{pair}` is not `source:target` (write e.g. shop:shop-drill,other:other-drill)"
+                    ))),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// The Restore's name (default: derived from the run and step).
@@ -34,9 +61,10 @@ pub struct Options {
     /// Or: restore the newest Completed backup of this schedule.
     #[serde(default)]
     pub schedule: Option<String>,
-    /// Restore namespaces under other names, e.g. `{ shop: shop-drill }`.
+    /// Restore namespaces under other names: `{ shop: shop-drill }`, or Velero's
+    /// `shop:shop-drill,other:other-drill` (handy when names come from params).
     #[serde(default)]
-    pub namespace_mapping: BTreeMap<String, String>,
+    pub namespace_mapping: Option<NamespaceMapping>,
     #[serde(default)]
     pub included_namespaces: Vec<String>,
     #[serde(default)]
@@ -68,7 +96,12 @@ pub async fn run(o: Options, cx: &StepContext) -> Result<Outputs, StepError> {
         namespace: o.velero_namespace.clone(),
         name: object_name(&o.name, &cx.idempotency_key),
         source,
-        namespace_mapping: o.namespace_mapping,
+        namespace_mapping: o
+            .namespace_mapping
+            .as_ref()
+            .map(NamespaceMapping::pairs)
+            .transpose()?
+            .unwrap_or_default(),
         included_namespaces: o.included_namespaces,
         excluded_namespaces: o.excluded_namespaces,
         included_resources: o.included_resources,

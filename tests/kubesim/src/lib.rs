@@ -47,7 +47,7 @@ impl Cluster {
     }
 
     /// A cluster with the built-in kinds, the CRDs under `crds` and the namespaces
-    /// `default` and `kube-system`.
+    /// `default`, `kube-system` and, with Velero's CRDs, `velero`.
     pub fn new(crds: Option<&Path>) -> Result<Cluster, String> {
         let mut resources = resources::builtins();
         if let Some(dir) = crds {
@@ -63,7 +63,12 @@ impl Cluster {
                 velero_backups: Mutex::new(Default::default()),
             }),
         };
-        for ns in ["default", "kube-system"] {
+        // With Velero's CRDs, Velero is installed: its namespace exists.
+        let velero = cluster.inner.resources.iter().any(|r| r.group == "velero.io");
+        for ns in ["default", "kube-system", "velero"]
+            .into_iter()
+            .filter(|ns| velero || *ns != "velero")
+        {
             let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             http::create_object(
                 &cluster,
