@@ -1,6 +1,6 @@
 //! A Velero Backup: created once under its name, waited for to a terminal phase.
 
-use super::{Finished, create_once, terminal, velero_api};
+use super::{Finished, Selection, create_once, terminal, velero_api};
 use crate::BackupError;
 use crate::kube::wait::{Test, wait_for};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
@@ -13,10 +13,7 @@ pub struct BackupRequest {
     /// Velero's namespace (usually `velero`).
     pub namespace: String,
     pub name: String,
-    pub included_namespaces: Vec<String>,
-    pub excluded_namespaces: Vec<String>,
-    pub included_resources: Vec<String>,
-    pub excluded_resources: Vec<String>,
+    pub selection: Selection,
     pub match_labels: BTreeMap<String, String>,
     pub snapshot_volumes: Option<bool>,
     /// Velero's duration form, e.g. `720h0m0s`.
@@ -26,15 +23,7 @@ pub struct BackupRequest {
 
 fn spec(r: &BackupRequest) -> Value {
     let mut spec = Map::new();
-    let mut list = |key: &str, values: &[String]| {
-        if !values.is_empty() {
-            spec.insert(key.into(), json!(values));
-        }
-    };
-    list("includedNamespaces", &r.included_namespaces);
-    list("excludedNamespaces", &r.excluded_namespaces);
-    list("includedResources", &r.included_resources);
-    list("excludedResources", &r.excluded_resources);
+    r.selection.write(&mut spec);
     if !r.match_labels.is_empty() {
         spec.insert("labelSelector".into(), json!({"matchLabels": r.match_labels}));
     }

@@ -12,6 +12,31 @@ use kube::api::{Api, DynamicObject, PostParams};
 use serde::Serialize;
 use serde_json::Value;
 
+/// Which namespaces and resources a backup or restore covers (empty: Velero's default).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub included_namespaces: Vec<String>,
+    pub excluded_namespaces: Vec<String>,
+    pub included_resources: Vec<String>,
+    pub excluded_resources: Vec<String>,
+}
+
+impl Selection {
+    /// Writes the non-empty lists into a Backup's or Restore's spec.
+    pub fn write(&self, spec: &mut serde_json::Map<String, Value>) {
+        for (key, values) in [
+            ("includedNamespaces", &self.included_namespaces),
+            ("excludedNamespaces", &self.excluded_namespaces),
+            ("includedResources", &self.included_resources),
+            ("excludedResources", &self.excluded_resources),
+        ] {
+            if !values.is_empty() {
+                spec.insert(key.into(), serde_json::json!(values));
+            }
+        }
+    }
+}
+
 /// Phases after which Velero does nothing more with the object.
 pub const TERMINAL: &[&str] = &["Completed", "PartiallyFailed", "Failed", "FailedValidation"];
 

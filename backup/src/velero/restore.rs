@@ -2,7 +2,7 @@
 //! optionally into other namespaces (a drill restores into a scratch namespace).
 
 use super::backup::wait_finished;
-use super::{Finished, create_once, velero_api};
+use super::{Finished, Selection, create_once, velero_api};
 use crate::BackupError;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Map, Value, json};
@@ -22,10 +22,7 @@ pub struct RestoreRequest {
     pub name: String,
     pub source: Source,
     pub namespace_mapping: BTreeMap<String, String>,
-    pub included_namespaces: Vec<String>,
-    pub excluded_namespaces: Vec<String>,
-    pub included_resources: Vec<String>,
-    pub excluded_resources: Vec<String>,
+    pub selection: Selection,
     /// `none` (default: keep what exists) or `update`.
     pub existing_resource_policy: Option<String>,
     pub restore_pvs: Option<bool>,
@@ -56,15 +53,7 @@ pub async fn restore(client: &kube::Client, request: &RestoreRequest, limit: Dur
     };
     let mut spec = Map::new();
     spec.insert("backupName".into(), backup.clone().into());
-    let mut list = |key: &str, values: &[String]| {
-        if !values.is_empty() {
-            spec.insert(key.into(), json!(values));
-        }
-    };
-    list("includedNamespaces", &request.included_namespaces);
-    list("excludedNamespaces", &request.excluded_namespaces);
-    list("includedResources", &request.included_resources);
-    list("excludedResources", &request.excluded_resources);
+    request.selection.write(&mut spec);
     if !request.namespace_mapping.is_empty() {
         spec.insert("namespaceMapping".into(), json!(request.namespace_mapping));
     }

@@ -6,6 +6,7 @@
 use super::{PartiallyFailed, default_namespace, object_name};
 use crate::plan::model::Limit;
 use crate::steps::{Outputs, StepContext, StepError, outputs_of};
+use lifeboat_backup::velero::Selection;
 use lifeboat_backup::velero::backup::{BackupRequest, backup};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -53,10 +54,12 @@ pub async fn run(o: Options, cx: &StepContext) -> Result<Outputs, StepError> {
     let request = BackupRequest {
         namespace: o.velero_namespace.clone(),
         name: object_name(&o.name, &cx.idempotency_key),
-        included_namespaces: o.included_namespaces,
-        excluded_namespaces: o.excluded_namespaces,
-        included_resources: o.included_resources,
-        excluded_resources: o.excluded_resources,
+        selection: Selection {
+            included_namespaces: o.included_namespaces,
+            excluded_namespaces: o.excluded_namespaces,
+            included_resources: o.included_resources,
+            excluded_resources: o.excluded_resources,
+        },
         match_labels: o.label_selector,
         snapshot_volumes: o.snapshot_volumes,
         ttl: o.ttl,

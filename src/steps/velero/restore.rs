@@ -5,6 +5,7 @@
 use super::{PartiallyFailed, default_namespace, object_name};
 use crate::plan::model::Limit;
 use crate::steps::{Outputs, StepContext, StepError, outputs_of};
+use lifeboat_backup::velero::Selection;
 use lifeboat_backup::velero::restore::{RestoreRequest, Source, restore};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -102,10 +103,12 @@ pub async fn run(o: Options, cx: &StepContext) -> Result<Outputs, StepError> {
             .map(NamespaceMapping::pairs)
             .transpose()?
             .unwrap_or_default(),
-        included_namespaces: o.included_namespaces,
-        excluded_namespaces: o.excluded_namespaces,
-        included_resources: o.included_resources,
-        excluded_resources: o.excluded_resources,
+        selection: Selection {
+            included_namespaces: o.included_namespaces,
+            excluded_namespaces: o.excluded_namespaces,
+            included_resources: o.included_resources,
+            excluded_resources: o.excluded_resources,
+        },
         existing_resource_policy: o.existing_resource_policy.map(|p| match p {
             ExistingResourcePolicy::None => "none".into(),
             ExistingResourcePolicy::Update => "update".into(),

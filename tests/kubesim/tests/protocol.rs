@@ -85,7 +85,7 @@ async fn crud_and_patches_answer_as_an_api_server_does() {
 #[tokio::test]
 async fn custom_resources_are_validated_against_the_real_crd_schema() {
     let (_cluster, _running, client) = start().await;
-    namespace(&client, "velero").await;
+    // With Velero's CRDs, kubesim has Velero's namespace, as an installed Velero does.
     let api = backups(&client, "velero");
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("velero.io", "v1", "Backup"), "backups");
     let bad = DynamicObject::new("b1", &ar)
@@ -142,7 +142,6 @@ async fn custom_resources_are_validated_against_the_real_crd_schema() {
 #[tokio::test]
 async fn watches_survive_410_gone_and_dropped_streams() {
     let (cluster, _running, client) = start().await;
-    namespace(&client, "velero").await;
     let api = backups(&client, "velero");
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("velero.io", "v1", "Backup"), "backups");
     api.create(
