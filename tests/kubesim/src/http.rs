@@ -306,7 +306,7 @@ fn objects(
         }
         (&Method::PUT, Some(name)) => {
             let object = parse_body(&body)?;
-            let updated = replace(cluster, resource, namespace, name, object, status, &manager, strict)?;
+            let updated = replace(cluster, resource, namespace, name, object, status, strict)?;
             Ok(ok(StatusCode::OK, updated))
         }
         (&Method::PATCH, Some(name)) => {
@@ -525,7 +525,7 @@ fn create(
 
 /// A controller's write of an object's status.
 pub(crate) fn update_status(cluster: &Cluster, resource: &Resource, namespace: &str, name: &str, object: Value) -> Result<Value, ApiError> {
-    replace(cluster, resource, namespace, name, object, true, "kubesim-controller", false)
+    replace(cluster, resource, namespace, name, object, true, false)
 }
 
 /// Stores `new` in place of the current object, keeping what the server owns.
@@ -537,7 +537,6 @@ fn replace(
     name: &str,
     mut new: Value,
     status_only: bool,
-    manager: &str,
     strict: bool,
 ) -> Result<Value, ApiError> {
     if !new.is_object() {
@@ -639,7 +638,6 @@ fn replace(
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         new["metadata"]["generation"] = generation.into();
     }
-    let _ = manager;
     let meta = &mut new["metadata"];
     if meta
         .get("finalizers")
@@ -689,7 +687,6 @@ fn patch(
                 return Ok((StatusCode::CREATED, created));
             };
             merge_config(&mut current, &config);
-            current["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
             current
         }
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
@@ -724,7 +721,7 @@ fn patch(
             ));
         }
     };
-    let updated = replace(cluster, resource, namespace, name, patched, status_only, manager, strict)?;
+    let updated = replace(cluster, resource, namespace, name, patched, status_only, strict)?;
     Ok((StatusCode::OK, updated))
 }
 
