@@ -68,27 +68,26 @@ impl Garage {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        let (s3_port, rpc_port) = (free_port(), free_port());
-        let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
-        std::fs::write(
-            dir.path().join("garage.toml"),
-            format!(
-                "metadata_dir = \"{0}/meta\"\ndata_dir = \"{0}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
-                 rpc_bind_addr = \"127.0.0.1:{rpc_port}\"\nrpc_public_addr = \"127.0.0.1:{rpc_port}\"\nrpc_secret = \"{secret}\"\n\
-                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3_port}\"\nroot_domain = \".s3.garage.localhost\"\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
         let mut garage = Garage {
             dir,
             binary,
             child: None,
-            s3_port,
+            s3_port: 0,
             key_id: String::new(),
             secret: String::new(),
         };
-        garage.run_server();
+        // Free ports are only free when picked: another test's server may take one before
+        // Garage binds it, and Garage then exits. Such a start is retried on new ports.
+        let started = (0..5).any(|_| {
+            garage.configure(free_port(), free_port());
+            garage.run_server();
+            garage.stays_up()
+        });
+        assert!(
+            started,
+            "Garage did not start; see {}",
+            garage.dir.path().join("server.log").display()
+        );
         let node = garage.admin(&["node", "id", "-q"]);
         let node = node.trim().split('@').next().unwrap().to_string();
         garage.admin(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
@@ -103,6 +102,21 @@ impl Garage {
         Some(garage)
     }
 
+    fn configure(&mut self, s3_port: u16, rpc_port: u16) {
+        let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        std::fs::write(
+            self.dir.path().join("garage.toml"),
+            format!(
+                "metadata_dir = \"{0}/meta\"\ndata_dir = \"{0}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc_port}\"\nrpc_public_addr = \"127.0.0.1:{rpc_port}\"\nrpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3_port}\"\nroot_domain = \".s3.garage.localhost\"\n",
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        self.s3_port = s3_port;
+    }
+
     fn run_server(&mut self) {
         let child = Command::new(&self.binary)
             .arg("-c")
@@ -113,30 +127,56 @@ impl Garage {
             .spawn()
             .unwrap();
         self.child = Some(child);
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Ready is the admin RPC answering with the server process still alive: the S3 port
+    /// answering proves nothing when the port was taken by someone else.
+    fn stays_up(&mut self) -> bool {
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_ok() {
-                return;
+            if !self.alive() {
+                self.stop();
+                return false;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if self.try_admin(&["status"]).is_ok() {
+                std::thread::sleep(Duration::from_millis(300));
+                if self.alive() {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("Garage did not start; see {}", self.dir.path().join("server.log").display());
+        self.stop();
+        false
+    }
+
+    fn try_admin(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(&self.binary)
+            .arg("-c")
+            .arg(self.dir.path().join("garage.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
     }
 
     fn admin(&self, args: &[&str]) -> String {
-        for attempt in 0.. {
-            let output = Command::new(&self.binary)
-                .arg("-c")
-                .arg(self.dir.path().join("garage.toml"))
-                .args(args)
-                .output()
-                .unwrap();
-            if output.status.success() {
-                return String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut attempt = 0;
+        loop {
+            match self.try_admin(args) {
+                Ok(out) => return out,
+                Err(err) => assert!(attempt < 50, "garage {args:?}: {err}"),
             }
-            assert!(attempt < 50, "garage {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+            attempt += 1;
             std::thread::sleep(Duration::from_millis(100));
         }
-        unreachable!()
     }
 
     pub fn repo_url(&self, prefix: &str) -> String {
@@ -164,10 +204,7 @@ impl Garage {
         self.stop();
         for _ in 0..10 {
             self.run_server();
-            self.admin(&["status"]);
-            std::thread::sleep(Duration::from_millis(300));
-            let alive = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
-            if alive {
+            if self.stays_up() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(500));
