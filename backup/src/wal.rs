@@ -39,7 +39,7 @@ fn wal_file_name(path: &Path) -> Result<String> {
 
 /// Segment names depend on the segment size only in their value, never in their shape.
 fn looks_like_wal(name: &str) -> bool {
-    name.len() >= 24 && name[..24].bytes().all(|b| b.is_ascii_hexdigit())
+    name.get(..24).is_some_and(|head| head.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Archives one WAL file.

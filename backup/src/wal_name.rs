@@ -73,7 +73,7 @@ impl WalFile {
         if let Some(segment) = name.strip_suffix(".partial") {
             return Segment::parse(segment, segment_size).map(WalFile::Partial);
         }
-        if name.ends_with(".backup") && name.len() > 24 && Segment::parse(&name[..24], segment_size).is_some() {
+        if name.ends_with(".backup") && name.len() > 24 && name.get(..24).and_then(|head| Segment::parse(head, segment_size)).is_some() {
             return Some(WalFile::BackupHistory);
         }
         Segment::parse(name, segment_size).map(WalFile::Segment)

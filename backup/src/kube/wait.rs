@@ -128,8 +128,8 @@ fn summary(object: &Value) -> String {
         return "no status yet".into();
     }
     let text = status.to_string();
-    if text.len() > 300 {
-        format!("status {}…", &text[..300])
+    if text.chars().count() > 300 {
+        format!("status {}…", text.chars().take(300).collect::<String>())
     } else {
         format!("status {text}")
     }
