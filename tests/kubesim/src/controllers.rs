@@ -1,4 +1,5 @@
-//! Simulated controllers: move objects as the real ones do (Velero's are in `velero.rs`).
+//! Simulated controllers: move objects as the real ones do (Jobs' are in `jobs.rs`, Velero's
+//! in `velero.rs`).
 //! Deployments and StatefulSets roll out after a delay: their status catches up with the newest generation and the
 //! replicas asked for (observedGeneration, updated/ready/available replicas, revisions).
 
@@ -30,6 +31,9 @@ fn rolled_out(object: &Value) -> Option<Value> {
 }
 
 pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
+    if cluster.resource("velero.io", "backupstoragelocations").is_some() {
+        cluster.track(tokio::spawn(crate::velero::sync_storage_locations(cluster.clone())));
+    }
     let cluster = cluster.clone();
     let mut changes = cluster.store().changes.subscribe();
     tokio::spawn(async move {
@@ -40,6 +44,7 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
                 Err(_) => return,
             };
             crate::velero::on_change(&cluster, &change);
+            crate::jobs::on_change(&cluster, &change);
             if change.group != "apps" || change.kind == "DELETED" || !matches!(change.plural.as_str(), "deployments" | "statefulsets") {
                 continue;
             }

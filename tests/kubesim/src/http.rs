@@ -1,5 +1,6 @@
-//! Routing and the object operations: get, list, create, replace, patch, delete, each
-//! answering as the API server does, errors as `Status` objects.
+//! Routing and the object operations: get, list, create, replace, patch, delete (with
+//! propagation to dependents), each answering as the API server does, errors as `Status`
+//! objects; pods' logs, and the downloads DownloadRequests point at.
 
 use crate::resources::Resource;
 use crate::store::Key;
@@ -12,7 +13,23 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub fn router(cluster: Cluster) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(cluster)
+    axum::Router::new()
+        .route("/kubesim/downloads/{id}", axum::routing::get(download))
+        .fallback(handle)
+        .with_state(cluster)
+}
+
+/// A processed DownloadRequest's file, as the signed object-storage URL would serve it.
+async fn download(State(cluster): State<Cluster>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    match crate::lock(&cluster.inner.downloads).get(&id) {
+        Some(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], body.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "NoSuchKey: the specified key does not exist\n",
+        )
+            .into_response(),
+    }
 }
 
 /// An error as the API server writes it.
@@ -25,7 +42,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             code,
             reason,
@@ -70,6 +87,10 @@ enum Route {
     ResourceList(String, String),
     OpenApiIndex,
     OpenApi(String),
+    PodLog {
+        namespace: String,
+        name: String,
+    },
     Objects {
         resource: Resource,
         namespace: String,
@@ -114,6 +135,12 @@ fn route(cluster: &Cluster, path: &str) -> Result<Route, ApiError> {
         [] => (None, false),
         [name] => (Some(name.to_string()), false),
         [name, "status"] if resource.status_subresource => (Some(name.to_string()), true),
+        [name, "log"] if resource.group.is_empty() && resource.plural == "pods" && !namespace.is_empty() => {
+            return Ok(Route::PodLog {
+                namespace,
+                name: name.to_string(),
+            });
+        }
         _ => return Err(missing()),
     };
     Ok(Route::Objects {
@@ -148,6 +175,9 @@ async fn handle(State(cluster): State<Cluster>, method: Method, uri: Uri, header
             Some(doc) => ok(StatusCode::OK, doc),
             None => ApiError::new(404, "NotFound", "the server could not find the requested resource").into_response(),
         },
+        (Route::PodLog { namespace, name }, Method::GET) => {
+            crate::jobs::log_response(&cluster, &namespace, &name, &query).unwrap_or_else(IntoResponse::into_response)
+        }
         (
             Route::Objects {
                 resource,
@@ -267,6 +297,9 @@ fn objects(
             )
         });
     }
+    if cluster.take_failure(verb, &resource.plural) {
+        return Err(ApiError::new(500, "InternalError", "kubesim: injected failure"));
+    }
     let manager = query.get("fieldManager").cloned().unwrap_or_else(|| "unknown".into());
     let strict = query.get("fieldValidation").is_some_and(|v| v == "Strict");
     match (method, name) {
@@ -325,7 +358,26 @@ fn objects(
             Ok(ok(patched.0, patched.1))
         }
         (&Method::DELETE, Some(name)) => {
+            let options: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let policy = query
+                .get("propagationPolicy")
+                .map(String::as_str)
+                .or_else(|| options["propagationPolicy"].as_str())
+                .map(str::to_owned);
+            let orphan = match policy.as_deref() {
+                Some("Orphan") => true,
+                Some(_) => false,
+                // batch/v1 Jobs still default to orphaning their pods, as the API server does.
+                None => {
+                    options["orphanDependents"] == true
+                        || query.get("orphanDependents").is_some_and(|o| o == "true")
+                        || (resource.group == "batch" && resource.plural == "jobs")
+                }
+            };
             let deleted = delete(cluster, resource, namespace, name)?;
+            if !orphan {
+                delete_dependents(cluster, namespace, &deleted);
+            }
             Ok(ok(StatusCode::OK, deleted))
         }
         _ => Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here"))),
@@ -768,6 +820,34 @@ fn delete(cluster: &Cluster, resource: &Resource, namespace: &str, name: &str) -
         tokio::spawn(async move { empty_namespace(cluster, ns).await });
     }
     Ok(object)
+}
+
+/// The garbage collector: deletes the objects in `namespace` owned by `owner` (and theirs).
+/// Foreground deletion is answered as Background: the dependents go at once either way.
+fn delete_dependents(cluster: &Cluster, namespace: &str, owner: &Value) {
+    let Some(uid) = owner["metadata"]["uid"].as_str() else { return };
+    let dependents: Vec<(Resource, String)> = {
+        let store = cluster.store();
+        store
+            .in_namespace(namespace)
+            .into_iter()
+            .filter_map(|key| {
+                let object = store.get(&key)?;
+                // Ones already being deleted are left to their finalizers (and cycles end).
+                let owned = object["metadata"]["deletionTimestamp"].is_null()
+                    && object["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid));
+                let resource = cluster.resource(&key.0, &key.1)?;
+                owned.then(|| (resource, key.3.clone()))
+            })
+            .collect()
+    };
+    for (resource, name) in dependents {
+        if let Ok(deleted) = delete(cluster, &resource, namespace, &name) {
+            delete_dependents(cluster, namespace, &deleted);
+        }
+    }
 }
 
 /// The namespace controller: deletes everything in a terminating namespace (objects with

@@ -1,14 +1,26 @@
 //! kubesim: a simulated Kubernetes API server for lifeboat's tests. It speaks the real REST
 //! protocol over loopback HTTP — discovery, OpenAPI v3 for `kubectl apply`, CRUD, merge,
 //! JSON and apply patches, list and watch with resourceVersions, bookmarks and 410 Gone,
-//! finalizers, namespace deletion that cascades — and validates custom resources against
-//! the openAPIV3Schema of the real CRD files in `crds/` (a 422 as a real server answers).
+//! finalizers, namespace deletion that cascades, deletion propagated to dependents through
+//! ownerReferences — and validates custom resources against the openAPIV3Schema of the real
+//! CRD files in `crds/` (a 422 as a real server answers).
+//!
+//! Simulated controllers move objects as the real ones do: Deployments and StatefulSets roll
+//! out; Jobs really run their pod's first container as a local process, with its log served
+//! at `pods/{name}/log` (`jobs.rs`); with Velero's CRDs, a simulated Velero server runs
+//! Backups, Restores, Schedules, DownloadRequests and the BackupStorageLocation sync against
+//! a [`velero::ObjectStorage`] that two clusters (primary and DR) may share (`velero.rs`).
+//!
+//! Fault hooks ([`Cluster::compact`], [`Cluster::drop_watches`], [`Cluster::forbid`],
+//! [`Cluster::fail_requests`], [`Cluster::velero`]) and test hooks ([`Cluster::run_schedule`],
+//! [`Cluster::backdate`]) stand in for what a test cannot wait for on a real cluster.
 //! Tests drive it only through `kube::Client` (and the official `kubectl`), so they run
 //! unchanged against a real cluster.
 
 mod controllers;
 mod discovery;
 mod http;
+mod jobs;
 pub mod resources;
 pub mod schema;
 pub mod selectors;
@@ -35,9 +47,24 @@ struct Inner {
     drop_watches: broadcast::Sender<()>,
     /// `(verb, plural)` the client's identity may not use: answered 403 as RBAC would.
     forbidden: Mutex<Vec<(String, String)>>,
+    /// `(verb, plural, times)`: the next `times` such requests answer 500.
+    failing: Mutex<Vec<(String, String, u32)>>,
     velero: Mutex<velero::VeleroBehaviour>,
-    /// What each simulated Velero backup took, by backup name (its object storage).
-    velero_backups: Mutex<std::collections::HashMap<String, Vec<serde_json::Value>>>,
+    /// The bucket behind the BackupStorageLocations, maybe shared with other clusters.
+    storage: velero::ObjectStorage,
+    /// Where the API is served, once it is: DownloadRequests hand out URLs under it.
+    url: Mutex<Option<String>>,
+    /// The gzipped bodies of processed DownloadRequests, by the id in their URL.
+    downloads: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// What each pod's container wrote, by `(namespace, pod)`, from its start on.
+    pod_logs: Mutex<std::collections::HashMap<(String, String), jobs::Log>>,
+    /// Tasks running pods' processes: aborted (their processes killed) when serving stops.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// Locks a mutex, carrying on after a panic elsewhere: the data is still usable for a test.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Cluster {
@@ -47,8 +74,15 @@ impl Cluster {
     }
 
     /// A cluster with the built-in kinds, the CRDs under `crds` and the namespaces
-    /// `default`, `kube-system` and, with Velero's CRDs, `velero`.
+    /// `default`, `kube-system` and, with Velero's CRDs, `velero` with the
+    /// BackupStorageLocation `default` on a bucket of its own.
     pub fn new(crds: Option<&Path>) -> Result<Cluster, String> {
+        Cluster::with_storage(crds, velero::ObjectStorage::new())
+    }
+
+    /// As [`Cluster::new`], with Velero's object storage given: clusters built on clones of
+    /// one storage share its backups, as a primary and a DR cluster sharing a bucket do.
+    pub fn with_storage(crds: Option<&Path>, storage: velero::ObjectStorage) -> Result<Cluster, String> {
         let mut resources = resources::builtins();
         if let Some(dir) = crds {
             resources.extend(resources::load_crds(dir)?);
@@ -59,8 +93,13 @@ impl Cluster {
                 store: Mutex::new(Store::default()),
                 drop_watches: broadcast::channel(16).0,
                 forbidden: Mutex::new(Vec::new()),
+                failing: Mutex::new(Vec::new()),
                 velero: Mutex::new(velero::VeleroBehaviour::default()),
-                velero_backups: Mutex::new(Default::default()),
+                storage,
+                url: Mutex::new(None),
+                downloads: Mutex::new(Default::default()),
+                pod_logs: Mutex::new(Default::default()),
+                tasks: Mutex::new(Vec::new()),
             }),
         };
         // With Velero's CRDs, Velero is installed: its namespace exists.
@@ -79,11 +118,14 @@ impl Cluster {
             )
             .map_err(|e| e.message)?;
         }
+        if velero {
+            velero::install(&cluster)?;
+        }
         Ok(cluster)
     }
 
     pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.inner.store.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.store)
     }
 
     pub(crate) fn resources(&self) -> &[Resource] {
@@ -129,21 +171,69 @@ impl Cluster {
         self.inner.velero.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub(crate) fn keep_backup(&self, name: &str, items: Vec<serde_json::Value>) {
-        self.inner
-            .velero_backups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.into(), items);
+    /// The object storage of this cluster's BackupStorageLocations.
+    pub fn velero_storage(&self) -> velero::ObjectStorage {
+        self.inner.storage.clone()
     }
 
-    pub(crate) fn kept_backup(&self, name: &str) -> Option<Vec<serde_json::Value>> {
-        self.inner
-            .velero_backups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+    /// Fault hook: the next `times` requests that `verb` (`get`, `list`, `watch`, `create`,
+    /// `update`, `patch`, `delete`) the resource `plural` answer 500 InternalError.
+    pub fn fail_requests(&self, verb: &str, plural: &str, times: u32) {
+        lock(&self.inner.failing).push((verb.into(), plural.into(), times));
+    }
+
+    /// Whether this request is one of those [`Cluster::fail_requests`] asked to fail (and
+    /// counts it).
+    pub(crate) fn take_failure(&self, verb: &str, plural: &str) -> bool {
+        let mut failing = lock(&self.inner.failing);
+        let Some(entry) = failing.iter_mut().find(|(v, p, n)| v == verb && p == plural && *n > 0) else {
+            return false;
+        };
+        entry.2 -= 1;
+        failing.retain(|(_, _, n)| *n > 0);
+        true
+    }
+
+    /// Test hook: what Velero does when the cron of Schedule `namespace/name` fires (kubesim
+    /// runs no cron): creates the Backup `<name>-<YYYYMMDDhhmmss>` from the schedule's
+    /// template, labelled `velero.io/schedule-name`, and sets the schedule's
+    /// `status.lastBackup`. Returns the backup's name; nothing is created when the schedule
+    /// does not exist.
+    pub fn run_schedule(&self, namespace: &str, name: &str) -> String {
+        velero::run_schedule(self, namespace, name)
+    }
+
+    /// Test hook: merges `status_patch` into the status of an object (a JSON merge patch, as
+    /// a controller's status update), e.g. to make a backup's `completionTimestamp` old.
+    /// Watchers see the change; a missing object is reported on stderr and left alone.
+    pub fn backdate(&self, group: &str, plural: &str, namespace: &str, name: &str, status_patch: serde_json::Value) {
+        let Some(resource) = self.resource(group, plural) else {
+            eprintln!("kubesim: backdate: no resource {plural}.{group}");
+            return;
+        };
+        let key = (group.to_owned(), plural.to_owned(), namespace.to_owned(), name.to_owned());
+        let Some(mut object) = self.store().get(&key).cloned() else {
+            eprintln!("kubesim: backdate: no {plural}.{group} {namespace}/{name}");
+            return;
+        };
+        if !object["status"].is_object() {
+            object["status"] = serde_json::json!({});
+        }
+        json_patch::merge(&mut object["status"], &status_patch);
+        if let Err(e) = http::update_status(self, &resource, namespace, name, object) {
+            eprintln!("kubesim: backdate: {}", e.message);
+        }
+    }
+
+    pub(crate) fn server_url(&self) -> Option<String> {
+        lock(&self.inner.url).clone()
+    }
+
+    /// Runs `task` until it ends or serving stops, whichever is first.
+    pub(crate) fn track(&self, task: tokio::task::JoinHandle<()>) {
+        let mut tasks = lock(&self.inner.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
     }
 
     pub(crate) fn forbidden(&self, verb: &str, plural: &str) -> bool {
@@ -160,12 +250,18 @@ impl Cluster {
     pub async fn serve(&self) -> std::io::Result<Running> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
+        *lock(&self.inner.url) = Some(url.clone());
         let app = http::router(self.clone());
         let controllers = controllers::start(self);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Running { url, task, controllers })
+        Ok(Running {
+            url,
+            task,
+            controllers,
+            cluster: self.clone(),
+        })
     }
 }
 
@@ -174,6 +270,7 @@ pub struct Running {
     pub url: String,
     task: tokio::task::JoinHandle<()>,
     controllers: tokio::task::JoinHandle<()>,
+    cluster: Cluster,
 }
 
 impl Running {
@@ -191,5 +288,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
         self.controllers.abort();
+        // Aborting a pod's task drops its process handle, which kills the process.
+        for task in lock(&self.cluster.inner.tasks).drain(..) {
+            task.abort();
+        }
     }
 }

@@ -243,3 +243,24 @@ async fn finalizers_hold_deletion_and_namespaces_cascade() {
     }
     panic!("the namespace was never removed");
 }
+
+#[tokio::test]
+async fn injected_failures_answer_500_the_times_asked() {
+    let (cluster, _running, client) = start().await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "c1"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    cluster.fail_requests("get", "configmaps", 1);
+    let failed = cms.get("c1").await.unwrap_err();
+    assert!(
+        matches!(&failed, kube::Error::Api(s) if s.code == 500 && s.reason == "InternalError" && s.message == "kubesim: injected failure"),
+        "{failed:?}"
+    );
+    // Only the verb asked for, and only as many times.
+    cms.list(&ListParams::default()).await.unwrap();
+    cms.get("c1").await.unwrap();
+}
