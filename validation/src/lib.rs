@@ -9,6 +9,7 @@
 pub mod canary;
 pub mod compare;
 mod error;
+pub mod inventory;
 pub mod monitoring;
 mod pg;
 pub mod probe;

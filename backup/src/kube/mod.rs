@@ -36,6 +36,31 @@ pub fn api(client: &kube::Client, resource: &ApiResource, caps: &ApiCapabilities
     }
 }
 
+/// Every object of one kind in `namespace`, as JSON with its `apiVersion` and `kind` set
+/// (a list's items carry neither).
+pub async fn list_objects(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+) -> Result<Vec<serde_json::Value>, BackupError> {
+    let (ar, caps) = resource(client, api_version, kind).await?;
+    let listed = api(client, &ar, &caps, Some(namespace))
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| error(e, &format!("listing {kind} in namespace {namespace}")))?;
+    Ok(listed
+        .items
+        .into_iter()
+        .map(|o| {
+            let mut value = serde_json::to_value(o).unwrap_or_default();
+            value["apiVersion"] = api_version.into();
+            value["kind"] = kind.into();
+            value
+        })
+        .collect())
+}
+
 /// A kube error as a typed failover error; `what` says what was being done.
 pub fn error(e: kube::Error, what: &str) -> BackupError {
     match e {

@@ -4,7 +4,11 @@
 //! which exits 0 for a Failed backup).
 
 pub mod backup;
+pub mod download;
 pub mod restore;
+pub mod schedule;
+pub mod storage_location;
+pub mod sync;
 
 use crate::BackupError;
 use crate::kube::{api, error, resource};

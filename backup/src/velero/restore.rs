@@ -4,7 +4,7 @@
 use super::backup::wait_finished;
 use super::{Finished, Selection, create_once, velero_api};
 use crate::BackupError;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,28 +28,12 @@ pub struct RestoreRequest {
     pub restore_pvs: Option<bool>,
 }
 
-/// The newest Completed backup of `schedule`.
-pub async fn newest_of_schedule(client: &kube::Client, namespace: &str, schedule: &str) -> Result<String, BackupError> {
-    let api = velero_api(client, "Backup", namespace).await?;
-    let backups = api
-        .list(&ListParams::default().labels(&format!("velero.io/schedule-name={schedule}")))
-        .await
-        .map_err(|e| crate::kube::error(e, &format!("listing the backups of schedule {schedule}")))?;
-    backups
-        .items
-        .iter()
-        .filter(|b| b.data["status"]["phase"] == "Completed")
-        .max_by_key(|b| b.data["status"]["completionTimestamp"].as_str().unwrap_or_default().to_owned())
-        .and_then(|b| b.metadata.name.clone())
-        .ok_or_else(|| BackupError::NotFound(format!("schedule {schedule} has no Completed backup in namespace {namespace}")))
-}
-
 /// Starts the restore (unless one of that name exists: a re-run) and waits until Velero
 /// finishes it. Returns the backup restored from and what Velero reported.
 pub async fn restore(client: &kube::Client, request: &RestoreRequest, limit: Duration) -> Result<(String, Finished), BackupError> {
     let backup = match &request.source {
         Source::Backup(name) => name.clone(),
-        Source::Schedule(schedule) => newest_of_schedule(client, &request.namespace, schedule).await?,
+        Source::Schedule(schedule) => super::schedule::newest_completed(client, &request.namespace, schedule).await?,
     };
     let mut spec = Map::new();
     spec.insert("backupName".into(), backup.clone().into());

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod delete;
+pub mod job;
 pub mod rollout;
 pub mod scale;
 
