@@ -85,6 +85,19 @@ fn lifeboat_arguments(words: &[String]) -> Option<Vec<String>> {
     }
     if *program == "cargo" && rest.get(1).is_some_and(|w| *w == "run") {
         let dashes = rest.iter().position(|w| *w == "--")?;
+        // `cargo run -p kubesim -- …` runs another of the workspace's programs.
+        let other_package = rest[..dashes]
+            .windows(2)
+            .any(|w| (w[0] == "-p" || w[0] == "--package") && w[1] != "lifeboat")
+            || rest[..dashes]
+                .iter()
+                .any(|w| w.starts_with("--package=") && *w != "--package=lifeboat")
+            || rest[..dashes]
+                .iter()
+                .any(|w| *w == "--bin" || w.starts_with("--bin=") || *w == "--example");
+        if other_package {
+            return None;
+        }
         return Some(rest[dashes + 1..].iter().map(|w| (*w).clone()).collect());
     }
     None
@@ -201,7 +214,7 @@ mod tests {
 
     #[test]
     fn commands_are_found_in_shell_blocks_only_with_continuations_and_comments() {
-        let source = "text `lifeboat run x`\n```sh\nexport LIFEBOAT_REPO=file:///r\nlifeboat pg restore --pgdata /srv \\\n  --start   # a comment\n$ sudo target/release/lifeboat drill plans/p.yaml\ncargo run --release -- drill plans/q.yaml\npg_ctl stop\n```\n```yaml\nlifeboat: no\n```\n";
+        let source = "text `lifeboat run x`\n```sh\nexport LIFEBOAT_REPO=file:///r\nlifeboat pg restore --pgdata /srv \\\n  --start   # a comment\n$ sudo target/release/lifeboat drill plans/p.yaml\ncargo run --release -- drill plans/q.yaml\ncargo run -p kubesim -- --kubeconfig k\npg_ctl stop\n```\n```yaml\nlifeboat: no\n```\n";
         let lines = shell_lines(source);
         let commands: Vec<(usize, Vec<String>)> = lines.iter().filter_map(|l| l.lifeboat.clone().map(|a| (l.line, a))).collect();
         assert_eq!(
