@@ -657,6 +657,7 @@ impl Runner {
             cancel,
             run: self.run.clone(),
             cluster: self.cluster_of(unit),
+            rpo_objective: self.state.plan.rpo,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct StepContext {
     pub run: RunHandle,
     /// The Kubernetes cluster of a Kubernetes step (`None`: the default kubeconfig).
     pub cluster: Option<super::k8s::access::ClusterAccess>,
+    /// The plan's recovery point objective, for steps that check it is achievable.
+    pub rpo_objective: Option<std::time::Duration>,
 }
 
 impl StepContext {

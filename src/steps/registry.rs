@@ -111,6 +111,11 @@ pub const KINDS: &[KindSpec] = &[
         k8s::delete
     ),
     kind!(
+        "k8s.job",
+        "run a Job to completion in the cluster; its exit status and log tail are outputs",
+        k8s::job
+    ),
+    kind!(
         "k8s.rollout_wait",
         "wait until a Deployment or StatefulSet rollout is complete, as `kubectl rollout status` judges it",
         k8s::rollout_wait
@@ -227,6 +232,11 @@ pub const KINDS: &[KindSpec] = &[
         validation::rpo
     ),
     kind!(
+        "validation.k8s_inventory",
+        "record namespaces' objects, or compare them with a record after a restore (missing, extra, changed)",
+        validation::k8s_inventory
+    ),
+    kind!(
         "validation.sql_compare",
         "compare tables of two PostgreSQL databases (counts, checksums, differing keys)",
         validation::sql_compare
@@ -247,15 +257,30 @@ pub const KINDS: &[KindSpec] = &[
         velero::backup
     ),
     kind!(
+        "velero.check_schedule",
+        "fail unless a Velero schedule's newest Completed backup is younger than the RPO objective",
+        velero::check_schedule
+    ),
+    kind!(
         "velero.restore",
         "a Velero restore from a backup or a schedule's newest, optionally into other namespaces",
         velero::restore
+    ),
+    kind!(
+        "velero.storage_location",
+        "set a backup storage location ReadOnly or ReadWrite; the previous mode is an output for compensation",
+        velero::storage_location
+    ),
+    kind!(
+        "velero.wait_backup_sync",
+        "wait until a backup taken elsewhere is synced into this cluster and finished",
+        velero::wait_backup_sync
     ),
 ];
 
 /// Kinds that work on a Kubernetes cluster, by family.
 pub fn is_kubernetes(kind: &str) -> bool {
-    kind.starts_with("k8s.") || kind.starts_with("velero.")
+    kind.starts_with("k8s.") || kind.starts_with("velero.") || kind == "validation.k8s_inventory"
 }
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

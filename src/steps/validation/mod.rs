@@ -4,6 +4,7 @@
 pub mod canary;
 pub mod canary_stop;
 pub mod http_probe;
+pub mod k8s_inventory;
 pub mod prometheus_probe;
 pub mod prometheus_range;
 pub mod rpo;

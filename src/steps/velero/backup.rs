@@ -3,8 +3,9 @@
 //! with Velero's reason. Its name comes from the idempotency key, so a re-run waits for the
 //! backup its first attempt created.
 
-use super::{PartiallyFailed, default_namespace, object_name};
+use super::{PartiallyFailed, default_namespace};
 use crate::plan::model::Limit;
+use crate::steps::k8s::object_name;
 use crate::steps::{Outputs, StepContext, StepError, outputs_of};
 use lifeboat_backup::velero::Selection;
 use lifeboat_backup::velero::backup::{BackupRequest, backup};

@@ -1,8 +1,12 @@
-//! The `velero.*` step kinds: Velero backups and restores as plan steps, on the cluster the
+//! The `velero.*` step kinds: Velero backups, restores, backup sync into a DR cluster,
+//! storage location modes and schedule freshness as plan steps, on the cluster the
 //! step names, through `lifeboat_backup::velero`.
 
 pub mod backup;
+pub mod check_schedule;
 pub mod restore;
+pub mod storage_location;
+pub mod wait_backup_sync;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -20,18 +24,4 @@ pub enum PartiallyFailed {
 
 fn default_namespace() -> String {
     "velero".into()
-}
-
-/// A Velero object name derived from the idempotency key, so a re-run finds its object.
-fn object_name(explicit: &Option<String>, key: &str) -> String {
-    if let Some(name) = explicit {
-        return name.clone();
-    }
-    let mut name: String = format!("lifeboat-{key}")
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
-        .collect();
-    name.truncate(63);
-    name.trim_end_matches('-').to_owned()
 }

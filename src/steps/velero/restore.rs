@@ -2,10 +2,12 @@
 //! schedule, optionally into other namespaces (`namespace_mapping`: a drill restores into a
 //! scratch namespace), waited for to a terminal phase.
 
-use super::{PartiallyFailed, default_namespace, object_name};
+use super::{PartiallyFailed, default_namespace};
 use crate::plan::model::Limit;
+use crate::steps::k8s::object_name;
 use crate::steps::{Outputs, StepContext, StepError, outputs_of};
 use lifeboat_backup::velero::Selection;
+use lifeboat_backup::velero::download::{Results, restore_results};
 use lifeboat_backup::velero::restore::{RestoreRequest, Source, restore};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -29,7 +31,7 @@ pub enum NamespaceMapping {
 }
 
 impl NamespaceMapping {
-    fn pairs(&self) -> Result<BTreeMap<String, String>, StepError> {
+    pub fn pairs(&self) -> Result<BTreeMap<String, String>, StepError> {
         match self {
             NamespaceMapping::Map(map) => Ok(map.clone()),
             NamespaceMapping::Text(text) => text
@@ -120,10 +122,65 @@ pub async fn run(o: Options, cx: &StepContext) -> Result<Outputs, StepError> {
         r = restore(&client, &request, limit) => r.map_err(crate::steps::k8s::access::in_cluster(&cluster))?,
         _ = cx.cancel.cancelled() => return Err(StepError::retryable("cancelled")),
     };
+    // Velero keeps what went wrong, item by item, in object storage: fetch it as evidence.
+    let results = if finished.errors + finished.warnings > 0 {
+        Some(restore_results(&client, &request.namespace, &request.name, Duration::from_secs(120)).await)
+    } else {
+        None
+    };
+    let details = match &results {
+        Some(Ok(r)) => first_messages(r),
+        _ => String::new(),
+    };
     let finished = finished
         .judged("restore", matches!(o.partially_failed, PartiallyFailed::Warn))
-        .map_err(crate::steps::k8s::access::in_cluster(&cluster))?;
+        .map_err(|e| {
+            let e = crate::steps::k8s::access::in_cluster(&cluster)(e);
+            StepError {
+                message: format!("{}{details}", e.message),
+                retryable: e.retryable,
+            }
+        })?;
     let mut out = outputs_of(&finished);
     out.insert("backup".into(), backup.into());
+    match results {
+        Some(Ok(r)) => {
+            out.insert("results".into(), serde_json::to_value(&r).unwrap_or_default());
+        }
+        Some(Err(e)) => {
+            out.insert("results_error".into(), e.to_string().into());
+        }
+        None => {}
+    }
     Ok(out)
+}
+
+/// The first few per-item messages, for a failure message: `; errors: shop: …`.
+fn first_messages(results: &Results) -> String {
+    let listed = |m: &lifeboat_backup::velero::download::Messages| -> Vec<String> {
+        m.velero
+            .iter()
+            .chain(&m.cluster)
+            .cloned()
+            .chain(
+                m.namespaces
+                    .iter()
+                    .flat_map(|(ns, list)| list.iter().map(move |l| format!("{ns}: {l}"))),
+            )
+            .take(5)
+            .collect()
+    };
+    let mut text = String::new();
+    for (what, m) in [("errors", &results.errors), ("warnings", &results.warnings)] {
+        let first = listed(m);
+        if !first.is_empty() {
+            let more = m.count().saturating_sub(first.len());
+            text += &format!(
+                "; {what}: {}{}",
+                first.join("; "),
+                if more > 0 { format!(" (and {more} more)") } else { String::new() }
+            );
+        }
+    }
+    text
 }
