@@ -1,94 +1,19 @@
 //! Kubernetes step kinds through `kube::Client` against kubesim (tests/kubesim): the real
-//! REST protocol, CRDs validated against their schemas. The same plans run against a real
-//! cluster by pointing `spec.clusters` at its kubeconfig.
+//! REST protocol, CRDs validated against their schemas. Tests that need no fault hook run
+//! against a real cluster instead when `LIFEBOAT_TEST_KUBECONFIG` names its kubeconfig
+//! (see `support::cluster::target`).
 
 mod support;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::Api;
 use lifeboat::journal::RunStatus;
+use std::time::Duration;
+use support::cluster::{APP, Sim, indented, sim, target, why_not};
 use support::{events, first_error, outputs_of, plan, run};
-
-struct Sim {
-    cluster: kubesim::Cluster,
-    running: kubesim::Running,
-    _dir: tempfile::TempDir,
-    kubeconfig: String,
-}
-
-async fn sim(crds: bool) -> Sim {
-    let dir = kubesim::Cluster::crds_dir();
-    let cluster = kubesim::Cluster::new(crds.then_some(dir.as_path())).unwrap();
-    let running = cluster.serve().await.unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let kubeconfig = tmp.path().join("kubeconfig").display().to_string();
-    std::fs::write(&kubeconfig, running.kubeconfig()).unwrap();
-    Sim {
-        cluster,
-        running,
-        _dir: tmp,
-        kubeconfig,
-    }
-}
-
-impl Sim {
-    fn clusters(&self) -> String {
-        format!(
-            "  clusters:\n    sim: {{ kubeconfig: \"{}\", context: kubesim }}\n",
-            self.kubeconfig
-        )
-    }
-
-    fn client(&self) -> kube::Client {
-        let mut config = kube::Config::new(self.running.url.parse().unwrap());
-        config.default_retry = false;
-        kube::Client::try_from(config).unwrap()
-    }
-
-    async fn replicas(&self, kind: &str, plural: &str, name: &str) -> i64 {
-        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", kind), plural);
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client(), "app", &ar);
-        api.get(name).await.unwrap().data["spec"]["replicas"].as_i64().unwrap()
-    }
-}
-
-const APP: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: { name: app }
----
-apiVersion: v1
-kind: ConfigMap
-metadata: { name: settings, namespace: app }
-data: { mode: production }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web, namespace: app }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec: { containers: [{ name: web, image: nginx }] }
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: { name: db, namespace: app }
-spec:
-  serviceName: db
-  selector: { matchLabels: { app: db } }
-  template:
-    metadata: { labels: { app: db } }
-    spec: { containers: [{ name: db, image: postgres }] }
-"#;
-
-fn indented(text: &str, by: usize) -> String {
-    text.lines().map(|l| format!("{}{l}\n", " ".repeat(by))).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workloads_are_applied_rolled_out_scaled_and_deleted_on_the_named_cluster() {
-    let sim = sim(false).await;
+    let sim = target(false).await;
     let j = support::sqlite().await;
     let source = plan(
         "workloads",
@@ -142,7 +67,7 @@ async fn workloads_are_applied_rolled_out_scaled_and_deleted_on_the_named_cluste
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_back_scale_puts_the_replicas_back() {
-    let sim = sim(false).await;
+    let sim = target(false).await;
     let j = support::sqlite().await;
     let source = plan(
         "scale-back",
@@ -272,7 +197,7 @@ fn restore_drill(sim: &Sim, backup_with: &str, restore_with: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_velero_namespace_restore_drill_measures_its_rto() {
-    let sim = sim(true).await;
+    let sim = target(true).await;
     let j = support::sqlite().await;
     let report = run(&j.journal, &restore_drill(&sim, "", "")).await;
     let ev = events(&j.journal, &report.run_id).await;
@@ -352,8 +277,8 @@ async fn velero_phases_are_judged_and_never_taken_for_done() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_namespace_restore_plan_passes_as_a_drill_against_kubesim() {
-    let sim = sim(true).await;
+async fn the_namespace_restore_plan_passes_as_a_drill() {
+    let sim = target(true).await;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
@@ -382,4 +307,258 @@ async fn the_namespace_restore_plan_passes_as_a_drill_against_kubesim() {
         restore["outputs"]["items"], 6,
         "namespace, ConfigMap, Secret, Service, Deployment, StatefulSet: {restore}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reports_its_exit_status_and_log_tail_and_is_not_started_twice() {
+    let sim = target(false).await;
+    let j = support::sqlite().await;
+    let job = |with: &str| {
+        plan(
+            "job",
+            &format!(
+                "{}  steps:\n    - id: check\n      kind: k8s.job\n      with: {{ namespace: default, image: busybox, {with} }}\n",
+                sim.clusters()
+            ),
+        )
+    };
+    let report = run(
+        &j.journal,
+        &job(r#"command: [sh, -c, "echo checking; echo rows=42"], tail_lines: 1"#),
+    )
+    .await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    let out = outputs_of(&ev, "check");
+    assert_eq!(
+        (out["exit_code"].as_i64(), out["succeeded"].as_bool(), out["reason"].as_str()),
+        (Some(0), Some(true), Some("Complete")),
+        "{out:?}"
+    );
+    assert_eq!(out["log_tail"].as_str().unwrap().trim(), "rows=42", "{out:?}");
+
+    let report = run(
+        &j.journal,
+        &job(r#"command: [sh, -c, "echo 'only 41 rows' >&2; exit 3"], backoff_limit: 1"#),
+    )
+    .await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("BackoffLimitExceeded") && error.contains("its last pod exited 3") && error.contains("only 41 rows"),
+        "{error}"
+    );
+
+    // A Job the first attempt started is waited for, not started again (the count is kept
+    // in a local file, which only kubesim's Jobs, run as local processes, can write).
+    if std::env::var_os("LIFEBOAT_TEST_KUBECONFIG").is_some() {
+        return;
+    }
+    let marks = tempfile::tempdir().unwrap();
+    let counter = marks.path().join("runs");
+    let command = format!(r#"command: [sh, -c, "echo run >> {}; sleep 1"], name: precheck"#, counter.display());
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(sim.client(), "default");
+    let first: k8s_openapi::api::batch::v1::Job = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "precheck"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "check", "image": "busybox", "command": ["sh", "-c", format!("echo run >> {}; sleep 1", counter.display())]}
+        ]}}}
+    }))
+    .unwrap();
+    jobs.create(&kube::api::PostParams::default(), &first).await.unwrap();
+    let report = run(&j.journal, &job(&command)).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    assert_eq!(outputs_of(&ev, "check")["created"], false);
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n", "the command ran once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_names_what_is_missing_changed_or_extra() {
+    let sim = target(false).await;
+    let j = support::sqlite().await;
+    let record = plan(
+        "record",
+        &format!(
+            "{}  steps:\n    - id: apply\n      kind: k8s.apply\n      with:\n        manifests: |\n{}\
+             \x20   - id: before\n      kind: validation.k8s_inventory\n      needs: [apply]\n      with: {{ namespaces: [app] }}\n",
+            sim.clusters(),
+            indented(APP, 10)
+        ),
+    );
+    let report = run(&j.journal, &record).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    let before = outputs_of(&ev, "before");
+    assert_eq!(before["count"], 3, "ConfigMap, Deployment, StatefulSet: {before:?}");
+    let recorded = before["objects"].to_string();
+    let compare = |extra: &str| {
+        plan(
+            "compare",
+            &format!(
+                "{}  steps:\n    - id: after\n      kind: validation.k8s_inventory\n      with: {{ namespaces: [app], compare_with: '{recorded}'{extra} }}\n",
+                sim.clusters()
+            ),
+        )
+    };
+    let report = run(&j.journal, &compare("")).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    assert_eq!(outputs_of(&ev, "after")["matched"], 3);
+
+    // Status changes (the rollouts) are not changes; a changed ConfigMap, a deleted
+    // StatefulSet and a new Secret are.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(sim.client(), "app");
+    cms.patch(
+        "settings",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"data": {"mode": "maintenance"}})),
+    )
+    .await
+    .unwrap();
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(sim.client(), "app");
+    sts.delete("db", &Default::default()).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(sim.client(), "app");
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "stray"}, "stringData": {"k": "v"}})).unwrap();
+    secrets.create(&Default::default(), &secret).await.unwrap();
+    let report = run(&j.journal, &compare("")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("1 of 3 recorded objects came back as recorded")
+            && error.contains("missing: StatefulSet app/db")
+            && error.contains("changed: ConfigMap app/settings")
+            && error.contains("extra: Secret app/stray"),
+        "{error}"
+    );
+    let report = run(&j.journal, &compare(", allow_extra: true")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(!error.contains("extra"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_ride_out_dropped_watches_410s_and_500s_and_slow_phases_are_waited_for() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    sim.cluster.velero(kubesim::velero::VeleroBehaviour {
+        phase_delay: Duration::from_millis(700),
+        ..Default::default()
+    });
+    // While the backup is in flight: its watch is dropped, history compacted (410 on the
+    // re-watch), and lists and watches of backups answered 500 a few times.
+    let faults = {
+        let cluster = sim.cluster.clone();
+        tokio::spawn(async move {
+            for round in 0..10 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                match round % 3 {
+                    0 => cluster.drop_watches(),
+                    1 => cluster.compact(),
+                    _ => {
+                        cluster.fail_requests("list", "backups", 1);
+                        cluster.fail_requests("watch", "backups", 1);
+                    }
+                }
+            }
+        })
+    };
+    let backup = plan(
+        "flaky",
+        &format!(
+            "{}  steps:\n    - id: backup\n      kind: velero.backup\n      with: {{ included_namespaces: [default], timeout: 30s }}\n",
+            sim.clusters()
+        ),
+    );
+    let report = run(&j.journal, &backup).await;
+    faults.await.unwrap();
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    assert_eq!(outputs_of(&ev, "backup")["phase"], "Completed");
+
+    // A 500 on a plain request is retryable: the step's retry gets through.
+    sim.cluster.fail_requests("patch", "configmaps", 1);
+    let apply = plan(
+        "apply-500",
+        &format!(
+            "{}  steps:\n    - id: apply\n      kind: k8s.apply\n      retry: {{ attempts: 3, backoff: 100ms }}\n      with: {{ manifests: [{{ apiVersion: v1, kind: ConfigMap, metadata: {{ name: c, namespace: default }} }}] }}\n",
+            sim.clusters()
+        ),
+    );
+    let report = run(&j.journal, &apply).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    assert_eq!(support::started(&ev).len(), 2, "one 500, then success");
+
+    // Phases slower than the step's timeout are not taken for done.
+    sim.cluster.velero(kubesim::velero::VeleroBehaviour {
+        phase_delay: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let slow = plan(
+        "slow",
+        &format!(
+            "{}  steps:\n    - id: backup\n      kind: velero.backup\n      with: {{ included_namespaces: [default], timeout: 1s }}\n",
+            sim.clusters()
+        ),
+    );
+    let report = run(&j.journal, &slow).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(error.contains("did not meet the wait within 1s"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_and_database_restore_plan_passes_as_a_drill() {
+    let sim = sim(true).await;
+    let dir = support::servers::shared_tempdir();
+    let report = dir.path().join("report.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--state")
+        .arg(dir.path().join("state.db"))
+        .args([
+            "drill",
+            "plans/app-and-database-restore.yaml",
+            "--param",
+            &format!("kubeconfig={}", sim.kubeconfig),
+            "--param",
+            &format!("workdir={}", dir.path().join("drill").display()),
+        ])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .await
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(report["rto_ms"].as_i64().unwrap() > 0);
+    assert_eq!(report["disaster"]["step"], "namespace_deleted");
+    let step = |id: &str| {
+        report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id} in {report}"))
+            .clone()
+    };
+    let job = step("orders_visible_to_the_app");
+    assert!(
+        job["outputs"]["log_tail"].as_str().unwrap().contains("orders=1500"),
+        "the app's side sees every order committed before the incident: {job}"
+    );
+    assert_eq!(
+        step("every_object_back")["outputs"]["matched"],
+        3,
+        "the ConfigMap, Service and Deployment: {}",
+        step("every_object_back")
+    );
+    assert_eq!(step("database_restore")["outputs"]["target"], "restore point `before_incident`");
+    // The two recovery branches overlapped in time.
+    let (velero, pitr) = (step("app_restore"), step("database_restore"));
+    assert!(
+        velero["started_at"].as_str() < pitr["finished_at"].as_str() && pitr["started_at"].as_str() < velero["finished_at"].as_str(),
+        "velero {velero} / pitr {pitr}"
+    );
+    assert!(!dir.path().join("drill").exists(), "finally removed the drill's directory");
 }

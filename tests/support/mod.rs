@@ -1,6 +1,7 @@
 //! Shared test support: journals on both backends, plan helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod monitoring;
 pub mod netns;
 pub mod servers;
@@ -79,8 +80,18 @@ pub async fn run(journal: &Journal, source: &str) -> RunReport {
 }
 
 pub async fn try_run(journal: &Journal, source: &str) -> Result<RunReport, runner::EngineError> {
+    try_run_with(journal, source, &[]).await
+}
+
+/// Runs a plan with `--param name=value`s.
+pub async fn run_with(journal: &Journal, source: &str, params: &[(&str, &str)]) -> RunReport {
+    try_run_with(journal, source, params).await.expect("run starts")
+}
+
+pub async fn try_run_with(journal: &Journal, source: &str, params: &[(&str, &str)]) -> Result<RunReport, runner::EngineError> {
     let plan = compile(source);
-    let params = lifeboat::plan::params::resolve(&plan, &Default::default()).expect("params resolve");
+    let given = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let params = lifeboat::plan::params::resolve(&plan, &given).expect("params resolve");
     runner::start(
         journal,
         NewRun {
