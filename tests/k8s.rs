@@ -213,15 +213,13 @@ async fn a_velero_namespace_restore_drill_measures_its_rto() {
     );
     let backup = outputs_of(&ev, "backup");
     assert_eq!(backup["phase"], "Completed");
-    assert_eq!(
-        backup["items"], 4,
-        "the namespace, the ConfigMap, the Deployment and the StatefulSet: {backup:?}"
-    );
     let restore = outputs_of(&ev, "restore");
-    assert_eq!(
-        (restore["phase"].as_str(), restore["items"].as_i64()),
-        (Some("Completed"), Some(4)),
-        "{restore:?}"
+    assert_eq!(restore["phase"], "Completed", "{restore:?}");
+    // A real Velero also takes what controllers made (pods, replica sets, endpoints).
+    let expected = sim.exactly_or_more(4);
+    assert!(
+        expected(backup["items"].as_i64().unwrap()) && expected(restore["items"].as_i64().unwrap()),
+        "the namespace, the ConfigMap, the Deployment and the StatefulSet: {backup:?} {restore:?}"
     );
     assert_eq!(restore["backup"], backup["name"]);
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(sim.client(), "app-drill");
@@ -276,36 +274,55 @@ async fn velero_phases_are_judged_and_never_taken_for_done() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_namespace_restore_plan_passes_as_a_drill() {
-    let sim = target(true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+/// Runs `plan` through the CLI as a drill on `sim` (with `params` beyond the kubeconfig) and
+/// returns its JSON report, after checking it passed with a measured RTO from the deleted
+/// namespace.
+async fn passing_drill(sim: &Sim, plan: &str, params: &[String], dir: &std::path::Path) -> serde_json::Value {
+    let report = dir.join("report.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("--state")
-        .arg(dir.path().join("state.db"))
-        .args([
-            "drill",
-            "plans/k8s-namespace-restore.yaml",
-            "--param",
-            &format!("kubeconfig={}", sim.kubeconfig),
-        ])
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .await
-        .unwrap();
+        .arg(dir.join("state.db"))
+        .args(["drill", plan, "--param", &format!("kubeconfig={}", sim.kubeconfig)]);
+    for param in params {
+        command.args(["--param", param]);
+    }
+    let out = command.arg("--report").arg(&report).output().await.unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{text}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["passed"], true, "{report}");
     assert!(report["rto_ms"].as_i64().unwrap() > 0);
     assert_eq!(report["disaster"]["step"], "namespace_deleted");
-    let restore = report["steps"].as_array().unwrap().iter().find(|s| s["id"] == "restore").unwrap();
+    report
+}
+
+/// The step `id` of a drill report.
+fn report_step(report: &serde_json::Value, id: &str) -> serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {report}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_restore_plan_passes_as_a_drill() {
+    let sim = target(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = passing_drill(&sim, "plans/k8s-namespace-restore.yaml", &[], dir.path()).await;
+    let restore = report_step(&report, "restore");
+    assert!(
+        sim.exactly_or_more(7)(restore["outputs"]["items"].as_i64().unwrap()),
+        "namespace, ConfigMap, Secret, Service, Deployment, StatefulSet and its volume claim: {restore}"
+    );
+    let back = report_step(&report, "every_object_back");
     assert_eq!(
-        restore["outputs"]["items"], 6,
-        "namespace, ConfigMap, Secret, Service, Deployment, StatefulSet: {restore}"
+        back["outputs"]["matched"], 6,
+        "ConfigMap, Secret, Service, Deployment, StatefulSet and its volume claim: {back}"
     );
 }
 
@@ -509,39 +526,9 @@ async fn waits_ride_out_dropped_watches_410s_and_500s_and_slow_phases_are_waited
 async fn the_app_and_database_restore_plan_passes_as_a_drill() {
     let sim = sim(true).await;
     let dir = support::servers::shared_tempdir();
-    let report = dir.path().join("report.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("--state")
-        .arg(dir.path().join("state.db"))
-        .args([
-            "drill",
-            "plans/app-and-database-restore.yaml",
-            "--param",
-            &format!("kubeconfig={}", sim.kubeconfig),
-            "--param",
-            &format!("workdir={}", dir.path().join("drill").display()),
-        ])
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .await
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(report["passed"], true, "{report}");
-    assert!(report["rto_ms"].as_i64().unwrap() > 0);
-    assert_eq!(report["disaster"]["step"], "namespace_deleted");
-    let step = |id: &str| {
-        report["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("no step {id} in {report}"))
-            .clone()
-    };
+    let workdir = format!("workdir={}", dir.path().join("drill").display());
+    let report = passing_drill(&sim, "plans/app-and-database-restore.yaml", &[workdir], dir.path()).await;
+    let step = |id: &str| report_step(&report, id);
     let job = step("orders_visible_to_the_app");
     assert!(
         job["outputs"]["log_tail"].as_str().unwrap().contains("orders=1500"),

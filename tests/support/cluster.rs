@@ -11,6 +11,8 @@ pub struct Sim {
     /// The kubeconfig context plans use (`None`: its current context).
     context: Option<String>,
     config: kube::Config,
+    /// A real cluster (`LIFEBOAT_TEST_KUBECONFIG`), not kubesim.
+    real: bool,
 }
 
 fn serving(cluster: kubesim::Cluster, running: kubesim::Running) -> Sim {
@@ -26,6 +28,7 @@ fn serving(cluster: kubesim::Cluster, running: kubesim::Running) -> Sim {
         kubeconfig,
         context: Some("kubesim".into()),
         config,
+        real: false,
     }
 }
 
@@ -60,6 +63,7 @@ pub async fn target(crds: bool) -> Sim {
     sim.kubeconfig = kubeconfig;
     sim.context = context;
     sim.config = config;
+    sim.real = true;
     sim
 }
 
@@ -75,6 +79,13 @@ impl Sim {
             Some(context) => format!("    {name}: {{ kubeconfig: \"{}\", context: {context} }}\n", self.kubeconfig),
             None => format!("    {name}: {{ kubeconfig: \"{}\" }}\n", self.kubeconfig),
         }
+    }
+
+    /// Whether a count is as expected: exactly `n` on kubesim, at least `n` on a real
+    /// cluster, where controllers add objects kubesim does not simulate.
+    pub fn exactly_or_more(&self, n: i64) -> impl Fn(i64) -> bool {
+        let real = self.real;
+        move |count| if real { count >= n } else { count == n }
     }
 
     /// A client that does not retry (a test sees what happened).

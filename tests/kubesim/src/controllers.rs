@@ -1,7 +1,8 @@
 //! Simulated controllers: move objects as the real ones do (Jobs' are in `jobs.rs`, Velero's
 //! in `velero.rs`).
 //! Deployments and StatefulSets roll out after a delay: their status catches up with the newest generation and the
-//! replicas asked for (observedGeneration, updated/ready/available replicas, revisions).
+//! replicas asked for (observedGeneration, updated/ready/available replicas, revisions), and a
+//! StatefulSet's volume claim templates become Bound claims.
 
 use crate::Cluster;
 use serde_json::{Value, json};
@@ -28,6 +29,41 @@ fn rolled_out(object: &Value) -> Option<Value> {
                                       {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]);
     }
     (object["status"] != status).then_some(status)
+}
+
+/// The claims a StatefulSet's pods use, `<template>-<set>-<ordinal>`, created Bound as the
+/// StatefulSet controller and a provisioner would; claims that exist are kept (they outlive
+/// the set, as real ones do).
+fn claim_volumes(cluster: &Cluster, namespace: &str, set: &Value) {
+    let Some(resource) = cluster.resource("", "persistentvolumeclaims") else {
+        return;
+    };
+    let name = set["metadata"]["name"].as_str().unwrap_or_default();
+    let replicas = set["spec"]["replicas"].as_i64().unwrap_or(1);
+    for template in set["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
+        let template_name = template["metadata"]["name"].as_str().unwrap_or_default();
+        for ordinal in 0..replicas {
+            let claim_name = format!("{template_name}-{name}-{ordinal}");
+            let mut claim = json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim_name, "namespace": namespace,
+                             "labels": set["spec"]["selector"]["matchLabels"].clone()},
+                "spec": template["spec"].clone(),
+            });
+            claim["spec"]["volumeName"] = format!("pvc-{}", uuid::Uuid::new_v4()).into();
+            if crate::http::create_object(cluster, &resource, namespace, claim, "kube-controller-manager").is_ok() {
+                let bound = cluster
+                    .store()
+                    .get(&(String::new(), "persistentvolumeclaims".into(), namespace.into(), claim_name.clone()))
+                    .cloned();
+                if let Some(mut bound) = bound {
+                    bound["status"] = json!({"phase": "Bound", "accessModes": template["spec"]["accessModes"].clone(),
+                                             "capacity": template["spec"]["resources"]["requests"].clone()});
+                    let _ = crate::http::update_status(cluster, &resource, namespace, &claim_name, bound);
+                }
+            }
+        }
+    }
 }
 
 pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
@@ -64,6 +100,9 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
                     .get(&("apps".into(), plural.clone(), namespace.clone(), name.clone()))
                     .cloned();
                 let Some(mut current) = current else { return };
+                if plural == "statefulsets" {
+                    claim_volumes(&cluster, &namespace, &current);
+                }
                 let Some(status) = rolled_out(&current) else { return };
                 current["status"] = status;
                 let _ = crate::http::update_status(&cluster, &resource, &namespace, &name, current);

@@ -276,6 +276,15 @@ fn strings(value: &Value) -> Option<Vec<String>> {
         .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect())
 }
 
+/// Marks the pod Failed with its container unable to run (as the kubelet reports an exec
+/// that fails), saying why.
+fn cannot_start(cluster: &Cluster, (namespace, pod): (&str, &str), container: &Value, started: &str, message: String) -> Outcome {
+    let at = now();
+    let terminated = json!({"exitCode": 128, "reason": "ContainerCannotRun", "message": message, "startedAt": at, "finishedAt": at});
+    write_pod(cluster, namespace, pod, terminated_status("Failed", container, started, terminated));
+    Outcome::Failed
+}
+
 fn terminated_status(phase: &str, container: &Value, started: &str, terminated: Value) -> Value {
     json!({
         "phase": phase, "startTime": started, "qosClass": "BestEffort",
@@ -307,10 +316,6 @@ async fn run_pod(cluster: &Cluster, namespace: &str, pod: &str, job: &Value, dea
         }
     }
     let started = now();
-    let cannot_run = |message: String| {
-        let at = now();
-        json!({"exitCode": 128, "reason": "ContainerCannotRun", "message": message, "startedAt": at, "finishedAt": at})
-    };
     let argv: Vec<String> = match strings(&container["command"]) {
         Some(command) if !command.is_empty() => command
             .into_iter()
@@ -318,17 +323,16 @@ async fn run_pod(cluster: &Cluster, namespace: &str, pod: &str, job: &Value, dea
             .map(|a| expand(&a, &env))
             .collect(),
         _ => {
-            let message = format!(
-                "kubesim runs only containers with an explicit command: container {} has none (its image's entrypoint is not known here)",
-                container["name"]
-            );
-            write_pod(
+            return cannot_start(
                 cluster,
-                namespace,
-                pod,
-                terminated_status("Failed", &container, &started, cannot_run(message)),
+                (namespace, pod),
+                &container,
+                &started,
+                format!(
+                    "kubesim runs only containers with an explicit command: container {} has none (its image's entrypoint is not known here)",
+                    container["name"]
+                ),
             );
-            return Outcome::Failed;
         }
     };
     let log: Log = Arc::default();
@@ -336,14 +340,13 @@ async fn run_pod(cluster: &Cluster, namespace: &str, pod: &str, job: &Value, dea
     let (mut child, group, output) = match spawned {
         Ok(parts) => parts,
         Err(e) => {
-            let message = format!("failed to start container {}: exec {:?}: {e}", container["name"], argv[0]);
-            write_pod(
+            return cannot_start(
                 cluster,
-                namespace,
-                pod,
-                terminated_status("Failed", &container, &started, cannot_run(message)),
+                (namespace, pod),
+                &container,
+                &started,
+                format!("failed to start container {}: exec {:?}: {e}", container["name"], argv[0]),
             );
-            return Outcome::Failed;
         }
     };
     lock(&cluster.inner.pod_logs).insert((namespace.to_owned(), pod.to_owned()), log.clone());

@@ -261,10 +261,8 @@ async fn the_active_deadline_kills_the_pod() {
     assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Failed"));
 }
 
-#[tokio::test]
-async fn deleting_a_job_in_the_background_deletes_its_pods_and_kills_the_process() {
-    let (_cluster, _running, client) = start().await;
-    let jobs = api(&client, "batch", "Job", "jobs", "default");
+/// Starts a Job `long` whose process sleeps for 30 s; returns the process's pid.
+async fn start_long_job(jobs: &Api<DynamicObject>) -> u32 {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
     // `$$` is Kubernetes' escape for `$`, as in `$$(NAME)`: the shell sees `$$`.
@@ -273,10 +271,17 @@ async fn deleting_a_job_in_the_background_deletes_its_pods_and_kills_the_process
     jobs.create(&PostParams::default(), &job("long", json!({}), container))
         .await
         .unwrap();
-    let pid: u32 = eventually(10, "the process to start", || async {
+    eventually(10, "the process to start", || async {
         std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn deleting_a_job_in_the_background_deletes_its_pods_and_kills_the_process() {
+    let (_cluster, _running, client) = start().await;
+    let jobs = api(&client, "batch", "Job", "jobs", "default");
+    let pid = start_long_job(&jobs).await;
     let running = eventually(10, "the pod to run", || async {
         let pod = job_pods(&client, "long").await.into_iter().next()?;
         (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
@@ -541,17 +546,7 @@ fn ended(pid: u32) -> bool {
 async fn a_running_process_is_killed_when_serving_stops() {
     let (_cluster, running, client) = start().await;
     let jobs = api(&client, "batch", "Job", "jobs", "default");
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let script = format!("echo $$$$ > {}; exec sleep 30", pidfile.display());
-    let container = json!({"name": "long", "image": "busybox", "command": ["sh", "-c", script]});
-    jobs.create(&PostParams::default(), &job("long", json!({}), container))
-        .await
-        .unwrap();
-    let pid: u32 = eventually(10, "the process to start", || async {
-        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
-    })
-    .await;
+    let pid = start_long_job(&jobs).await;
     assert!(!ended(pid));
     drop(running);
     eventually(5, "the process to be killed", || async { ended(pid).then_some(()) }).await;
