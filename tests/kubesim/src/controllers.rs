@@ -1,8 +1,13 @@
-//! Simulated controllers: move objects as the real ones do (Jobs' are in `jobs.rs`, Velero's
-//! in `velero.rs`).
-//! Deployments and StatefulSets roll out after a delay: their status catches up with the newest generation and the
-//! replicas asked for (observedGeneration, updated/ready/available replicas, revisions), and a
-//! StatefulSet's volume claim templates become Bound claims.
+//! Simulated controllers: move objects as the real ones do (Jobs' are in `jobs.rs`,
+//! workloads' pods in `pods.rs`, Velero's in `velero.rs`, Chaos Mesh's in `chaos_mesh.rs`);
+//! [`start`] feeds every change to each of them.
+//!
+//! Deployments and StatefulSets roll out after [`ROLLOUT`]: a StatefulSet's volume claim
+//! templates become Bound claims, the workload gets exactly `spec.replicas` Running pods,
+//! then its status catches up with the newest generation and the replicas asked for
+//! (observedGeneration, updated/ready/available replicas, revisions). The status follows the
+//! spec, not the pods: a pod made unready by a chaos experiment does not lower
+//! `readyReplicas`.
 
 use crate::Cluster;
 use serde_json::{Value, json};
@@ -81,12 +86,13 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
             };
             crate::velero::on_change(&cluster, &change);
             crate::jobs::on_change(&cluster, &change);
+            crate::pods::on_change(&cluster, &change);
+            crate::chaos_mesh::on_change(&cluster, &change);
             if change.group != "apps" || change.kind == "DELETED" || !matches!(change.plural.as_str(), "deployments" | "statefulsets") {
                 continue;
             }
-            if rolled_out(&change.object).is_none() {
-                continue;
-            }
+            // Every change is looked at, not only those leaving the status behind: a workload
+            // created with its status (a restore) still needs its pods.
             let cluster = cluster.clone();
             let (plural, namespace) = (change.plural.clone(), change.namespace.clone());
             let name = change.object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
@@ -103,6 +109,7 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
                 if plural == "statefulsets" {
                     claim_volumes(&cluster, &namespace, &current);
                 }
+                crate::pods::reconcile(&cluster, &plural, &namespace, &name);
                 let Some(status) = rolled_out(&current) else { return };
                 current["status"] = status;
                 let _ = crate::http::update_status(&cluster, &resource, &namespace, &name, current);

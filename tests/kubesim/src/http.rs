@@ -575,6 +575,19 @@ fn create(
     Ok(object)
 }
 
+/// A controller's write of a whole object: metadata and spec (a status subresource's status
+/// is kept as it is), e.g. to add or remove a finalizer.
+pub(crate) fn update_object(cluster: &Cluster, resource: &Resource, namespace: &str, name: &str, object: Value) -> Result<Value, ApiError> {
+    replace(cluster, resource, namespace, name, object, false, false)
+}
+
+/// A controller's delete, propagated in the background as a client's default delete is.
+pub(crate) fn delete_object(cluster: &Cluster, resource: &Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    let deleted = delete(cluster, resource, namespace, name)?;
+    delete_dependents(cluster, namespace, &deleted);
+    Ok(deleted)
+}
+
 /// A controller's write of an object's status.
 pub(crate) fn update_status(cluster: &Cluster, resource: &Resource, namespace: &str, name: &str, object: Value) -> Result<Value, ApiError> {
     replace(cluster, resource, namespace, name, object, true, false)

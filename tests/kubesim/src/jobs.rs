@@ -188,7 +188,7 @@ async fn run_job(cluster: Cluster, namespace: String, name: String) {
 }
 
 /// Five characters as Kubernetes' generateName picks them (no vowels, no look-alikes).
-fn suffix() -> String {
+pub(crate) fn suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     uuid::Uuid::new_v4()
         .as_bytes()

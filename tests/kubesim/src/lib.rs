@@ -6,21 +6,29 @@
 //! CRD files in `crds/` (a 422 as a real server answers).
 //!
 //! Simulated controllers move objects as the real ones do: Deployments and StatefulSets roll
-//! out; Jobs really run their pod's first container as a local process, with its log served
-//! at `pods/{name}/log` (`jobs.rs`); with Velero's CRDs, a simulated Velero server runs
-//! Backups, Restores, Schedules, DownloadRequests and the BackupStorageLocation sync against
-//! a [`velero::ObjectStorage`] that two clusters (primary and DR) may share (`velero.rs`).
+//! out and keep exactly `spec.replicas` Running pods, replacing any that are deleted
+//! (`controllers.rs`, `pods.rs`); Jobs really run their pod's first container as a local
+//! process, with its log served at `pods/{name}/log` (`jobs.rs`); with Velero's CRDs, a
+//! simulated Velero server runs Backups, Restores, Schedules, DownloadRequests and the
+//! BackupStorageLocation sync against a [`velero::ObjectStorage`] that two clusters (primary
+//! and DR) may share (`velero.rs`), leaving controllers' pods out of backups; with Chaos
+//! Mesh's CRDs, a simulated Chaos Mesh runs PodChaos, NetworkChaos, IOChaos, TimeChaos,
+//! HTTPChaos and StressChaos experiments on those pods: selection, records and conditions,
+//! core/v1 Events, and the effects a test can see on pods (killed, restarted, unready)
+//! ([`chaos_mesh`]).
 //!
 //! Fault hooks ([`Cluster::compact`], [`Cluster::drop_watches`], [`Cluster::forbid`],
-//! [`Cluster::fail_requests`], [`Cluster::velero`]) and test hooks ([`Cluster::run_schedule`],
-//! [`Cluster::backdate`]) stand in for what a test cannot wait for on a real cluster.
-//! Tests drive it only through `kube::Client` (and the official `kubectl`), so they run
-//! unchanged against a real cluster.
+//! [`Cluster::fail_requests`], [`Cluster::velero`], [`Cluster::chaos_mesh`]) and test hooks
+//! ([`Cluster::run_schedule`], [`Cluster::backdate`]) stand in for what a test cannot wait
+//! for on a real cluster. Tests drive it only through `kube::Client` (and the official
+//! `kubectl`), so they run unchanged against a real cluster.
 
+pub mod chaos_mesh;
 mod controllers;
 mod discovery;
 mod http;
 mod jobs;
+mod pods;
 pub mod resources;
 pub mod schema;
 pub mod selectors;
@@ -60,6 +68,10 @@ struct Inner {
     pod_logs: Mutex<std::collections::HashMap<(String, String), jobs::Log>>,
     /// Tasks running pods' processes: aborted (their processes killed) when serving stops.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    chaos_mesh: Mutex<chaos_mesh::ChaosMeshBehaviour>,
+    /// Held while a workload's pods are reconciled, so that two reconciles never both fill
+    /// one shortfall.
+    workloads: Mutex<()>,
 }
 
 /// Locks a mutex, carrying on after a panic elsewhere: the data is still usable for a test.
@@ -100,6 +112,8 @@ impl Cluster {
                 downloads: Mutex::new(Default::default()),
                 pod_logs: Mutex::new(Default::default()),
                 tasks: Mutex::new(Vec::new()),
+                chaos_mesh: Mutex::new(chaos_mesh::ChaosMeshBehaviour::default()),
+                workloads: Mutex::new(()),
             }),
         };
         // With Velero's CRDs, Velero is installed: its namespace exists.
@@ -169,6 +183,16 @@ impl Cluster {
 
     pub(crate) fn velero_behaviour(&self) -> velero::VeleroBehaviour {
         self.inner.velero.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Fault hooks of the simulated Chaos Mesh: slow or stuck injection, a finalizer that is
+    /// never removed. Experiments read it at each step, so a change applies to running ones.
+    pub fn chaos_mesh(&self, behaviour: chaos_mesh::ChaosMeshBehaviour) {
+        *lock(&self.inner.chaos_mesh) = behaviour;
+    }
+
+    pub(crate) fn chaos_mesh_behaviour(&self) -> chaos_mesh::ChaosMeshBehaviour {
+        lock(&self.inner.chaos_mesh).clone()
     }
 
     /// The object storage of this cluster's BackupStorageLocations.

@@ -71,6 +71,7 @@ pub fn builtins() -> Vec<Resource> {
         builtin("", "v1", "Pod", "pods", true, &["po"], true),
         builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true),
         builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+        builtin("", "v1", "Event", "events", true, &["ev"], false),
         builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"], true),
         builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
         builtin("batch", "v1", "Job", "jobs", true, &[], true),

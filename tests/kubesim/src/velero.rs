@@ -1,8 +1,9 @@
 //! A simulated Velero server. Backups are validated against their BackupStorageLocation
 //! (missing, or read-only: FailedValidation), then move New → InProgress → Completed (or
 //! PartiallyFailed, or stay InProgress, as the fault hooks say), recording the objects of the
-//! included namespaces in the [`ObjectStorage`] with the Backup as it finished, its log and
-//! its results. Restores read a backup from that storage (the Backup must be in the cluster
+//! included namespaces (but pods with a controller, which their restored controller makes
+//! again) in the [`ObjectStorage`] with the Backup as it finished, its log and its results.
+//! Restores read a backup from that storage (the Backup must be in the cluster
 //! too) and re-create its objects (namespaces mapped), keeping per-item warnings and errors as
 //! Velero words them. A BackupStorageLocation `default` is installed with the CRDs; the sync
 //! controller stamps every location's `lastSyncedTime` each [`VeleroBehaviour::sync_period`]
@@ -232,7 +233,8 @@ fn set_status(cluster: &Cluster, plural: &str, namespace: &str, name: &str, stat
 }
 
 /// The objects a backup of `spec` takes: everything in the included namespaces (all when
-/// none is named) but Velero's own objects, with the namespaces themselves.
+/// none is named) but Velero's own objects and the pods controllers made, with the
+/// namespaces themselves.
 fn items(cluster: &Cluster, spec: &Value) -> Vec<Value> {
     let list = |key: &str| -> Vec<String> {
         spec[key]
@@ -252,6 +254,9 @@ fn items(cluster: &Cluster, spec: &Value) -> Vec<Value> {
         .iter()
         .filter(|r| r.group != "velero.io" && wanted_resource(&r.plural))
         .flat_map(|r| store.list(&r.group, &r.plural, ""))
+        // What a controller made (a workload's pods) its controller makes again after a
+        // restore: left out, so a backup holds what its owners wrote.
+        .filter(|o| !controlled_pod(o))
         .filter(|o| {
             let ns = o["metadata"]["namespace"].as_str();
             match ns {
@@ -260,6 +265,14 @@ fn items(cluster: &Cluster, spec: &Value) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// Whether `object` is a Pod with a controller (a workload's, a Job's).
+fn controlled_pod(object: &Value) -> bool {
+    object["kind"] == "Pod"
+        && object["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true))
 }
 
 /// The location a backup of `spec` in `namespace` is written to, or Velero's validation error.
@@ -442,6 +455,31 @@ fn restored(object: &Value, mapping: &serde_json::Map<String, Value>, restore: &
     o
 }
 
+/// Whether a live object is what a restore would create: compared without what the server
+/// sets (metadata beyond name, namespace, labels and annotations; status) and without
+/// Velero's own labels, as Velero compares before it warns.
+fn same_content(live: &Value, restoring: &Value) -> bool {
+    let comparable = |o: &Value| {
+        let mut o = o.clone();
+        if let Some(obj) = o.as_object_mut() {
+            obj.remove("status");
+        }
+        let meta = &o["metadata"];
+        let labels: serde_json::Map<String, Value> = meta["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !k.starts_with("velero.io/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let kept = json!({"name": meta["name"], "namespace": meta["namespace"], "labels": labels,
+                          "annotations": meta["annotations"].as_object().cloned().unwrap_or_default()});
+        o["metadata"] = kept;
+        o
+    };
+    comparable(live) == comparable(restoring)
+}
+
 async fn run_restore(cluster: &Cluster, namespace: &str, name: &str) {
     let behaviour = cluster.velero_behaviour();
     let Some(restore) = get(cluster, "restores", namespace, name) else {
@@ -523,10 +561,9 @@ async fn run_restore(cluster: &Cluster, namespace: &str, name: &str) {
                     continue;
                 }
             }
-            // An existing namespace is used as it is. Any other existing object is a warning,
-            // even one identical to the backed-up version (real Velero skips those silently):
-            // a restore over live objects shows in its results, as tests rely on.
-            Err(e) if e.code == 409 && kind == "Namespace" => {
+            // An existing namespace is used as it is, and so is an object identical to the
+            // backed-up version; one that differs is a warning, as Velero words it.
+            Err(e) if e.code == 409 && (kind == "Namespace" || existing().is_some_and(|live| same_content(&live, &o))) => {
                 let msg = format!("Restore of {kind}, {object_name} skipped: it already exists in the cluster");
                 log.line("info", &msg, &[("restore", &full_name)]);
                 continue;

@@ -1,7 +1,8 @@
-//! kubesim's simulated controllers through `kube::Client`: Jobs whose pods really run (logs,
-//! backoff, deadlines, deletion), and the simulated Velero's object storage shared by a
-//! primary and a DR cluster, BackupStorageLocation sync and validation, Schedules and
-//! DownloadRequests.
+//! kubesim's simulated controllers through `kube::Client`: Deployments' and StatefulSets'
+//! pods (scaled, replaced, deleted with their workload, left out of backups), Jobs whose
+//! pods really run (logs, backoff, deadlines, deletion), and the simulated Velero's object
+//! storage shared by a primary and a DR cluster, BackupStorageLocation sync and validation,
+//! Schedules and DownloadRequests.
 
 use futures::Future;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -550,4 +551,128 @@ async fn a_running_process_is_killed_when_serving_stops() {
     assert!(!ended(pid));
     drop(running);
     eventually(5, "the process to be killed", || async { ended(pid).then_some(()) }).await;
+}
+
+async fn pods_of(client: &Client, app: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap().items;
+    list.sort_by_key(|p| p.metadata.name.clone());
+    list
+}
+
+/// The pods of `app` once there are `count` of them, none being deleted.
+async fn pods_when(client: &Client, app: &str, count: usize) -> Vec<Pod> {
+    eventually(10, &format!("{count} pods of {app}"), || async {
+        let pods = pods_of(client, app).await;
+        (pods.len() == count && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none())).then_some(pods)
+    })
+    .await
+}
+
+fn names(pods: &[Pod]) -> Vec<String> {
+    pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn workloads_keep_their_pods() {
+    let (_cluster, _running, client) = start().await;
+    let template = |app: &str| json!({"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": app, "image": "nginx"}]}});
+    let deployments = api(&client, "apps", "Deployment", "deployments", "default");
+    let web = object(
+        "Deployment",
+        "apps",
+        "web",
+        json!({"spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template("web")}}),
+    );
+    deployments.create(&PostParams::default(), &web).await.unwrap();
+    let sets = api(&client, "apps", "StatefulSet", "statefulsets", "default");
+    let claim =
+        json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    let db = object(
+        "StatefulSet",
+        "apps",
+        "db",
+        json!({"spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+        "template": template("db"), "volumeClaimTemplates": [claim]}}),
+    );
+    sets.create(&PostParams::default(), &db).await.unwrap();
+
+    let web_pods = pods_when(&client, "web", 2).await;
+    let hash = web_pods[0].metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
+    for name in names(&web_pods) {
+        let suffix = name.strip_prefix(&format!("web-{hash}-")).unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            suffix.len() == 5 && suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{name}"
+        );
+    }
+    let db_pods = pods_when(&client, "db", 2).await;
+    assert_eq!(names(&db_pods), ["db-0", "db-1"]);
+    let db0 = &db_pods[0];
+    let owner = &db0.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("StatefulSet", "db", Some(true))
+    );
+    let spec = db0.spec.clone().unwrap();
+    let volume = &spec.volumes.unwrap()[0];
+    assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "data-db-0");
+    assert_eq!(spec.containers[0].image.as_deref(), Some("nginx"));
+    assert_eq!(db0.status.clone().unwrap().phase.as_deref(), Some("Running"));
+
+    // A deleted pod is replaced: a StatefulSet's under the same name, a Deployment's under a new one.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("db-0", &DeleteParams::default()).await.unwrap();
+    let old_uid = db0.metadata.uid.clone();
+    eventually(10, "db-0 again", || async {
+        let pod = pods.get_opt("db-0").await.unwrap()?;
+        (pod.metadata.uid != old_uid).then_some(())
+    })
+    .await;
+    let killed = names(&web_pods)[0].clone();
+    pods.delete(&killed, &DeleteParams::default()).await.unwrap();
+    let replaced = eventually(10, "a new web pod", || async {
+        let now = pods_of(&client, "web").await;
+        (now.len() == 2 && !names(&now).contains(&killed)).then_some(now)
+    })
+    .await;
+    assert!(names(&replaced).contains(&names(&web_pods)[1]));
+
+    // Scaling adds and deletes pods; a StatefulSet's highest ordinals go first.
+    let scale = |replicas: i64| Patch::Merge(json!({"spec": {"replicas": replicas}}));
+    deployments.patch("web", &PatchParams::default(), &scale(3)).await.unwrap();
+    pods_when(&client, "web", 3).await;
+    deployments.patch("web", &PatchParams::default(), &scale(0)).await.unwrap();
+    pods_when(&client, "web", 0).await;
+    sets.patch("db", &PatchParams::default(), &scale(1)).await.unwrap();
+    assert_eq!(names(&pods_when(&client, "db", 1).await), ["db-0"]);
+
+    // A changed template replaces the pods.
+    let before = pods_of(&client, "db").await[0].metadata.uid.clone();
+    let image = Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "db", "image": "postgres"}]}}}}));
+    sets.patch("db", &PatchParams::default(), &image).await.unwrap();
+    let updated = eventually(10, "the new template's pod", || async {
+        let pod = pods.get_opt("db-0").await.unwrap()?;
+        (pod.metadata.uid != before).then_some(pod)
+    })
+    .await;
+    assert_eq!(updated.spec.unwrap().containers[0].image.as_deref(), Some("postgres"));
+
+    // A backup leaves the controllers' pods out: restoring the workload makes them again.
+    let backups = api(&client, "velero.io", "Backup", "backups", "velero");
+    let backup = object("Backup", "velero.io", "b", json!({"spec": {"includedNamespaces": ["default"]}}));
+    backups.create(&PostParams::default(), &backup).await.unwrap();
+    status_when(&backups, "b", 10, |s| s["phase"] == "Completed").await;
+    let list: Value = serde_json::from_slice(&requested(&client, "BackupResourceList", "b").await).unwrap();
+    assert!(list.get("v1/Pod").is_none(), "{list}");
+    assert!(
+        list["apps/v1/StatefulSet"]
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("default/db"))),
+        "{list}"
+    );
+
+    // Deleting the workload deletes its pods.
+    sets.delete("db", &DeleteParams::default()).await.unwrap();
+    pods_when(&client, "db", 0).await;
 }
