@@ -8,6 +8,7 @@
 //! fill file, a link taken down) are also described as a [`DurableRevert`], journaled with the injection,
 //! so that `lifeboat resume` can undo them.
 
+pub mod chaos_mesh;
 pub mod clock_skew;
 pub mod disk_fill;
 pub mod http_proxy;
@@ -76,6 +77,17 @@ pub enum DurableRevert {
         netns: Option<String>,
         prefix: String,
     },
+    /// Recover a Chaos Mesh experiment: delete it on its cluster and wait until Chaos Mesh
+    /// lets it go (see [`chaos_mesh::recover`]); asynchronous, so the resume runs it itself.
+    ChaosMeshExperiment {
+        cluster_name: String,
+        cluster: crate::plan::model::ClusterSpec,
+        kind: String,
+        namespace: String,
+        name: String,
+        force_finalizer: bool,
+        limit_ms: u64,
+    },
 }
 
 impl DurableRevert {
@@ -96,6 +108,9 @@ impl DurableRevert {
             },
             DurableRevert::LinkUp { netns, link } => partition::link_up(netns.as_deref(), link),
             DurableRevert::RemoveBlackhole { netns, prefix } => partition::remove_blackhole(netns.as_deref(), prefix),
+            DurableRevert::ChaosMeshExperiment { kind, namespace, name, .. } => Err(format!(
+                "{kind} {namespace}/{name} is recovered through its cluster, asynchronously"
+            )),
         }
     }
 }

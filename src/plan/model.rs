@@ -72,7 +72,7 @@ pub struct Spec {
 
 /// How to reach a Kubernetes cluster: a kubeconfig and context, or the service account of
 /// the pod lifeboat runs in. Values may use `${{ params.* }}` and `${{ env.* }}`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     /// A kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).

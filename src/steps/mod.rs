@@ -11,6 +11,7 @@ pub mod alertmanager;
 pub mod approval;
 pub mod background;
 pub mod chaos;
+pub mod chaos_mesh;
 pub mod chaostoolkit;
 pub mod context;
 pub mod dsn;

@@ -2,8 +2,8 @@
 //! the catalog the plan compiler checks steps against.
 
 use super::{
-    Outputs, StepContext, StepError, alertmanager, approval, chaos, chaostoolkit, exec, http, k8s, manual, options, postgres, sleep,
-    traffic, validation, velero,
+    Outputs, StepContext, StepError, alertmanager, approval, chaos, chaos_mesh, chaostoolkit, exec, http, k8s, manual, options, postgres,
+    sleep, traffic, validation, velero,
 };
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
@@ -93,6 +93,11 @@ pub const KINDS: &[KindSpec] = &[
         "chaostoolkit.experiment",
         "run a Chaos Toolkit experiment file unchanged with the `chaos` CLI; its journal becomes evidence",
         chaostoolkit::experiment
+    ),
+    kind!(
+        "chaos_mesh.experiment",
+        "a Chaos Mesh experiment, injected when its status proves it and recovered when the run is done with it",
+        chaos_mesh::experiment
     ),
     kind!(
         "exec",
@@ -280,7 +285,7 @@ pub const KINDS: &[KindSpec] = &[
 
 /// Kinds that work on a Kubernetes cluster, by family.
 pub fn is_kubernetes(kind: &str) -> bool {
-    kind.starts_with("k8s.") || kind.starts_with("velero.") || kind == "validation.k8s_inventory"
+    kind.starts_with("k8s.") || kind.starts_with("velero.") || kind.starts_with("chaos_mesh.") || kind == "validation.k8s_inventory"
 }
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

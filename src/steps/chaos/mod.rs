@@ -166,6 +166,34 @@ async fn record_revert(run: &RunHandle, step: &str, reason: &str, outcome: Resul
     }
 }
 
+/// Applies a durable revert: a local one here, a Chaos Mesh experiment through its cluster.
+async fn undo(revert: &DurableRevert) -> Result<String, String> {
+    let DurableRevert::ChaosMeshExperiment {
+        cluster_name,
+        cluster,
+        kind,
+        namespace,
+        name,
+        force_finalizer,
+        limit_ms,
+    } = revert
+    else {
+        return revert.apply();
+    };
+    let access = super::k8s::access::ClusterAccess {
+        name: cluster_name.clone(),
+        spec: Ok(cluster.clone()),
+    };
+    let (client, _) = super::k8s::access::connect(access).await.map_err(|e| e.message)?;
+    let experiment = crate::chaos::chaos_mesh::Experiment {
+        kind: kind.clone(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
+    let recovered = crate::chaos::chaos_mesh::recover(client, experiment, Duration::from_millis(*limit_ms), *force_finalizer).await?;
+    Ok(recovered.get("note").and_then(|n| n.as_str()).unwrap_or("recovered").to_owned())
+}
+
 /// After a crash: undoes the injections of the run that were never reverted and can be
 /// undone from here (a stopped process, a fill file, a link). In-process faults died with
 /// the process that held them; they are recorded as such.
@@ -177,7 +205,7 @@ pub async fn revert_leftovers(run: &RunHandle) -> Result<usize, StepError> {
                 continue;
             }
             let outcome = match &injected.durable_revert {
-                Some(d) => d.apply().map(|note| crate::chaos::evidence([("note", note.into())])),
+                Some(d) => undo(d).await.map(|note| crate::chaos::evidence([("note", note.into())])),
                 None if injected.persistent => Ok(crate::chaos::evidence([(
                     "note",
                     "ended with the engine process that held it".into(),
@@ -199,7 +227,7 @@ pub async fn revert_leftovers(run: &RunHandle) -> Result<usize, StepError> {
                     pid: p.pid,
                     start_time: p.start_time,
                 };
-                let note = revert.apply().unwrap_or_else(|e| format!("continuing failed: {e}"));
+                let note = undo(&revert).await.unwrap_or_else(|e| format!("continuing failed: {e}"));
                 tracing::warn!(run = %run.run_id(), step = %step, note = %note, "continued a process the interrupted owner may have frozen without journaling it");
                 let record = FaultRecord::UndoneAfterCrash(UndoneAfterCrash {
                     durable_revert: revert,
@@ -214,7 +242,7 @@ pub async fn revert_leftovers(run: &RunHandle) -> Result<usize, StepError> {
         let Some(intent) = history.intent.filter(|i| i.settled.is_none()) else {
             continue;
         };
-        let note = match intent.durable_revert.apply() {
+        let note = match undo(&intent.durable_revert).await {
             Ok(note) => note,
             Err(e) => format!("undoing failed: {e}"),
         };

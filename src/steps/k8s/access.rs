@@ -16,10 +16,19 @@ pub struct ClusterAccess {
 
 /// A client for the step's cluster, with the cluster's name for messages.
 pub async fn client(cx: &StepContext) -> Result<(kube::Client, String), StepError> {
-    let access = cx.cluster.clone().unwrap_or(ClusterAccess {
+    connect(of(cx)).await
+}
+
+/// The step's cluster (the default kubeconfig's when the plan names none).
+pub fn of(cx: &StepContext) -> ClusterAccess {
+    cx.cluster.clone().unwrap_or(ClusterAccess {
         name: "default".into(),
         spec: Ok(ClusterSpec::default()),
-    });
+    })
+}
+
+/// A client for a cluster, with its name for messages.
+pub async fn connect(access: ClusterAccess) -> Result<(kube::Client, String), StepError> {
     let mut spec = access
         .spec
         .map_err(|e| StepError::terminal(format!("cluster `{}`: evaluating its settings: {e}", access.name)))?;
