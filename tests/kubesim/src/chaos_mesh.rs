@@ -486,7 +486,7 @@ fn pod_key(namespace: &str, name: &str) -> crate::store::Key {
 }
 
 /// A kubelet's status write on a pod, retried on conflicts.
-fn modify_pod(cluster: &Cluster, namespace: &str, name: &str, change: impl Fn(&mut Value)) -> Result<(), String> {
+pub(crate) fn modify_pod(cluster: &Cluster, namespace: &str, name: &str, change: impl Fn(&mut Value)) -> Result<(), String> {
     let resource = cluster.resource("", "pods").ok_or("pods are not served")?;
     for _ in 0..10 {
         let Some(mut pod) = cluster.store().get(&pod_key(namespace, name)).cloned() else {
@@ -503,7 +503,7 @@ fn modify_pod(cluster: &Cluster, namespace: &str, name: &str, change: impl Fn(&m
 }
 
 /// The container killed and restarted by the kubelet (the first one when none is named).
-fn kill_container(status: &mut Value, container: Option<&str>) {
+pub(crate) fn kill_container(status: &mut Value, container: Option<&str>) {
     let at = now();
     let Some(statuses) = status["containerStatuses"].as_array_mut() else {
         return;
@@ -709,7 +709,7 @@ fn by_mode(found: usize, mode: &str, value: &str) -> Result<usize, String> {
 }
 
 /// A Go `time.ParseDuration` string (`500ms`, `1m30s`, `1.5h`); a negative one is over at once.
-fn go_duration(text: &str) -> Option<Duration> {
+pub(crate) fn go_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),

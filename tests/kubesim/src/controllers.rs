@@ -1,6 +1,7 @@
 //! Simulated controllers: move objects as the real ones do (Jobs' are in `jobs.rs`,
-//! workloads' pods in `pods.rs`, Velero's in `velero.rs`, Chaos Mesh's in `chaos_mesh.rs`);
-//! [`start`] feeds every change to each of them.
+//! workloads' pods in `pods.rs`, Velero's in `velero.rs`, Chaos Mesh's in `chaos_mesh.rs`,
+//! LitmusChaos's in `litmus.rs`, Argo CD's in `argocd.rs`); [`start`] feeds every change to
+//! each of them.
 //!
 //! Deployments and StatefulSets roll out after [`ROLLOUT`]: a StatefulSet's volume claim
 //! templates become Bound claims, the workload gets exactly `spec.replicas` Running pods,
@@ -88,6 +89,8 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
             crate::jobs::on_change(&cluster, &change);
             crate::pods::on_change(&cluster, &change);
             crate::chaos_mesh::on_change(&cluster, &change);
+            crate::litmus::on_change(&cluster, &change);
+            crate::argocd::on_change(&cluster, &change);
             if change.group != "apps" || change.kind == "DELETED" || !matches!(change.plural.as_str(), "deployments" | "statefulsets") {
                 continue;
             }

@@ -699,7 +699,9 @@ fn replace(
         };
         strip(&current) != strip(&new)
     };
-    if spec_changed && !status_only {
+    // Without a status subresource a status write is a write of the whole object, and the
+    // API server counts it as a new generation like any other change outside metadata.
+    if spec_changed && (!status_only || !resource.status_subresource) {
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         new["metadata"]["generation"] = generation.into();
     }
@@ -751,7 +753,7 @@ fn patch(
                 let created = create(cluster, resource, namespace, config, manager, strict)?;
                 return Ok((StatusCode::CREATED, created));
             };
-            merge_config(&mut current, &config);
+            merge_config(&mut current, &config, resource.status_subresource);
             current
         }
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
@@ -791,15 +793,17 @@ fn patch(
 }
 
 /// Server-side apply, simplified: the applied configuration is merged into the object
-/// (lists replaced whole); fields it does not mention are left alone.
-fn merge_config(target: &mut Value, config: &Value) {
+/// (lists replaced whole); fields it does not mention are left alone. The status is applied
+/// only to a resource without a status subresource, where it is part of the main resource.
+fn merge_config(target: &mut Value, config: &Value, status_subresource: bool) {
     match (target, config) {
         (Value::Object(t), Value::Object(c)) => {
             for (k, v) in c {
-                if k == "status" {
+                if k == "status" && status_subresource {
                     continue;
                 }
-                merge_config(t.entry(k.clone()).or_insert(Value::Null), v);
+                // Below the top level a field named `status` is ordinary data.
+                merge_config(t.entry(k.clone()).or_insert(Value::Null), v, false);
             }
         }
         (t, c) => *t = c.clone(),

@@ -15,19 +15,25 @@
 //! Mesh's CRDs, a simulated Chaos Mesh runs PodChaos, NetworkChaos, IOChaos, TimeChaos,
 //! HTTPChaos and StressChaos experiments on those pods: selection, records and conditions,
 //! core/v1 Events, and the effects a test can see on pods (killed, restarted, unready)
-//! ([`chaos_mesh`]).
+//! ([`chaos_mesh`]); with LitmusChaos's CRDs, a simulated chaos-operator, runner and
+//! experiments run ChaosEngines into ChaosResults, deleting or restarting the target pods and
+//! really calling HTTP probes ([`litmus`]); with Argo CD's CRD, a simulated application
+//! controller syncs Applications on request or automatically ([`argocd`]).
 //!
 //! Fault hooks ([`Cluster::compact`], [`Cluster::drop_watches`], [`Cluster::forbid`],
-//! [`Cluster::fail_requests`], [`Cluster::velero`], [`Cluster::chaos_mesh`]) and test hooks
+//! [`Cluster::fail_requests`], [`Cluster::velero`], [`Cluster::chaos_mesh`],
+//! [`Cluster::litmus`], [`Cluster::argocd`]) and test hooks
 //! ([`Cluster::run_schedule`], [`Cluster::backdate`]) stand in for what a test cannot wait
 //! for on a real cluster. Tests drive it only through `kube::Client` (and the official
 //! `kubectl`), so they run unchanged against a real cluster.
 
+pub mod argocd;
 pub mod chaos_mesh;
 mod controllers;
 mod discovery;
 mod http;
 mod jobs;
+pub mod litmus;
 mod pods;
 pub mod resources;
 pub mod schema;
@@ -69,6 +75,8 @@ struct Inner {
     /// Tasks running pods' processes: aborted (their processes killed) when serving stops.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     chaos_mesh: Mutex<chaos_mesh::ChaosMeshBehaviour>,
+    litmus: Mutex<litmus::LitmusBehaviour>,
+    argocd: Mutex<argocd::ArgoBehaviour>,
     /// Held while a workload's pods are reconciled, so that two reconciles never both fill
     /// one shortfall.
     workloads: Mutex<()>,
@@ -113,6 +121,8 @@ impl Cluster {
                 pod_logs: Mutex::new(Default::default()),
                 tasks: Mutex::new(Vec::new()),
                 chaos_mesh: Mutex::new(chaos_mesh::ChaosMeshBehaviour::default()),
+                litmus: Mutex::new(litmus::LitmusBehaviour::default()),
+                argocd: Mutex::new(argocd::ArgoBehaviour::default()),
                 workloads: Mutex::new(()),
             }),
         };
@@ -193,6 +203,27 @@ impl Cluster {
 
     pub(crate) fn chaos_mesh_behaviour(&self) -> chaos_mesh::ChaosMeshBehaviour {
         lock(&self.inner.chaos_mesh).clone()
+    }
+
+    /// Fault hooks of the simulated LitmusChaos: how long chaos lasts, a ChaosResult that
+    /// contradicts its engine, a result that never leaves Awaited. Runs read it at each step,
+    /// so a change applies to running ones.
+    pub fn litmus(&self, behaviour: litmus::LitmusBehaviour) {
+        *lock(&self.inner.litmus) = behaviour;
+    }
+
+    pub(crate) fn litmus_behaviour(&self) -> litmus::LitmusBehaviour {
+        lock(&self.inner.litmus).clone()
+    }
+
+    /// Fault hooks of the simulated Argo CD: how long a sync takes, syncs that fail, and
+    /// Applications that never settle. Read when each sync ends.
+    pub fn argocd(&self, behaviour: argocd::ArgoBehaviour) {
+        *lock(&self.inner.argocd) = behaviour;
+    }
+
+    pub(crate) fn argocd_behaviour(&self) -> argocd::ArgoBehaviour {
+        lock(&self.inner.argocd).clone()
     }
 
     /// The object storage of this cluster's BackupStorageLocations.
