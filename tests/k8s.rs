@@ -549,3 +549,99 @@ async fn the_app_and_database_restore_plan_passes_as_a_drill() {
     );
     assert!(!dir.path().join("drill").exists(), "finally removed the drill's directory");
 }
+
+/// An Argo CD Application `shop` (automated sync with prune and self-heal) and the `argocd`
+/// namespace it lives in.
+async fn argocd_application(sim: &Sim) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sim.client());
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "argocd"}})).unwrap();
+    namespaces.create(&Default::default(), &ns).await.unwrap();
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    );
+    let apps: Api<kube::api::DynamicObject> = Api::namespaced_with(sim.client(), "argocd", &ar);
+    let app: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "shop", "namespace": "argocd"},
+        "spec": {"project": "default",
+                 "source": {"repoURL": "https://git.example/shop.git", "targetRevision": "main", "path": "deploy"},
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop"},
+                 "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}},
+    }))
+    .unwrap();
+    apps.create(&Default::default(), &app).await.unwrap();
+}
+
+fn argocd_failover(sim: &Sim, sync_with: &str) -> String {
+    plan(
+        "gitops",
+        &format!(
+            "{}  steps:\n    - id: hold\n      kind: argocd.auto_sync\n      with: {{ application: shop, enabled: false }}\n\
+             \x20   - id: sync\n      kind: argocd.sync\n      needs: [hold]\n      with: {{ application: shop, revision: dr-cutover, prune: true{sync_with} }}\n\
+             \x20 finally:\n    - id: release\n      kind: argocd.auto_sync\n      with: {{ application: shop, enabled: true, policy: \"${{{{ steps.hold.outputs.previous_policy }}}}\" }}\n",
+            sim.clusters()
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argocd_syncs_with_auto_sync_held_off_and_put_back_and_says_when_it_does_not_settle() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    argocd_application(&sim).await;
+    let report = run(&j.journal, &argocd_failover(&sim, "")).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    let sync = outputs_of(&ev, "sync");
+    assert_eq!(
+        (
+            sync["sync_status"].as_str(),
+            sync["health"].as_str(),
+            sync["operation_phase"].as_str()
+        ),
+        (Some("Synced"), Some("Healthy"), Some("Succeeded")),
+        "{sync:?}"
+    );
+    let revision = sync["revision"].as_str().unwrap();
+    assert!(
+        revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the branch resolved to the commit synced: {sync:?}"
+    );
+    assert_eq!(
+        outputs_of(&ev, "hold")["previous_policy"],
+        serde_json::json!({"prune": true, "selfHeal": true})
+    );
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    );
+    let apps: Api<kube::api::DynamicObject> = Api::namespaced_with(sim.client(), "argocd", &ar);
+    assert_eq!(
+        apps.get("shop").await.unwrap().data["spec"]["syncPolicy"]["automated"],
+        serde_json::json!({"prune": true, "selfHeal": true}),
+        "finally put the automated policy back as it was"
+    );
+
+    sim.cluster.argocd(kubesim::argocd::ArgoBehaviour {
+        sync_fails: Some("one or more objects failed to apply".into()),
+        ..Default::default()
+    });
+    let report = run(&j.journal, &argocd_failover(&sim, "")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("Application shop: the sync operation ended Failed: one or more objects failed to apply"),
+        "{error}"
+    );
+
+    sim.cluster.argocd(kubesim::argocd::ArgoBehaviour {
+        stays_out_of_sync: true,
+        ..Default::default()
+    });
+    let report = run(&j.journal, &argocd_failover(&sim, ", timeout: 1s")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("Application shop did not become Synced and Healthy") && error.contains("OutOfSync"),
+        "{error}"
+    );
+}

@@ -1,7 +1,9 @@
-//! `chaos_mesh.experiment` against kubesim's simulated Chaos Mesh, through `kube::Client`:
-//! an experiment counts as injected only when its status and the pods prove it, is
-//! recovered when the run is done with it, and every way Chaos Mesh can leave a fault
-//! behind (nothing selected, records stuck, a finalizer that never clears) is reported.
+//! `chaos_mesh.experiment` and `litmus.experiment` against kubesim's simulated Chaos Mesh
+//! and LitmusChaos, through `kube::Client`. A Chaos Mesh experiment counts as injected only
+//! when its status and the pods prove it, is recovered when the run is done with it, and
+//! every way Chaos Mesh can leave a fault behind (nothing selected, records stuck, a
+//! finalizer that never clears) is reported. A Litmus engine is judged by its ChaosResults,
+//! not by its own status, and is stopped when the run aborts.
 
 mod support;
 
@@ -300,4 +302,138 @@ async fn a_breached_guard_recovers_the_experiment_before_the_run_ends() {
     let revert = f[0].revert.as_ref().expect("reverted");
     assert!(revert.error.is_none(), "{revert:?}");
     assert!(experiment(&sim, "PodChaos", "guarded").await.is_none(), "recovered and gone");
+}
+
+/// A pod-delete engine `name` against the app's web pods, with `probes` (YAML flow list)
+/// and `extra` options.
+fn litmus(sim: &Sim, name: &str, probes: &str, extra: &str) -> String {
+    with_app(
+        sim,
+        &format!(
+            "    - id: chaos\n      kind: litmus.experiment\n      needs: [rolled_out]\n      mark: disaster\n      with:\n        name: {name}\n        namespace: app\n{extra}\
+             \x20       spec:\n          appinfo: {{ appns: app, applabel: app=web, appkind: deployment }}\n          chaosServiceAccount: litmus-admin\n\
+             \x20         experiments: [{{ name: pod-delete, spec: {{ probe: {probes} }} }}]\n\
+             \x20   - id: back\n      kind: k8s.wait\n      needs: [chaos]\n      mark: recovered\n      with: {{ api_version: apps/v1, kind: Deployment, name: web, namespace: app, jsonpath: '{{.status.readyReplicas}}', value: 2 }}\n"
+        ),
+    )
+}
+
+fn http_probe(url: &str) -> String {
+    format!(
+        "[{{ name: checkout, type: httpProbe, mode: Continuous, runProperties: {{ probeTimeout: 1s, interval: 1s }}, \"httpProbe/inputs\": {{ url: \"{url}\", method: {{ get: {{ criteria: ==, responseCode: \"200\" }} }} }} }}]"
+    )
+}
+
+async fn chaos_result(sim: &Sim, name: &str) -> Option<serde_json::Value> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("litmuschaos.io", "v1alpha1", "ChaosResult"), "chaosresults");
+    let api: Api<DynamicObject> = Api::namespaced_with(sim.client(), "app", &ar);
+    api.get_opt(name).await.unwrap().map(|o| serde_json::to_value(o).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_litmus_pod_delete_is_judged_by_its_chaos_result_and_times_the_disaster() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    // A service the probe checks, up throughout.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/healthz", up.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in up.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    let report = run(&j.journal, &litmus(&sim, "web-chaos", &http_probe(&url), "")).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    let chaos = outputs_of(&ev, "chaos");
+    let result = &chaos["results"][0];
+    assert_eq!(
+        (result["verdict"].as_str(), result["probe_success_percentage"].as_str()),
+        (Some("Pass"), Some("100")),
+        "{chaos:?}"
+    );
+    assert_eq!(chaos["observed"], "a target pod was killed, replaced or restarted", "{chaos:?}");
+    let drill = lifeboat::drill::measure::measure(&j.journal, &report.run_id).await.unwrap();
+    assert!(drill.rto_ms.is_some(), "RTO from the observed pod kill to two ready replicas");
+
+    // The probe's endpoint down: the experiment fails, and so does the step.
+    let closed = format!("http://127.0.0.1:{}/healthz", support::servers::free_port());
+    let report = run(&j.journal, &litmus(&sim, "probe-fails", &http_probe(&closed), "")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("the ChaosResult says probe-fails-pod-delete verdict Fail"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_result_counts_not_the_engine_and_a_verdict_that_never_comes_stops_the_engine() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    sim.cluster.litmus(kubesim::litmus::LitmusBehaviour {
+        result_says_fail: true,
+        ..Default::default()
+    });
+    let report = run(&j.journal, &litmus(&sim, "says-fail", "[]", "")).await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(
+        error.contains("verdict Fail") && error.contains("the result is what counts"),
+        "{error}"
+    );
+
+    sim.cluster.litmus(kubesim::litmus::LitmusBehaviour {
+        stuck_awaited: true,
+        ..Default::default()
+    });
+    let report = run(
+        &j.journal,
+        &litmus(&sim, "stuck", "[]", "        timeout: 1s\n        stop_timeout: 5s\n"),
+    )
+    .await;
+    let error = first_error(&events(&j.journal, &report.run_id).await);
+    assert!(error.contains("ChaosEngine app/stuck: no final verdict within 1s"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_run_stops_the_litmus_engine() {
+    let sim = sim(true).await;
+    let j = support::sqlite().await;
+    sim.cluster.litmus(kubesim::litmus::LitmusBehaviour {
+        chaos_time: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let guards = format!(
+        "  guards:\n    - id: checkout-up\n      kind: validation.tcp_probe\n      interval: 100ms\n      failure_threshold: 2\n      with: {{ address: \"127.0.0.1:{port}\" }}\n"
+    );
+    let source = guarded_app(
+        &sim,
+        &guards,
+        "    - id: chaos\n      kind: litmus.experiment\n      needs: [rolled_out]\n      with:\n        name: aborted\n        namespace: app\n        spec: { appinfo: { appns: app, applabel: app=web, appkind: deployment }, chaosServiceAccount: litmus-admin, experiments: [{ name: pod-delete }] }\n",
+    );
+    let closer = {
+        let client = sim.client();
+        tokio::spawn(async move {
+            let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("litmuschaos.io", "v1alpha1", "ChaosEngine"), "chaosengines");
+            let api: Api<DynamicObject> = Api::namespaced_with(client, "app", &ar);
+            while api.get_opt("aborted").await.ok().flatten().is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            drop(listener);
+        })
+    };
+    let started = std::time::Instant::now();
+    let report = run(&j.journal, &source).await;
+    closer.await.unwrap();
+    assert_eq!(report.status, RunStatus::Aborted);
+    assert!(started.elapsed() < Duration::from_secs(25), "not waited out");
+    let result = chaos_result(&sim, "aborted-pod-delete").await.expect("a result");
+    assert_eq!(
+        result["status"]["experimentStatus"]["verdict"], "Stopped",
+        "the abort stopped the engine: {result}"
+    );
 }

@@ -12,6 +12,7 @@ pub mod chaos_mesh;
 pub mod clock_skew;
 pub mod disk_fill;
 pub mod http_proxy;
+pub mod litmus;
 pub mod partition;
 pub mod process;
 pub mod sql;
@@ -33,6 +34,10 @@ pub enum ChaosError {
     /// The fault could not be applied or not be observed; trying again may help.
     #[error("{0}")]
     NotApplied(String),
+    /// The experiment ran and its own checks failed (a verdict of Fail): running it again
+    /// would inject the fault again, so it is not retried.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl ChaosError {
@@ -88,6 +93,16 @@ pub enum DurableRevert {
         force_finalizer: bool,
         limit_ms: u64,
     },
+    /// Stop a LitmusChaos engine (`engineState: stop`) on its cluster and wait for its
+    /// results to be final (see [`litmus::stop`]); asynchronous, like the Chaos Mesh one.
+    LitmusEngine {
+        cluster_name: String,
+        cluster: crate::plan::model::ClusterSpec,
+        namespace: String,
+        name: String,
+        experiments: Vec<String>,
+        limit_ms: u64,
+    },
 }
 
 impl DurableRevert {
@@ -110,6 +125,9 @@ impl DurableRevert {
             DurableRevert::RemoveBlackhole { netns, prefix } => partition::remove_blackhole(netns.as_deref(), prefix),
             DurableRevert::ChaosMeshExperiment { kind, namespace, name, .. } => Err(format!(
                 "{kind} {namespace}/{name} is recovered through its cluster, asynchronously"
+            )),
+            DurableRevert::LitmusEngine { namespace, name, .. } => Err(format!(
+                "ChaosEngine {namespace}/{name} is stopped through its cluster, asynchronously"
             )),
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod alertmanager;
 pub mod approval;
+pub mod argocd;
 pub mod background;
 pub mod chaos;
 pub mod chaos_mesh;
@@ -19,6 +20,7 @@ mod error;
 pub mod exec;
 pub mod http;
 pub mod k8s;
+pub mod litmus;
 pub mod manual;
 pub mod monitoring;
 pub mod postgres;

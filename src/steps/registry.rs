@@ -2,8 +2,8 @@
 //! the catalog the plan compiler checks steps against.
 
 use super::{
-    Outputs, StepContext, StepError, alertmanager, approval, chaos, chaos_mesh, chaostoolkit, exec, http, k8s, manual, options, postgres,
-    sleep, traffic, validation, velero,
+    Outputs, StepContext, StepError, alertmanager, approval, argocd, chaos, chaos_mesh, chaostoolkit, exec, http, k8s, litmus, manual,
+    options, postgres, sleep, traffic, validation, velero,
 };
 use crate::plan::catalog::{KindCatalog, KindInfo};
 use schemars::JsonSchema;
@@ -95,6 +95,16 @@ pub const KINDS: &[KindSpec] = &[
         chaostoolkit::experiment
     ),
     kind!(
+        "argocd.auto_sync",
+        "turn an Argo CD Application's automated sync off (or on); the previous policy is an output for finally",
+        argocd::auto_sync
+    ),
+    kind!(
+        "argocd.sync",
+        "sync an Argo CD Application and wait until the operation succeeded and it is Synced and Healthy",
+        argocd::sync
+    ),
+    kind!(
         "chaos_mesh.experiment",
         "a Chaos Mesh experiment, injected when its status proves it and recovered when the run is done with it",
         chaos_mesh::experiment
@@ -134,6 +144,11 @@ pub const KINDS: &[KindSpec] = &[
         "k8s.wait",
         "wait by watch until an object has a condition or a JSONPath value",
         k8s::wait
+    ),
+    kind!(
+        "litmus.experiment",
+        "a LitmusChaos engine run to its end and judged by its ChaosResults (verdict, probes, fail step)",
+        litmus::experiment
     ),
     kind!(
         "manual",
@@ -285,7 +300,12 @@ pub const KINDS: &[KindSpec] = &[
 
 /// Kinds that work on a Kubernetes cluster, by family.
 pub fn is_kubernetes(kind: &str) -> bool {
-    kind.starts_with("k8s.") || kind.starts_with("velero.") || kind.starts_with("chaos_mesh.") || kind == "validation.k8s_inventory"
+    kind.starts_with("k8s.")
+        || kind.starts_with("velero.")
+        || kind.starts_with("chaos_mesh.")
+        || kind.starts_with("litmus.")
+        || kind.starts_with("argocd.")
+        || kind == "validation.k8s_inventory"
 }
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

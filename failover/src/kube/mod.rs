@@ -3,6 +3,7 @@
 //! shared plumbing (discovery, errors, waiting by watch) is `lifeboat_backup::kube`.
 
 pub mod apply;
+pub mod argocd;
 pub mod delete;
 pub mod job;
 pub mod rollout;

@@ -166,32 +166,56 @@ async fn record_revert(run: &RunHandle, step: &str, reason: &str, outcome: Resul
     }
 }
 
-/// Applies a durable revert: a local one here, a Chaos Mesh experiment through its cluster.
+/// Applies a durable revert: a local one here, a Kubernetes experiment through its cluster.
 async fn undo(revert: &DurableRevert) -> Result<String, String> {
-    let DurableRevert::ChaosMeshExperiment {
-        cluster_name,
-        cluster,
-        kind,
-        namespace,
-        name,
-        force_finalizer,
-        limit_ms,
-    } = revert
-    else {
-        return revert.apply();
+    let connect = |name: &String, spec: &crate::plan::model::ClusterSpec| {
+        super::k8s::access::connect(super::k8s::access::ClusterAccess {
+            name: name.clone(),
+            spec: Ok(spec.clone()),
+        })
     };
-    let access = super::k8s::access::ClusterAccess {
-        name: cluster_name.clone(),
-        spec: Ok(cluster.clone()),
+    let note = |evidence: serde_json::Map<String, serde_json::Value>| {
+        evidence.get("note").and_then(|n| n.as_str()).unwrap_or("recovered").to_owned()
     };
-    let (client, _) = super::k8s::access::connect(access).await.map_err(|e| e.message)?;
-    let experiment = crate::chaos::chaos_mesh::Experiment {
-        kind: kind.clone(),
-        namespace: namespace.clone(),
-        name: name.clone(),
-    };
-    let recovered = crate::chaos::chaos_mesh::recover(client, experiment, Duration::from_millis(*limit_ms), *force_finalizer).await?;
-    Ok(recovered.get("note").and_then(|n| n.as_str()).unwrap_or("recovered").to_owned())
+    match revert {
+        DurableRevert::ChaosMeshExperiment {
+            cluster_name,
+            cluster,
+            kind,
+            namespace,
+            name,
+            force_finalizer,
+            limit_ms,
+        } => {
+            let (client, _) = connect(cluster_name, cluster).await.map_err(|e| e.message)?;
+            let experiment = crate::chaos::chaos_mesh::Experiment {
+                kind: kind.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            crate::chaos::chaos_mesh::recover(client, experiment, Duration::from_millis(*limit_ms), *force_finalizer)
+                .await
+                .map(note)
+        }
+        DurableRevert::LitmusEngine {
+            cluster_name,
+            cluster,
+            namespace,
+            name,
+            experiments,
+            limit_ms,
+        } => {
+            let (client, _) = connect(cluster_name, cluster).await.map_err(|e| e.message)?;
+            let engine = crate::chaos::litmus::Engine {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            };
+            crate::chaos::litmus::stop(client, engine, experiments.clone(), Duration::from_millis(*limit_ms))
+                .await
+                .map(note)
+        }
+        local => local.apply(),
+    }
 }
 
 /// After a crash: undoes the injections of the run that were never reverted and can be
