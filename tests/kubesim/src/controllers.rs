@@ -1,6 +1,7 @@
 //! Simulated controllers: move objects as the real ones do (Jobs' are in `jobs.rs`,
 //! workloads' pods in `pods.rs`, Velero's in `velero.rs`, Chaos Mesh's in `chaos_mesh.rs`,
-//! LitmusChaos's in `litmus.rs`, Argo CD's in `argocd.rs`); [`start`] feeds every change to
+//! LitmusChaos's in `litmus.rs`, Argo CD's in `argocd.rs`, EndpointSlices' in
+//! `endpointslices.rs`); [`start`] feeds every change to
 //! each of them.
 //!
 //! Deployments and StatefulSets roll out after [`ROLLOUT`]: a StatefulSet's volume claim
@@ -78,11 +79,17 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
     }
     let cluster = cluster.clone();
     let mut changes = cluster.store().changes.subscribe();
+    // Services stored before serving began get their slices too.
+    crate::endpointslices::resync(&cluster);
     tokio::spawn(async move {
         loop {
             let change = match changes.recv().await {
                 Ok(c) => c,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Slices are derived state: recomputing them all makes up for what was missed.
+                    crate::endpointslices::resync(&cluster);
+                    continue;
+                }
                 Err(_) => return,
             };
             crate::velero::on_change(&cluster, &change);
@@ -91,6 +98,7 @@ pub fn start(cluster: &Cluster) -> tokio::task::JoinHandle<()> {
             crate::chaos_mesh::on_change(&cluster, &change);
             crate::litmus::on_change(&cluster, &change);
             crate::argocd::on_change(&cluster, &change);
+            crate::endpointslices::on_change(&cluster, &change);
             if change.group != "apps" || change.kind == "DELETED" || !matches!(change.plural.as_str(), "deployments" | "statefulsets") {
                 continue;
             }

@@ -564,6 +564,10 @@ fn create(
             ..ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.qualified()))
         });
     }
+    if resource.group.is_empty() && resource.plural == "services" {
+        // Under the store's lock, so that two Services never get one IP.
+        crate::endpointslices::allocate_cluster_ip(&store, &mut object);
+    }
     let rv = store.next_rv();
     let meta = &mut object["metadata"];
     meta["uid"] = uuid::Uuid::new_v4().to_string().into();
@@ -671,6 +675,9 @@ fn replace(
     let Some(current) = store.get(&key).cloned() else {
         return Err(ApiError::not_found(resource, name));
     };
+    if resource.group.is_empty() && resource.plural == "services" && !status_only {
+        crate::endpointslices::keep_cluster_ip(&store, &current, &mut new);
+    }
     let meta = &mut new["metadata"];
     for owned in [
         "uid",

@@ -7,7 +7,8 @@
 //!
 //! Simulated controllers move objects as the real ones do: Deployments and StatefulSets roll
 //! out and keep exactly `spec.replicas` Running pods, replacing any that are deleted
-//! (`controllers.rs`, `pods.rs`); Jobs really run their pod's first container as a local
+//! (`controllers.rs`, `pods.rs`); Services get cluster IPs and EndpointSlices listing the
+//! pods they select (`endpointslices.rs`); Jobs really run their pod's first container as a local
 //! process, with its log served at `pods/{name}/log` (`jobs.rs`); with Velero's CRDs, a
 //! simulated Velero server runs Backups, Restores, Schedules, DownloadRequests and the
 //! BackupStorageLocation sync against a [`velero::ObjectStorage`] that two clusters (primary
@@ -31,6 +32,7 @@ pub mod argocd;
 pub mod chaos_mesh;
 mod controllers;
 mod discovery;
+mod endpointslices;
 mod http;
 mod jobs;
 pub mod litmus;

@@ -75,6 +75,7 @@ pub fn builtins() -> Vec<Resource> {
         builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"], true),
         builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
         builtin("batch", "v1", "Job", "jobs", true, &[], true),
+        builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false),
     ]
 }
 

@@ -233,7 +233,7 @@ fn set_status(cluster: &Cluster, plural: &str, namespace: &str, name: &str, stat
 }
 
 /// The objects a backup of `spec` takes: everything in the included namespaces (all when
-/// none is named) but Velero's own objects and the pods controllers made, with the
+/// none is named) but Velero's own objects and the pods and slices controllers made, with the
 /// namespaces themselves.
 fn items(cluster: &Cluster, spec: &Value) -> Vec<Value> {
     let list = |key: &str| -> Vec<String> {
@@ -254,9 +254,10 @@ fn items(cluster: &Cluster, spec: &Value) -> Vec<Value> {
         .iter()
         .filter(|r| r.group != "velero.io" && wanted_resource(&r.plural))
         .flat_map(|r| store.list(&r.group, &r.plural, ""))
-        // What a controller made (a workload's pods) its controller makes again after a
-        // restore: left out, so a backup holds what its owners wrote.
-        .filter(|o| !controlled_pod(o))
+        // What a controller made (a workload's pods, a Service's managed EndpointSlices) its
+        // controller makes again after a restore: left out, so a backup holds what its
+        // owners wrote.
+        .filter(|o| !controlled_pod(o) && !crate::endpointslices::managed(o))
         .filter(|o| {
             let ns = o["metadata"]["namespace"].as_str();
             match ns {
