@@ -8,7 +8,7 @@ mod support;
 use kube::api::Api;
 use lifeboat::journal::RunStatus;
 use std::time::Duration;
-use support::cluster::{APP, Sim, indented, sim, target, why_not};
+use support::cluster::{APP, Sim, indented, passing_drill, report_step, sim, target, why_not};
 use support::{events, first_error, outputs_of, plan, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,46 +274,12 @@ async fn velero_phases_are_judged_and_never_taken_for_done() {
     );
 }
 
-/// Runs `plan` through the CLI as a drill on `sim` (with `params` beyond the kubeconfig) and
-/// returns its JSON report, after checking it passed with a measured RTO from the deleted
-/// namespace.
-async fn passing_drill(sim: &Sim, plan: &str, params: &[String], dir: &std::path::Path) -> serde_json::Value {
-    let report = dir.join("report.json");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("--state")
-        .arg(dir.join("state.db"))
-        .args(["drill", plan, "--param", &format!("kubeconfig={}", sim.kubeconfig)]);
-    for param in params {
-        command.args(["--param", param]);
-    }
-    let out = command.arg("--report").arg(&report).output().await.unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(report["passed"], true, "{report}");
-    assert!(report["rto_ms"].as_i64().unwrap() > 0);
-    assert_eq!(report["disaster"]["step"], "namespace_deleted");
-    report
-}
-
-/// The step `id` of a drill report.
-fn report_step(report: &serde_json::Value, id: &str) -> serde_json::Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {report}"))
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_namespace_restore_plan_passes_as_a_drill() {
     let sim = target(true).await;
     let dir = tempfile::tempdir().unwrap();
     let report = passing_drill(&sim, "plans/k8s-namespace-restore.yaml", &[], dir.path()).await;
+    assert_eq!(report["disaster"]["step"], "namespace_deleted");
     let restore = report_step(&report, "restore");
     assert!(
         sim.exactly_or_more(7)(restore["outputs"]["items"].as_i64().unwrap()),
@@ -528,6 +494,7 @@ async fn the_app_and_database_restore_plan_passes_as_a_drill() {
     let dir = support::servers::shared_tempdir();
     let workdir = format!("workdir={}", dir.path().join("drill").display());
     let report = passing_drill(&sim, "plans/app-and-database-restore.yaml", &[workdir], dir.path()).await;
+    assert_eq!(report["disaster"]["step"], "namespace_deleted");
     let step = |id: &str| report_step(&report, id);
     let job = step("orders_visible_to_the_app");
     assert!(
@@ -643,5 +610,80 @@ async fn argocd_syncs_with_auto_sync_held_off_and_put_back_and_says_when_it_does
     assert!(
         error.contains("Application shop did not become Synced and Healthy") && error.contains("OutOfSync"),
         "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_pointed_at_the_standby_pods_an_external_address_or_a_dns_name() {
+    let sim = sim(false).await;
+    let j = support::sqlite().await;
+    let app = r#"
+apiVersion: v1
+kind: Namespace
+metadata: { name: app }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: primary, namespace: app }
+spec:
+  replicas: 2
+  selector: { matchLabels: { role: primary } }
+  template:
+    metadata: { labels: { role: primary } }
+    spec: { containers: [{ name: api, image: api }] }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: standby, namespace: app }
+spec:
+  replicas: 1
+  selector: { matchLabels: { role: standby } }
+  template:
+    metadata: { labels: { role: standby } }
+    spec: { containers: [{ name: api, image: api }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: checkout, namespace: app }
+spec: { selector: { role: primary }, ports: [{ port: 80 }] }
+"#;
+    let source = plan(
+        "switch",
+        &format!(
+            "{}  steps:\n    - id: apply\n      kind: k8s.apply\n      with:\n        manifests: |\n{}\
+             \x20   - id: primary_up\n      kind: k8s.rollout_wait\n      needs: [apply]\n      with: {{ kind: Deployment, name: primary, namespace: app }}\n\
+             \x20   - id: standby_up\n      kind: k8s.rollout_wait\n      needs: [apply]\n      with: {{ kind: Deployment, name: standby, namespace: app }}\n\
+             \x20   - id: to_standby\n      kind: traffic.k8s_service\n      needs: [primary_up, standby_up]\n      with: {{ service: checkout, namespace: app, selector: {{ role: standby }} }}\n\
+             \x20   - id: to_external\n      kind: traffic.k8s_service\n      needs: [to_standby]\n      with: {{ service: checkout, namespace: app, addresses: [10.20.30.40], port: 5432 }}\n\
+             \x20   - id: to_name\n      kind: traffic.k8s_service\n      needs: [to_external]\n      with: {{ service: checkout, namespace: app, external_name: checkout.dr.example }}\n",
+            sim.clusters(),
+            indented(app, 10)
+        ),
+    );
+    let report = run(&j.journal, &source).await;
+    let ev = events(&j.journal, &report.run_id).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
+    let standby = outputs_of(&ev, "to_standby");
+    let endpoints = standby["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "{standby:?}");
+    assert!(endpoints[0]["pod"].as_str().unwrap().starts_with("standby-"), "{standby:?}");
+    assert_eq!(standby["previous_selector"], serde_json::json!({"role": "primary"}));
+    let external = outputs_of(&ev, "to_external");
+    assert_eq!(
+        external["endpoints"][0]["addresses"],
+        serde_json::json!(["10.20.30.40"]),
+        "{external:?}"
+    );
+    assert_eq!(external["previous_selector"], serde_json::json!({"role": "standby"}));
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(sim.client(), "app");
+    let spec = services.get("checkout").await.unwrap().spec.unwrap();
+    assert_eq!(
+        (spec.type_.as_deref(), spec.external_name.as_deref()),
+        (Some("ExternalName"), Some("checkout.dr.example"))
+    );
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> = Api::namespaced(sim.client(), "app");
+    assert!(
+        slices.get_opt("checkout-lifeboat").await.unwrap().is_none(),
+        "the slice lifeboat wrote for the external address went with it"
     );
 }

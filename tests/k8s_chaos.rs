@@ -10,7 +10,7 @@ mod support;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use lifeboat::journal::RunStatus;
 use std::time::Duration;
-use support::cluster::{APP, Sim, indented, sim, why_not};
+use support::cluster::{APP, Sim, indented, passing_drill, report_step, sim, why_not};
 use support::{events, first_error, outputs_of, plan, run};
 
 /// The app, rolled out, then `steps` (YAML, indented for `steps:`).
@@ -435,5 +435,19 @@ async fn an_aborted_run_stops_the_litmus_engine() {
     assert_eq!(
         result["status"]["experimentStatus"]["verdict"], "Stopped",
         "the abort stopped the engine: {result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_litmus_pod_delete_plan_passes_as_a_drill() {
+    let sim = sim(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = passing_drill(&sim, "plans/litmus-pod-delete-drill.yaml", &["deploy_app=true".into()], dir.path()).await;
+    assert_eq!(report["disaster"]["step"], "pod_delete");
+    let chaos = report_step(&report, "pod_delete");
+    assert_eq!(chaos["outputs"]["results"][0]["verdict"], "Pass", "{chaos}");
+    assert_eq!(
+        chaos["outputs"]["observed"], "a target pod was killed, replaced or restarted",
+        "{chaos}"
     );
 }

@@ -212,6 +212,11 @@ pub const KINDS: &[KindSpec] = &[
         traffic::pgbouncer
     ),
     kind!(
+        "traffic.k8s_service",
+        "point a Kubernetes Service at other pods, a DNS name or external addresses; done when its EndpointSlices show it",
+        traffic::k8s_service
+    ),
+    kind!(
         "traffic.proxy",
         "re-point the built-in TCP endpoint at a new upstream; open connections are closed",
         traffic::proxy
@@ -306,6 +311,7 @@ pub fn is_kubernetes(kind: &str) -> bool {
         || kind.starts_with("litmus.")
         || kind.starts_with("argocd.")
         || kind == "validation.k8s_inventory"
+        || kind == "traffic.k8s_service"
 }
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

@@ -164,3 +164,36 @@ pub fn why_not(report: &lifeboat::engine::runner::RunReport, events: &[lifeboat:
         super::first_error(events)
     }
 }
+
+/// Runs `plan` through the CLI as a drill on `sim` (with `params` beyond the kubeconfig) and
+/// returns its JSON report, after checking it passed with a measured RTO.
+pub async fn passing_drill(sim: &Sim, plan: &str, params: &[String], dir: &std::path::Path) -> serde_json::Value {
+    let report = dir.join("report.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--state")
+        .arg(dir.join("state.db"))
+        .args(["drill", plan, "--param", &format!("kubeconfig={}", sim.kubeconfig)]);
+    for param in params {
+        command.args(["--param", param]);
+    }
+    let out = command.arg("--report").arg(&report).output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(report["rto_ms"].as_i64().unwrap() > 0);
+    report
+}
+
+/// The step `id` of a drill report.
+pub fn report_step(report: &serde_json::Value, id: &str) -> serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {report}"))
+        .clone()
+}

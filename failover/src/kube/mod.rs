@@ -8,5 +8,6 @@ pub mod delete;
 pub mod job;
 pub mod rollout;
 pub mod scale;
+pub mod service;
 
 pub use lifeboat_backup::kube::{api, error, resource, wait};

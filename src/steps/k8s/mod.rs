@@ -16,6 +16,11 @@ fn namespace(option: &Option<Text>) -> Option<&str> {
     option.as_ref().map(|n| n.0.as_str()).filter(|n| !n.is_empty())
 }
 
+/// `namespace` as given, else `default`.
+pub fn namespace_or_default(option: &Option<Text>) -> String {
+    namespace(option).unwrap_or("default").to_owned()
+}
+
 /// An object name derived from the idempotency key (unless the plan names it), so a
 /// re-run finds the object its first attempt created instead of making another.
 pub fn object_name(explicit: &Option<String>, key: &str) -> String {

@@ -2,6 +2,7 @@
 //! (which starts them) and `postgres.fence` (which closes them), with their journaled traffic
 //! state ([`ProxyState`]), from which a resumed run restarts them.
 
+pub mod k8s_service;
 pub mod pgbouncer;
 pub mod proxy;
 pub mod route53;
