@@ -41,6 +41,7 @@
 use crate::resources::Resource;
 use crate::store::Change;
 use crate::{Cluster, http};
+use crate::{now, text};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -76,14 +77,6 @@ impl Default for ArgoBehaviour {
             sync_fails: None,
         }
     }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
 }
 
 /// Moves an Application one step: initial status, auto-sync, start of a sync, deletion.

@@ -51,6 +51,7 @@
 //! retried. Fault hooks ([`crate::Cluster::chaos_mesh`]): injection stuck, or a recovery that
 //! fails so the finalizer stays.
 
+use crate::now;
 use crate::resources::Resource;
 use crate::selectors::Selector;
 use crate::store::Change;
@@ -101,10 +102,6 @@ impl Default for ChaosMeshBehaviour {
             finalizer_stuck: false,
         }
     }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Starts a new experiment's controller.

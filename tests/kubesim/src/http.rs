@@ -2,6 +2,7 @@
 //! propagation to dependents), each answering as the API server does, errors as `Status`
 //! objects; pods' logs, and the downloads DownloadRequests point at.
 
+use crate::now;
 use crate::resources::Resource;
 use crate::store::Key;
 use crate::{Cluster, discovery, schema, selectors::Selector, watch};
@@ -392,10 +393,6 @@ fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .or_else(|_| serde_saphyr::from_slice::<Value>(body).map_err(|e| e.to_string()))
         .map_err(|e| ApiError::new(400, "BadRequest", format!("the body of the request could not be decoded: {e}")))
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Checks kind and apiVersion, runs the CRD schema, and refuses unknown fields when strict.

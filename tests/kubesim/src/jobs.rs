@@ -13,6 +13,7 @@
 //! deadline passes, or serving stops.
 
 use crate::http::ApiError;
+use crate::now;
 use crate::store::Change;
 use crate::{Cluster, lock};
 use axum::http::{StatusCode, header};
@@ -29,10 +30,6 @@ pub(crate) type Log = Arc<Mutex<Vec<u8>>>;
 
 /// How often a running pod checks that it still exists.
 const POLL: Duration = Duration::from_millis(100);
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// Starts a Job's controller loop when the Job is new.
 pub fn on_change(cluster: &Cluster, change: &Change) {

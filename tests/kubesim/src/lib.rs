@@ -50,6 +50,16 @@ use std::sync::{Arc, Mutex};
 use store::Store;
 use tokio::sync::broadcast;
 
+/// A timestamp as the API server writes them (RFC 3339, whole seconds).
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A JSON string's text, or "" when it is not one.
+pub(crate) fn text(value: &serde_json::Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
 /// The simulated cluster: its resource types and objects.
 #[derive(Clone)]
 pub struct Cluster {

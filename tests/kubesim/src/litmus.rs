@@ -55,6 +55,7 @@ use crate::resources::Resource;
 use crate::selectors::Selector;
 use crate::store::Change;
 use crate::{Cluster, http};
+use crate::{now, text};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -103,14 +104,6 @@ impl Default for LitmusBehaviour {
             stuck_awaited: false,
         }
     }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
 }
 
 /// Starts a run for an engine that asks for one, and lets a finished engine being deleted go.

@@ -14,13 +14,10 @@
 //! workload deletes its pods through the garbage collector (`http.rs`).
 
 use crate::controllers::ROLLOUT;
+use crate::now;
 use crate::store::Change;
 use crate::{Cluster, lock};
 use serde_json::{Value, json};
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// Replaces a workload's pod when it goes, as its controller notices the shortfall.
 pub(crate) fn on_change(cluster: &Cluster, change: &Change) {

@@ -15,6 +15,7 @@
 //! file; a request for anything else, or for a run the storage does not hold, stays `New` and
 //! is never processed (real Velero would retry it).
 
+use crate::now;
 use crate::store::Change;
 use crate::{Cluster, lock};
 use serde_json::{Map, Value, json};
@@ -162,10 +163,6 @@ fn quoted(v: &str) -> String {
     } else {
         format!("{v:?}")
     }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// What an installed Velero has from the start: the BackupStorageLocation `default`.

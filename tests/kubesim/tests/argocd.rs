@@ -4,42 +4,25 @@
 //! and the fault hooks (a failing sync, an Application that never settles). Every object
 //! read back is checked against the real CRD's schema.
 
-use futures::Future;
-use k8s_openapi::api::core::v1::Namespace;
+mod common;
+
+use common::{eventually, start as serve};
+
+use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
 use kubesim::argocd::{ArgoBehaviour, RESOURCES_ANNOTATION, resolve_revision};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const REPO: &str = "https://git.example.com/shop/deploy.git";
 
+/// A served cluster with Argo CD's namespace.
 async fn start() -> (kubesim::Cluster, kubesim::Running, Client) {
-    let cluster = kubesim::Cluster::new(Some(&kubesim::Cluster::crds_dir())).unwrap();
-    let running = cluster.serve().await.unwrap();
-    let mut config = Config::new(running.url.parse().unwrap());
-    config.default_retry = false;
-    let client = Client::try_from(config).unwrap();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let argocd: Namespace = serde_json::from_value(json!({"metadata": {"name": "argocd"}})).unwrap();
+    let (cluster, running, client) = serve().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let argocd = serde_json::from_value(json!({"metadata": {"name": "argocd"}})).unwrap();
     namespaces.create(&PostParams::default(), &argocd).await.unwrap();
     (cluster, running, client)
-}
-
-/// Polls `check` until it gives a value, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn ar() -> ApiResource {

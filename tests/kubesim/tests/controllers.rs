@@ -4,27 +4,17 @@
 //! storage shared by a primary and a DR cluster, BackupStorageLocation sync and validation,
 //! Schedules and DownloadRequests.
 
-use futures::Future;
+mod common;
+
+use common::{client, eventually, start};
+
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn client(running: &kubesim::Running) -> Client {
-    let mut config = Config::new(running.url.parse().unwrap());
-    config.default_retry = false;
-    Client::try_from(config).unwrap()
-}
-
-async fn start() -> (kubesim::Cluster, kubesim::Running, Client) {
-    let cluster = kubesim::Cluster::new(Some(&kubesim::Cluster::crds_dir())).unwrap();
-    let running = cluster.serve().await.unwrap();
-    let client = client(&running);
-    (cluster, running, client)
-}
 
 fn api(client: &Client, group: &str, kind: &str, plural: &str, ns: &str) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
@@ -34,22 +24,6 @@ fn api(client: &Client, group: &str, kind: &str, plural: &str, ns: &str) -> Api<
 fn object(kind: &str, group: &str, name: &str, body: Value) -> DynamicObject {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), "");
     DynamicObject::new(name, &ar).data(body)
-}
-
-/// Polls `check` until it gives a value, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The object once its `status` satisfies `done`.

@@ -2,42 +2,19 @@
 //! follows the pods its selector matches (replaced pods, a changed selector), goes with the
 //! Service or its selector, and leaves slices that users write alone.
 
-use futures::Future;
+mod common;
+
+use common::{eventually, start};
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 const MANAGED: &str = "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io";
-
-async fn start() -> (kubesim::Running, Client) {
-    let cluster = kubesim::Cluster::new(None).unwrap();
-    let running = cluster.serve().await.unwrap();
-    let mut config = Config::new(running.url.parse().unwrap());
-    config.default_retry = false;
-    let client = Client::try_from(config).unwrap();
-    (running, client)
-}
-
-/// Polls `check` until it gives a value, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn deployment(name: &str, replicas: i32) -> Deployment {
     serde_json::from_value(json!({
@@ -96,7 +73,7 @@ async fn slice_listing(slices: &Api<EndpointSlice>, pods: &Api<Pod>, service: &s
 
 #[tokio::test]
 async fn a_service_lists_its_deployments_ready_pods_and_follows_replacements() {
-    let (_running, client) = start().await;
+    let (_cluster, _running, client) = start().await;
     let groups = client.list_api_groups().await.unwrap();
     assert!(
         groups.groups.iter().any(|g| g.name == "discovery.k8s.io"),
@@ -169,7 +146,7 @@ async fn a_service_lists_its_deployments_ready_pods_and_follows_replacements() {
 
 #[tokio::test]
 async fn the_slice_follows_the_selector_and_goes_with_it() {
-    let (_running, client) = start().await;
+    let (_cluster, _running, client) = start().await;
     let (deployments, services, pods, slices): (Api<Deployment>, Api<Service>, Api<Pod>, Api<EndpointSlice>) = (
         Api::default_namespaced(client.clone()),
         Api::default_namespaced(client.clone()),
@@ -220,7 +197,7 @@ async fn the_slice_follows_the_selector_and_goes_with_it() {
 
 #[tokio::test]
 async fn a_slice_written_for_a_service_without_a_selector_is_left_alone() {
-    let (_running, client) = start().await;
+    let (_cluster, _running, client) = start().await;
     let (deployments, services, slices): (Api<Deployment>, Api<Service>, Api<EndpointSlice>) = (
         Api::default_namespaced(client.clone()),
         Api::default_namespaced(client.clone()),

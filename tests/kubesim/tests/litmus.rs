@@ -4,42 +4,16 @@
 //! and the fault hooks (a result contradicting its engine, a result stuck Awaited). Every
 //! object read back is checked against the real CRDs' schemas.
 
-use futures::Future;
+mod common;
+
+use common::{dynamic, eventually, start};
+
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kubesim::litmus::LitmusBehaviour;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn start() -> (kubesim::Cluster, kubesim::Running, Client) {
-    let cluster = kubesim::Cluster::new(Some(&kubesim::Cluster::crds_dir())).unwrap();
-    let running = cluster.serve().await.unwrap();
-    let mut config = Config::new(running.url.parse().unwrap());
-    config.default_retry = false;
-    let client = Client::try_from(config).unwrap();
-    (cluster, running, client)
-}
-
-/// Polls `check` until it gives a value, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn dynamic(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
 
 fn engines(client: &Client) -> Api<DynamicObject> {
     Api::namespaced_with(

@@ -2,21 +2,16 @@
 //! against the real CRD schemas, list and watch with 410 Gone and dropped streams,
 //! finalizers and namespace deletion.
 
+mod common;
+
+use common::start;
+
 use futures::{StreamExt, TryStreamExt};
+use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use kube::{Client, Config};
 use serde_json::json;
 use std::time::Duration;
-
-async fn start() -> (kubesim::Cluster, kubesim::Running, Client) {
-    let cluster = kubesim::Cluster::new(Some(&kubesim::Cluster::crds_dir())).unwrap();
-    let running = cluster.serve().await.unwrap();
-    let mut config = Config::new(running.url.parse().unwrap());
-    config.default_retry = false;
-    let client = Client::try_from(config).unwrap();
-    (cluster, running, client)
-}
 
 fn backups(client: &Client, ns: &str) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("velero.io", "v1", "Backup"), "backups");
