@@ -278,7 +278,7 @@ async fn velero_phases_are_judged_and_never_taken_for_done() {
 async fn the_namespace_restore_plan_passes_as_a_drill() {
     let sim = target(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let report = passing_drill(&sim, "plans/k8s-namespace-restore.yaml", &[], dir.path()).await;
+    let report = passing_drill((&sim, "kubeconfig"), "plans/k8s-namespace-restore.yaml", &[], dir.path()).await;
     assert_eq!(report["disaster"]["step"], "namespace_deleted");
     let restore = report_step(&report, "restore");
     assert!(
@@ -493,7 +493,7 @@ async fn the_app_and_database_restore_plan_passes_as_a_drill() {
     let sim = sim(true).await;
     let dir = support::servers::shared_tempdir();
     let workdir = format!("workdir={}", dir.path().join("drill").display());
-    let report = passing_drill(&sim, "plans/app-and-database-restore.yaml", &[workdir], dir.path()).await;
+    let report = passing_drill((&sim, "kubeconfig"), "plans/app-and-database-restore.yaml", &[workdir], dir.path()).await;
     assert_eq!(report["disaster"]["step"], "namespace_deleted");
     let step = |id: &str| report_step(&report, id);
     let job = step("orders_visible_to_the_app");

@@ -56,6 +56,25 @@ async fn ready_web_pods(sim: &Sim) -> usize {
         .count()
 }
 
+/// Closes `listener` (the endpoint a guard watches goes down) once the experiment `name`
+/// exists in namespace `app`.
+fn close_once_created(
+    sim: &Sim,
+    (group, kind, plural): (&'static str, &'static str, &'static str),
+    name: &'static str,
+    listener: std::net::TcpListener,
+) -> tokio::task::JoinHandle<()> {
+    let client = sim.client();
+    tokio::spawn(async move {
+        let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1alpha1", kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(client, "app", &ar);
+        while api.get_opt(name).await.ok().flatten().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(listener);
+    })
+}
+
 async fn faults(j: &support::TestJournal, run_id: &str) -> Vec<lifeboat::drill::measure::FaultReport> {
     lifeboat::drill::measure::measure(&j.journal, run_id).await.unwrap().faults
 }
@@ -282,17 +301,7 @@ async fn a_breached_guard_recovers_the_experiment_before_the_run_ends() {
          \x20   - id: soak\n      kind: sleep\n      needs: [chaos]\n      with: { duration: 30s }\n",
     );
     // The guarded endpoint goes down once the fault is in.
-    let closer = {
-        let sim_client = sim.client();
-        tokio::spawn(async move {
-            let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("chaos-mesh.org", "v1alpha1", "PodChaos"), "podchaos");
-            let api: Api<DynamicObject> = Api::namespaced_with(sim_client, "app", &ar);
-            while api.get_opt("guarded").await.ok().flatten().is_none() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            drop(listener);
-        })
-    };
+    let closer = close_once_created(&sim, ("chaos-mesh.org", "PodChaos", "podchaos"), "guarded", listener);
     let started = std::time::Instant::now();
     let report = run(&j.journal, &source).await;
     closer.await.unwrap();
@@ -415,17 +424,7 @@ async fn an_aborted_run_stops_the_litmus_engine() {
         &guards,
         "    - id: chaos\n      kind: litmus.experiment\n      needs: [rolled_out]\n      with:\n        name: aborted\n        namespace: app\n        spec: { appinfo: { appns: app, applabel: app=web, appkind: deployment }, chaosServiceAccount: litmus-admin, experiments: [{ name: pod-delete }] }\n",
     );
-    let closer = {
-        let client = sim.client();
-        tokio::spawn(async move {
-            let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("litmuschaos.io", "v1alpha1", "ChaosEngine"), "chaosengines");
-            let api: Api<DynamicObject> = Api::namespaced_with(client, "app", &ar);
-            while api.get_opt("aborted").await.ok().flatten().is_none() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            drop(listener);
-        })
-    };
+    let closer = close_once_created(&sim, ("litmuschaos.io", "ChaosEngine", "chaosengines"), "aborted", listener);
     let started = std::time::Instant::now();
     let report = run(&j.journal, &source).await;
     closer.await.unwrap();
@@ -442,7 +441,13 @@ async fn an_aborted_run_stops_the_litmus_engine() {
 async fn the_litmus_pod_delete_plan_passes_as_a_drill() {
     let sim = sim(true).await;
     let dir = tempfile::tempdir().unwrap();
-    let report = passing_drill(&sim, "plans/litmus-pod-delete-drill.yaml", &["deploy_app=true".into()], dir.path()).await;
+    let report = passing_drill(
+        (&sim, "kubeconfig"),
+        "plans/litmus-pod-delete-drill.yaml",
+        &["deploy_app=true".into()],
+        dir.path(),
+    )
+    .await;
     assert_eq!(report["disaster"]["step"], "pod_delete");
     let chaos = report_step(&report, "pod_delete");
     assert_eq!(chaos["outputs"]["results"][0]["verdict"], "Pass", "{chaos}");
@@ -450,4 +455,45 @@ async fn the_litmus_pod_delete_plan_passes_as_a_drill() {
         chaos["outputs"]["observed"], "a target pod was killed, replaced or restarted",
         "{chaos}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_k8s_region_failover_plan_passes_as_a_drill_with_no_write_lost() {
+    let primary = sim(true).await;
+    let dr = support::cluster::sim_sharing(&primary).await;
+    dr.cluster.velero(kubesim::velero::VeleroBehaviour {
+        sync_period: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let dir = support::servers::shared_tempdir();
+    let params = [
+        format!("dr_kubeconfig={}", dr.kubeconfig),
+        format!("workdir={}", dir.path().join("drill").display()),
+    ];
+    let report = passing_drill(
+        (&primary, "primary_kubeconfig"),
+        "plans/k8s-region-failover.yaml",
+        &params,
+        dir.path(),
+    )
+    .await;
+    assert_eq!(report["disaster"]["step"], "app_down");
+    assert_eq!(report["rows_lost"], 0, "{report}");
+    // The database branch runs from detecting the loss to the endpoint's switch.
+    let (restore, detect, switch) = (
+        report_step(&report, "app_restore"),
+        report_step(&report, "detect"),
+        report_step(&report, "db_switch"),
+    );
+    assert!(
+        restore["started_at"].as_str() < switch["finished_at"].as_str() && detect["started_at"].as_str() < restore["finished_at"].as_str(),
+        "the app's restore and the database's failover ran in parallel: {restore} / {detect} / {switch}"
+    );
+    let service = report_step(&report, "db_service");
+    assert_eq!(
+        service["outputs"]["endpoints"][0]["addresses"],
+        serde_json::json!(["127.0.0.1"]),
+        "{service}"
+    );
+    assert!(!dir.path().join("drill").exists(), "finally removed the databases");
 }

@@ -165,16 +165,22 @@ pub fn why_not(report: &lifeboat::engine::runner::RunReport, events: &[lifeboat:
     }
 }
 
-/// Runs `plan` through the CLI as a drill on `sim` (with `params` beyond the kubeconfig) and
+/// Runs `plan` through the CLI as a drill on `sim` (its kubeconfig given as the param
+/// `kubeconfig_param`, with `params` beyond it) and
 /// returns its JSON report, after checking it passed with a measured RTO.
-pub async fn passing_drill(sim: &Sim, plan: &str, params: &[String], dir: &std::path::Path) -> serde_json::Value {
+pub async fn passing_drill(
+    (sim, kubeconfig_param): (&Sim, &str),
+    plan: &str,
+    params: &[String],
+    dir: &std::path::Path,
+) -> serde_json::Value {
     let report = dir.join("report.json");
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("--state")
         .arg(dir.join("state.db"))
-        .args(["drill", plan, "--param", &format!("kubeconfig={}", sim.kubeconfig)]);
+        .args(["drill", plan, "--param", &format!("{kubeconfig_param}={}", sim.kubeconfig)]);
     for param in params {
         command.args(["--param", param]);
     }
@@ -184,6 +190,10 @@ pub async fn passing_drill(sim: &Sim, plan: &str, params: &[String], dir: &std::
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["passed"], true, "{report}");
     assert!(report["rto_ms"].as_i64().unwrap() > 0);
+    eprintln!(
+        "drill {plan}: rto_ms={} rpo_ms={} rows_lost={}",
+        report["rto_ms"], report["rpo_ms"], report["rows_lost"]
+    );
     report
 }
 
