@@ -465,10 +465,27 @@ async fn the_k8s_region_failover_plan_passes_as_a_drill_with_no_write_lost() {
         sync_period: Duration::from_millis(300),
         ..Default::default()
     });
+    // Argo CD manages the app in the DR cluster, syncing it by itself.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(dr.client());
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "argocd"}})).unwrap();
+    namespaces.create(&Default::default(), &ns).await.unwrap();
+    let apps_ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"), "applications");
+    let apps: Api<DynamicObject> = Api::namespaced_with(dr.client(), "argocd", &apps_ar);
+    let app: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "checkout", "namespace": "argocd"},
+        "spec": {"project": "default",
+                 "source": {"repoURL": "https://git.example/checkout.git", "targetRevision": "main", "path": "dr"},
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": "checkout"},
+                 "syncPolicy": {"automated": {"selfHeal": true}}},
+    }))
+    .unwrap();
+    apps.create(&Default::default(), &app).await.unwrap();
     let dir = support::servers::shared_tempdir();
     let params = [
         format!("dr_kubeconfig={}", dr.kubeconfig),
         format!("workdir={}", dir.path().join("drill").display()),
+        "argocd_application=checkout".to_owned(),
     ];
     let report = passing_drill(
         (&primary, "primary_kubeconfig"),
@@ -488,6 +505,17 @@ async fn the_k8s_region_failover_plan_passes_as_a_drill_with_no_write_lost() {
     assert!(
         restore["started_at"].as_str() < switch["finished_at"].as_str() && detect["started_at"].as_str() < restore["finished_at"].as_str(),
         "the app's restore and the database's failover ran in parallel: {restore} / {detect} / {switch}"
+    );
+    let synced = report_step(&report, "gitops_synced");
+    assert_eq!(
+        (synced["outputs"]["sync_status"].as_str(), synced["outputs"]["health"].as_str()),
+        (Some("Synced"), Some("Healthy")),
+        "{synced}"
+    );
+    assert_eq!(
+        apps.get("checkout").await.unwrap().data["spec"]["syncPolicy"]["automated"],
+        serde_json::json!({"selfHeal": true}),
+        "the automated sync held off for the drill is back"
     );
     let service = report_step(&report, "db_service");
     assert_eq!(
