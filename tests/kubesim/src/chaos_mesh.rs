@@ -282,14 +282,7 @@ impl Experiment {
 
     /// Waits until `at` (forever when `None`) unless the experiment is deleted or gone first.
     async fn until(&self, at: Option<Instant>) -> State {
-        loop {
-            let state = self.state();
-            if state != State::Live || at.is_some_and(|at| Instant::now() >= at) {
-                return state;
-            }
-            let nap = at.map_or(POLL, |at| at.saturating_duration_since(Instant::now()).min(POLL));
-            tokio::time::sleep(nap).await;
-        }
+        crate::poll_while(|| self.state(), &State::Live, at, POLL).await
     }
 
     fn one_shot(&self) -> bool {

@@ -55,6 +55,25 @@ pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Polls `state` every `poll` until it is no longer `live` or `at` has passed (never, when
+/// `None`); returns the state then. Simulated controllers wait this way for a deadline
+/// unless someone deletes or stops what they work on.
+pub(crate) async fn poll_while<S: PartialEq>(
+    state: impl Fn() -> S,
+    live: &S,
+    at: Option<tokio::time::Instant>,
+    poll: std::time::Duration,
+) -> S {
+    loop {
+        let now = state();
+        if now != *live || at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+            return now;
+        }
+        let nap = at.map_or(poll, |at| at.saturating_duration_since(tokio::time::Instant::now()).min(poll));
+        tokio::time::sleep(nap).await;
+    }
+}
+
 /// A JSON string's text, or "" when it is not one.
 pub(crate) fn text(value: &serde_json::Value) -> &str {
     value.as_str().unwrap_or_default()

@@ -320,14 +320,7 @@ impl Run {
 
     /// Waits until `at` (forever when `None`) unless the engine is stopped, deleted or gone.
     async fn until(&self, at: Option<Instant>) -> State {
-        loop {
-            let state = self.state();
-            if state != State::Live || at.is_some_and(|at| Instant::now() >= at) {
-                return state;
-            }
-            let nap = at.map_or(POLL, |at| at.saturating_duration_since(Instant::now()).min(POLL));
-            tokio::time::sleep(nap).await;
-        }
+        crate::poll_while(|| self.state(), &State::Live, at, POLL).await
     }
 
     async fn run(self) {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dynamic, eventually, start};
+use common::{dynamic, eventually, running, start, web};
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
@@ -22,38 +22,6 @@ async fn create_chaos(client: &Client, kind: &str, name: &str, spec: Value) {
     let ar = dynamic("chaos-mesh.org", "v1alpha1", kind, "");
     let object = DynamicObject::new(name, &ar).data(json!({"spec": spec}));
     chaos_api(client, kind).create(&PostParams::default(), &object).await.unwrap();
-}
-
-/// Creates the Deployment `web` (containers `web` and `sidecar`, label `app: web`) and
-/// waits for its Running pods.
-async fn web(client: &Client, replicas: usize) -> Vec<Pod> {
-    let deployments = Api::namespaced_with(client.clone(), "default", &dynamic("apps", "v1", "Deployment", "deployments"));
-    let deployment = DynamicObject::new("web", &dynamic("apps", "v1", "Deployment", "")).data(json!({"spec": {
-        "replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "web", "image": "nginx"}, {"name": "sidecar", "image": "envoy"}]}},
-    }}));
-    deployments.create(&PostParams::default(), &deployment).await.unwrap();
-    eventually(10, "web's pods", || async {
-        let pods = running(client).await;
-        (pods.len() == replicas).then_some(pods)
-    })
-    .await
-}
-
-/// The Running pods of `web`, by name.
-async fn running(client: &Client) -> Vec<Pod> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut list: Vec<Pod> = pods
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .collect();
-    list.sort_by_key(|p| p.metadata.name.clone());
-    list
 }
 
 fn name(pod: &Pod) -> String {

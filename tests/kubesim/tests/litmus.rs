@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{dynamic, eventually, start};
+use common::{dynamic, eventually, running, start, web};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kubesim::litmus::LitmusBehaviour;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -41,38 +41,6 @@ fn assert_valid(object: &DynamicObject, plural: &str) {
     let outcome = kubesim::schema::validate(&mut value, crd.schema.as_ref().unwrap());
     assert!(outcome.causes.is_empty(), "{plural}: {:?}", outcome.causes);
     assert!(outcome.unknown.is_empty(), "{plural}: pruned {:?}", outcome.unknown);
-}
-
-/// Creates the Deployment `web` (containers `web` and `sidecar`, label `app: web`) and
-/// waits for its Running pods.
-async fn web(client: &Client, replicas: usize) -> Vec<Pod> {
-    let deployments = Api::namespaced_with(client.clone(), "default", &dynamic("apps", "v1", "Deployment", "deployments"));
-    let deployment = DynamicObject::new("web", &dynamic("apps", "v1", "Deployment", "")).data(json!({"spec": {
-        "replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "web", "image": "nginx"}, {"name": "sidecar", "image": "envoy"}]}},
-    }}));
-    deployments.create(&PostParams::default(), &deployment).await.unwrap();
-    eventually(10, "web's pods", || async {
-        let pods = running(client).await;
-        (pods.len() == replicas).then_some(pods)
-    })
-    .await
-}
-
-/// The Running pods of `web`, by name.
-async fn running(client: &Client) -> Vec<Pod> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut list: Vec<Pod> = pods
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .collect();
-    list.sort_by_key(|p| p.metadata.name.clone());
-    list
 }
 
 fn uid(pod: &Pod) -> String {
