@@ -31,16 +31,7 @@ async fn workloads_are_applied_rolled_out_scaled_and_deleted_on_the_named_cluste
     );
     let report = run(&j.journal, &source).await;
     let ev = events(&j.journal, &report.run_id).await;
-    assert_eq!(
-        report.status,
-        RunStatus::Succeeded,
-        "{}",
-        if report.status == RunStatus::Succeeded {
-            String::new()
-        } else {
-            first_error(&ev)
-        }
-    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
     let applied = outputs_of(&ev, "apply");
     assert_eq!(applied["count"], 4);
     assert_eq!(applied["applied"][2]["kind"], "Deployment");
@@ -201,16 +192,7 @@ async fn a_velero_namespace_restore_drill_measures_its_rto() {
     let j = support::sqlite().await;
     let report = run(&j.journal, &restore_drill(&sim, "", "")).await;
     let ev = events(&j.journal, &report.run_id).await;
-    assert_eq!(
-        report.status,
-        RunStatus::Succeeded,
-        "{}",
-        if report.status == RunStatus::Succeeded {
-            String::new()
-        } else {
-            first_error(&ev)
-        }
-    );
+    assert_eq!(report.status, RunStatus::Succeeded, "{}", why_not(&report, &ev));
     let backup = outputs_of(&ev, "backup");
     assert_eq!(backup["phase"], "Completed");
     let restore = outputs_of(&ev, "restore");
