@@ -13,4 +13,5 @@ pub mod journal;
 pub mod plan;
 pub mod runbook;
 pub mod secrets;
+pub mod serve;
 pub mod steps;

@@ -10,7 +10,8 @@ mod plan_cmd;
 mod proxy_cmd;
 mod run_cmd;
 mod runbook_cmd;
-mod runs_cmd;
+pub mod runs_cmd;
+mod serve_cmd;
 mod view;
 
 use crate::engine::runner::EngineError;
@@ -105,11 +106,21 @@ enum Command {
     /// Benchmarks of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the service: scheduled drills, incident webhooks, the HTTP API and metrics.
+    Serve(serve_cmd::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // A service logs what it does; a command logs only errors unless asked.
+    init_tracing(
+        cli.log_format,
+        if matches!(cli.command, Command::Serve(_)) {
+            "lifeboat=info"
+        } else {
+            "error"
+        },
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -160,12 +171,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runbook(cmd) => runbook_cmd::run(&cli.state, cmd).await,
         Command::Import(cmd) => import_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Serve(args) => serve_cmd::run(&cli.state, args).await,
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // Every log line passes the masking writer: a run's secrets never reach the logs,
     // whatever code logged them.
     let builder = tracing_subscriber::fmt()

@@ -174,12 +174,12 @@ impl RunSummary {
 
 /// The `runs show --output json` document (version 1): an API, not the journal schema.
 #[derive(Serialize)]
-struct RunView {
+pub struct RunView {
     version: u32,
     id: String,
     plan: String,
     status: String,
-    reason: Option<String>,
+    pub reason: Option<String>,
     created_at: String,
     finished_at: Option<String>,
     owner: String,
@@ -202,7 +202,7 @@ struct StepView {
 }
 
 impl RunView {
-    fn new(state: &RunState, row: &RunRow) -> Self {
+    pub fn new(state: &RunState, row: &RunRow) -> Self {
         let steps = state
             .plan
             .units

@@ -55,6 +55,8 @@ pub enum EngineError {
     Interrupted(String),
     #[error("run {run} cannot be resumed yet: {reason}")]
     LeftoversNotStopped { run: String, reason: String },
+    #[error("run {0} was handed over: this process is shutting down and another takes it over from the journal")]
+    HandedOver(String),
 }
 
 /// What the live view is told: every journaled event, with the run's plan up front.
@@ -79,6 +81,12 @@ pub struct RunOptions {
     /// On resume: a person made sure that processes the interrupted owner started on
     /// another host are gone (this host cannot see them).
     pub remote_processes_stopped: bool,
+    /// Service mode: signals are the service's business, not the run's. When this token is
+    /// cancelled the run is handed over: no new attempt starts, running ones get
+    /// [`RunOptions::handoff_grace`] to finish and be journaled, then the run's ownership is
+    /// released for another process to take over at once.
+    pub handoff: Option<CancellationToken>,
+    pub handoff_grace: Duration,
 }
 
 /// How a run ended.
@@ -111,14 +119,7 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
     if let Some(lock) = &new.plan.lock {
         acquire_lock(journal, lock, &run_id, options.wait_for_lock).await?;
     }
-    let created = Event::RunCreated {
-        plan_name: new.plan.name.clone(),
-        plan_file: new.plan_file.clone(),
-        plan_source: new.plan_source.clone(),
-        plan_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(new.plan_source.as_bytes())),
-        params: new.params.clone(),
-        lock: new.plan.lock.clone(),
-    };
+    let created = created_event(&new);
     if let Err(e) = journal
         .create_run(
             &run_id,
@@ -134,13 +135,40 @@ pub async fn start(journal: &Journal, new: NewRun, options: &RunOptions) -> Resu
         }
         return Err(e.into());
     }
-    let mut state = RunState::new(new.plan.clone(), run_id.clone(), Utc::now(), new.params, env_snapshot(&new.plan));
-    state.apply(&created, Utc::now());
+    drive_created(journal, &run_id, new, &created, options).await
+}
+
+/// The first event of a new run.
+pub fn created_event(new: &NewRun) -> Event {
+    Event::RunCreated {
+        plan_name: new.plan.name.clone(),
+        plan_file: new.plan_file.clone(),
+        plan_source: new.plan_source.clone(),
+        plan_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(new.plan_source.as_bytes())),
+        params: new.params.clone(),
+        lock: new.plan.lock.clone(),
+    }
+}
+
+/// Drives a run this process has just created (its row and `created` are journaled, with
+/// this process as owner) to its end. Takes the plan's lock first if it has one.
+pub async fn drive_created(
+    journal: &Journal,
+    run_id: &str,
+    new: NewRun,
+    created: &Event,
+    options: &RunOptions,
+) -> Result<RunReport, EngineError> {
+    if let Some(lock) = &new.plan.lock {
+        acquire_lock(journal, lock, run_id, options.wait_for_lock).await?;
+    }
+    let mut state = RunState::new(new.plan.clone(), run_id.to_owned(), Utc::now(), new.params, env_snapshot(&new.plan));
+    state.apply(created, Utc::now());
     tracing::info!(run = %run_id, plan = %new.plan.name, "run created");
     notify(
         options,
         Notice::Begin {
-            run_id: run_id.clone(),
+            run_id: run_id.to_owned(),
             plan: new.plan.clone(),
             resumed: false,
         },
@@ -374,7 +402,9 @@ impl Runner {
         let run_id = self.state.run_id.clone();
         let mut heartbeat = tokio::time::interval(crate::journal::owner::HEARTBEAT_EVERY);
         let mut inbox = tokio::time::interval(INBOX_POLL);
-        let mut signals = Signals::new();
+        // A service hands its runs over on its own signals; a CLI run stops on them.
+        let mut signals = self.options.handoff.is_none().then(Signals::new);
+        let handoff = self.options.handoff.clone().unwrap_or_default();
         let (breach_tx, mut breaches) = mpsc::unbounded_channel();
         let mut guard_tasks: JoinSet<()> = JoinSet::new();
         let guards_stop = CancellationToken::new();
@@ -477,7 +507,8 @@ impl Runner {
                     }
                 }
                 _ = heartbeat.tick() => self.journal.heartbeat(&run_id).await?,
-                count = signals.next() => {
+                _ = handoff.cancelled(), if self.options.handoff.is_some() => return self.hand_over().await,
+                count = async { signals.as_mut().expect("checked by the guard").next().await }, if signals.is_some() => {
                     if count > 1 {
                         background::release_class(&run_id, background::Class::Fault, "interrupted by a second signal").await;
                         return Err(EngineError::Interrupted(run_id));
@@ -487,6 +518,36 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Leaves the run for another process (see [`RunOptions::handoff`]). Attempts that do
+    /// not finish within the grace are cancelled and not journaled: the next owner runs
+    /// them again under the same idempotency key, as after a crash.
+    async fn hand_over(mut self) -> Result<RunReport, EngineError> {
+        let run_id = self.state.run_id.clone();
+        tracing::warn!(run = %run_id, running = self.tasks.len(), "handing the run over");
+        let grace = self.options.handoff_grace;
+        let finish_running = async {
+            while let Some(joined) = self.tasks.join_next_with_id().await {
+                self.collect(joined);
+            }
+        };
+        let finished = tokio::time::timeout(grace, finish_running).await.is_ok();
+        if !finished {
+            for token in self.cancels.values() {
+                token.cancel();
+            }
+            // Cancelled adapters stop what they started; their results are not journaled.
+            let _ = tokio::time::timeout(Duration::from_secs(5), async { while self.tasks.join_next().await.is_some() {} }).await;
+            self.tasks.abort_all();
+        }
+        let batch = std::mem::take(&mut self.pending);
+        if !batch.is_empty() {
+            self.commit(&batch).await?;
+        }
+        self.journal.release_ownership(&run_id, &Owner::me()).await?;
+        tracing::warn!(run = %run_id, attempts_finished = finished, "run handed over");
+        Err(EngineError::HandedOver(run_id))
     }
 
     /// Starts the waiting guards whose `after` step has succeeded (or that have none), with

@@ -20,7 +20,11 @@
 //! that step is run again with the same idempotency key and must tolerate it.
 
 pub mod events;
+pub mod lease;
 pub mod owner;
+pub mod requests;
+pub mod schedules;
+pub mod triggers;
 
 use chrono::{DateTime, TimeZone, Utc};
 pub use events::{Event, Recorded, RunStatus};
@@ -84,13 +88,16 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub owner: Owner,
     pub heartbeat_at: DateTime<Utc>,
+    /// How old the heartbeat was when the row was read, by the database's clock: replicas
+    /// on other hosts judge each other's liveness by one clock, never by their own.
+    pub heartbeat_age: Duration,
     pub lock_name: Option<String>,
 }
 
 impl RunRow {
     /// A run marked running whose owner process is gone: `lifeboat resume` continues it.
     pub fn is_interrupted(&self) -> bool {
-        self.status == RunStatus::Running && !self.owner.is_alive(age(self.heartbeat_at))
+        self.status == RunStatus::Running && !self.owner.is_alive(self.heartbeat_age)
     }
 
     pub fn display_status(&self) -> &'static str {
@@ -100,10 +107,6 @@ impl RunRow {
             self.status.as_str()
         }
     }
-}
-
-fn age(t: DateTime<Utc>) -> Duration {
-    (Utc::now() - t).to_std().unwrap_or(Duration::ZERO)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,12 +238,27 @@ impl Journal {
         owner: &Owner,
         events: &[Event],
     ) -> Result<(), JournalError> {
-        let now = micros(Utc::now());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        self.insert_run(&mut tx, run_id, plan_name, lock, owner, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_run(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        run_id: &str,
+        plan_name: &str,
+        lock: Option<&str>,
+        owner: &Owner,
+        events: &[Event],
+    ) -> Result<(), JournalError> {
+        let now = micros(Utc::now());
+        sqlx::query(&format!(
             "INSERT INTO runs (id, plan_name, status, created_at, owner_host, owner_pid, owner_started, heartbeat_at, lock_name) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {}, $8)",
+            self.now_sql()
+        ))
         .bind(run_id)
         .bind(plan_name)
         .bind(RunStatus::Running.as_str())
@@ -248,14 +266,12 @@ impl Journal {
         .bind(&owner.host)
         .bind(owner.pid as i64)
         .bind(owner.started as i64)
-        .bind(now)
         .bind(lock)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for (i, event) in events.iter().enumerate() {
-            insert_event(&mut tx, run_id, i as i64, now, event).await?;
+            insert_event(tx, run_id, i as i64, now, event).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -281,7 +297,7 @@ impl Journal {
     }
 
     pub async fn run(&self, run_id: &str) -> Result<RunRow, JournalError> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+        let row = sqlx::query(&format!("SELECT {} FROM runs WHERE id = $1", self.run_columns()))
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await?
@@ -296,7 +312,8 @@ impl Journal {
         }
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id LIKE $1 ORDER BY created_at DESC LIMIT 2"
+            "SELECT {} FROM runs WHERE id LIKE $1 ORDER BY created_at DESC LIMIT 2",
+            self.run_columns()
         ))
         .bind(pattern)
         .fetch_all(&self.pool)
@@ -311,7 +328,8 @@ impl Journal {
         let rows = match plan {
             Some(p) => {
                 sqlx::query(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs WHERE plan_name = $1 ORDER BY created_at DESC LIMIT $2"
+                    "SELECT {} FROM runs WHERE plan_name = $1 ORDER BY created_at DESC LIMIT $2",
+                    self.run_columns()
                 ))
                 .bind(p)
                 .bind(limit)
@@ -319,12 +337,26 @@ impl Journal {
                 .await?
             }
             None => {
-                sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC LIMIT $1"))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&format!(
+                    "SELECT {} FROM runs ORDER BY created_at DESC LIMIT $1",
+                    self.run_columns()
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
             }
         };
+        rows.iter().map(run_row).collect()
+    }
+
+    /// Every run marked running (live or interrupted), oldest first.
+    pub async fn running_runs(&self) -> Result<Vec<RunRow>, JournalError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM runs WHERE status = 'running' ORDER BY created_at",
+            self.run_columns()
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(run_row).collect()
     }
 
@@ -354,14 +386,14 @@ impl Journal {
     /// Takes ownership of a run from `previous` (compare-and-swap). False if someone
     /// else changed the owner first.
     pub async fn claim(&self, run_id: &str, previous: &Owner, me: &Owner) -> Result<bool, JournalError> {
-        let done = sqlx::query(
-            "UPDATE runs SET owner_host = $1, owner_pid = $2, owner_started = $3, heartbeat_at = $4 \
-             WHERE id = $5 AND owner_host = $6 AND owner_pid = $7 AND owner_started = $8",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE runs SET owner_host = $1, owner_pid = $2, owner_started = $3, heartbeat_at = {} \
+             WHERE id = $4 AND owner_host = $5 AND owner_pid = $6 AND owner_started = $7",
+            self.now_sql()
+        ))
         .bind(&me.host)
         .bind(me.pid as i64)
         .bind(me.started as i64)
-        .bind(micros(Utc::now()))
         .bind(run_id)
         .bind(&previous.host)
         .bind(previous.pid as i64)
@@ -372,12 +404,46 @@ impl Journal {
     }
 
     pub async fn heartbeat(&self, run_id: &str) -> Result<(), JournalError> {
-        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
-            .bind(micros(Utc::now()))
+        sqlx::query(&format!("UPDATE runs SET heartbeat_at = {} WHERE id = $1", self.now_sql()))
             .bind(run_id)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Gives up ownership of a run this process owns, so that another process may claim
+    /// it at once instead of waiting for the heartbeat to go stale. False if the run was
+    /// not ours (any more).
+    pub async fn release_ownership(&self, run_id: &str, me: &Owner) -> Result<bool, JournalError> {
+        let done = sqlx::query(
+            "UPDATE runs SET owner_host = '', owner_pid = 0, owner_started = 0, heartbeat_at = 0 \
+             WHERE id = $1 AND owner_host = $2 AND owner_pid = $3 AND owner_started = $4 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(&me.host)
+        .bind(me.pid as i64)
+        .bind(me.started as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The database's clock, in microseconds since the Unix epoch, as an SQL expression.
+    /// Every time that decides between processes (heartbeats, leases, when a schedule is
+    /// due) is taken from it, so skewed hosts cannot disagree.
+    pub fn now_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+        }
+    }
+
+    /// The database's clock now.
+    pub async fn db_now(&self) -> Result<DateTime<Utc>, JournalError> {
+        let row = sqlx::query(&format!("SELECT {} AS now_us", self.now_sql()))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(from_micros(row.try_get("now_us")?))
     }
 
     /// Takes the plan lock `name` for `run_id`, or says who holds it.
@@ -601,7 +667,16 @@ async fn migrate(pool: &AnyPool) -> Result<(), JournalError> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, plan_name, status, created_at, finished_at, owner_host, owner_pid, owner_started, heartbeat_at, lock_name";
+impl Journal {
+    /// The columns [`run_row`] reads, with the heartbeat's age computed by the database.
+    fn run_columns(&self) -> String {
+        format!(
+            "id, plan_name, status, created_at, finished_at, owner_host, owner_pid, owner_started, heartbeat_at, lock_name, \
+             ({} - heartbeat_at) AS heartbeat_age",
+            self.now_sql()
+        )
+    }
+}
 
 fn run_row(row: &AnyRow) -> Result<RunRow, JournalError> {
     let status: String = row.try_get("status")?;
@@ -617,6 +692,7 @@ fn run_row(row: &AnyRow) -> Result<RunRow, JournalError> {
             started: row.try_get::<i64, _>("owner_started")? as u64,
         },
         heartbeat_at: from_micros(row.try_get("heartbeat_at")?),
+        heartbeat_age: Duration::from_micros(row.try_get::<i64, _>("heartbeat_age")?.max(0) as u64),
         lock_name: row.try_get("lock_name")?,
     })
 }

@@ -1,0 +1,252 @@
+//! The HTTP API (axum): plans, runs, schedules, triggers and reports under `/api/v1`,
+//! webhooks under `/webhooks`, `/metrics`, `/healthz`, and the OpenAPI document generated
+//! from the handlers' types at `/openapi.json`.
+//!
+//! Every `/api/v1` call needs `Authorization: Bearer <token>`; a token's scopes (read,
+//! run, approve, admin) decide what it may do, and its name is the identity recorded for
+//! approvals, aborts and pauses. Errors are `{"error": "..."}` with a status that says
+//! whose fault it is.
+
+mod plans;
+mod runs;
+mod schedules;
+
+use super::catalog::Catalog;
+use super::config::{Scope, Token, Webhook};
+use super::metrics::Metrics;
+use crate::journal::{Journal, JournalError};
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use utoipa::OpenApi;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub journal: Journal,
+    pub catalog: Arc<Catalog>,
+    pub tokens: Arc<Vec<Token>>,
+    pub webhooks: Arc<Vec<Webhook>>,
+    pub schedules: Arc<Vec<super::config::Schedule>>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+    /// Wakes this replica's worker when a request was queued.
+    pub wake: Arc<Notify>,
+}
+
+/// An error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(409, message)
+    }
+
+    /// The journal is unreachable or busy: the client may retry.
+    pub fn journal(e: JournalError) -> ApiError {
+        tracing::error!(error = %e, "journal error while answering an API call");
+        ApiError::new(503, format!("the journal is not available: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(ErrorBody { error: self.message })).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lifeboat\""));
+        }
+        response
+    }
+}
+
+/// The authenticated caller of an API call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    scopes: Vec<Scope>,
+}
+
+impl Caller {
+    /// Refuses the call unless the token has `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(&scope) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                403,
+                format!("token `{}` lacks the `{}` scope this call needs", self.name, scope_name(scope)),
+            ))
+        }
+    }
+}
+
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Read => "read",
+        Scope::Run => "run",
+        Scope::Approve => "approve",
+        Scope::Admin => "admin",
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::new(401, "this call needs `Authorization: Bearer <token>`"))?;
+        // Digests compared in full: the time taken does not tell how much of a token matched.
+        let presented = Sha256::digest(presented.as_bytes());
+        // Every token is compared, so the time taken does not tell which one matched.
+        let found = app.tokens.iter().fold(None, |found, t| {
+            let expected = Sha256::digest(t.secret.as_bytes());
+            let equal = expected.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            if equal { Some(t) } else { found }
+        });
+        match found {
+            Some(t) => Ok(Caller {
+                name: t.name.clone(),
+                scopes: t.scopes.clone(),
+            }),
+            None => {
+                tracing::warn!(path = %parts.uri.path(), "API call with an unknown token refused");
+                Err(ApiError::new(401, "the bearer token is not one of the service's tokens"))
+            }
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "lifeboat", description = "Disaster-recovery runs, drills, schedules and incident triggers"),
+    paths(
+        plans::list,
+        plans::validate,
+        runs::list,
+        runs::show,
+        runs::start,
+        runs::abort,
+        runs::approve,
+        runs::reject,
+        runs::report,
+        schedules::list,
+        schedules::pause,
+        schedules::resume,
+        schedules::trigger,
+        plans::triggers,
+        super::intake::receive,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "plans"), (name = "runs"), (name = "schedules"), (name = "triggers"), (name = "webhooks")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router(app: AppState) -> Router {
+    let max_body = app.max_body_bytes;
+    Router::new()
+        .route("/api/v1/plans", get(plans::list))
+        .route("/api/v1/plans/validate", post(plans::validate))
+        .route("/api/v1/runs", get(runs::list).post(runs::start))
+        .route("/api/v1/runs/{id}", get(runs::show))
+        .route("/api/v1/runs/{id}/abort", post(runs::abort))
+        .route("/api/v1/runs/{id}/approve", post(runs::approve))
+        .route("/api/v1/runs/{id}/reject", post(runs::reject))
+        .route("/api/v1/runs/{id}/report", get(runs::report))
+        .route("/api/v1/schedules", get(schedules::list))
+        .route("/api/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/api/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/api/v1/schedules/{name}/trigger", post(schedules::trigger))
+        .route("/api/v1/triggers", get(plans::triggers))
+        .route("/webhooks/{name}", post(super::intake::receive))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        // One byte more than the limit reaches the handler, which answers 413 itself.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body + 1))
+        .with_state(app)
+}
+
+/// OpenMetrics for scrapers that ask for it, Prometheus' classic text format otherwise.
+async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let plans: Vec<String> = app.catalog.plans.keys().cloned().collect();
+    let body = app.metrics.render(&app.journal, &plans).await;
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            super::metrics::to_prometheus_text(&body),
+        )
+            .into_response()
+    }
+}
+
+/// Runs' and other lists' `limit`: 1..=1000, default 100.
+pub fn limit(given: Option<i64>) -> Result<i64, ApiError> {
+    match given {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!("limit={n}: give a number from 1 to 1000"))),
+    }
+}
