@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub const LEASE: &str = "scheduler";
-pub const LEASE_TTL: Duration = Duration::from_secs(10);
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
 pub const TICK: Duration = Duration::from_millis(250);
 /// How late an occurrence may be and still count as on time (see the module doc).
 pub const LATE_TOLERANCE: Duration = Duration::from_secs(60);

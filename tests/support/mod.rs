@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod monitoring;
 pub mod netns;
+pub mod serve;
 pub mod servers;
 
 use lifeboat::engine::runner::{self, NewRun, RunOptions, RunReport};

@@ -145,14 +145,17 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start() -> Alertmanager {
+        Alertmanager::start_with(
+            "route: { receiver: nobody, group_wait: 0s, group_interval: 1s, repeat_interval: 1h }\nreceivers: [{ name: nobody }]\n",
+        )
+    }
+
+    /// An Alertmanager with the configuration given (routes and receivers).
+    pub fn start_with(config_text: &str) -> Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route: { receiver: nobody, group_wait: 0s, group_interval: 1s, repeat_interval: 1h }\nreceivers: [{ name: nobody }]\n",
-        )
-        .unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let mut server = Server::spawn(
             Command::new("/usr/bin/prometheus-alertmanager")
                 .arg(format!("--config.file={}", config.display()))

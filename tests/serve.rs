@@ -1,0 +1,365 @@
+//! `lifeboat serve` as users run it: real `serve` processes (killed with SIGKILL, stopped
+//! with SIGTERM) on a SQLite journal and as three replicas on a real PostgreSQL, schedules
+//! in compressed time, the API with its tokens, `/metrics` checked by `promtool`.
+
+mod support;
+
+use lifeboat::journal::requests::{RequestFilter, RequestState};
+use lifeboat::journal::schedules::OccurrenceOutcome;
+use lifeboat::journal::{Event, Journal, RunStatus};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::serve::{ADMIN_TOKEN, APPROVER_TOKEN, Api, READER_TOKEN, Serve, ServeDir, sleepy_plan};
+
+const EVERY_SECOND: &str = "schedules:
+  - name: tick
+    plan: sleepy
+    cron: \"* * * * * *\"
+    overlap: allow
+";
+
+/// Every occurrence from the first to the last decided is there once, with no gap; the
+/// fired ones each became one run that succeeded. Returns (fired, late-fired) counts.
+async fn assert_every_occurrence_once(journal: &Journal, schedule: &str) -> (usize, usize) {
+    let occurrences = journal.occurrences(schedule, 10_000).await.unwrap();
+    assert!(occurrences.len() >= 5, "too few occurrences decided: {occurrences:?}");
+    let instants: Vec<i64> = occurrences.iter().map(|o| o.scheduled_at.timestamp()).rev().collect();
+    let expected: Vec<i64> = (instants[0]..=*instants.last().unwrap()).collect();
+    assert_eq!(
+        instants, expected,
+        "every second from the first to the last occurrence is decided exactly once"
+    );
+    let mut fired = 0;
+    let mut late = 0;
+    for o in &occurrences {
+        if o.outcome != OccurrenceOutcome::Fired {
+            continue;
+        }
+        fired += 1;
+        if o.decided_at - o.scheduled_at > chrono::TimeDelta::seconds(1) {
+            late += 1;
+        }
+        let id = o.run_id.as_deref().expect("a fired occurrence names its run");
+        let run = journal
+            .run(id)
+            .await
+            .unwrap_or_else(|e| panic!("occurrence {} has no run {id}: {e}", o.scheduled_at));
+        assert_eq!(run.status, RunStatus::Succeeded, "run {id} of occurrence {}", o.scheduled_at);
+        let request = journal.request(id).await.unwrap().expect("the run's request");
+        assert_eq!(request.scheduled_at, Some(o.scheduled_at), "the run records its scheduled time");
+        assert!(request.started_at.unwrap() >= o.scheduled_at, "started after it was due");
+    }
+    let requests = journal
+        .requests(&RequestFilter {
+            schedule: Some(schedule.into()),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), fired, "one request per fired occurrence, no more");
+    (fired, late)
+}
+
+/// Waits until nothing is queued or running in the journal.
+async fn wait_all_finished(journal: &Journal, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let running = journal.running_runs().await.unwrap();
+        let queued = journal
+            .requests(&RequestFilter {
+                state: Some(RequestState::Queued),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if running.is_empty() && queued.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs still unfinished: {:?}, queued: {:?}",
+            running.iter().map(|r| (&r.id, r.display_status())).collect::<Vec<_>>(),
+            queued.iter().map(|r| &r.id).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_each_occurrence_once_across_a_crash_and_a_restart() {
+    let dir = ServeDir::new(EVERY_SECOND, &[("sleepy.yaml", sleepy_plan("sleepy", 50))]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let log = dir.dir.path().join("serve.log");
+    let mut serve = Serve::start(&dir.config(), &state, dir.port, log.clone(), &[]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    serve.kill();
+    // Occurrences due while nothing ran are a few seconds late: they still fire, once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let serve = Serve::start(&dir.config(), &state, dir.port, log.clone(), &[]);
+    // The dead leader's lease expires first (5 s), then the new one catches up.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let admin = Api::new(&serve.url, ADMIN_TOKEN);
+    let (status, paused) = admin
+        .post("/api/v1/schedules/tick/pause", json!({ "note": "database migration" }))
+        .await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["by"], "admin");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let journal = Journal::open(&state).await.unwrap();
+    wait_all_finished(&journal, Duration::from_secs(30)).await;
+    let schedules = admin.get("/api/v1/schedules").await.1;
+    let skipped = schedules[0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["outcome"] == "skipped")
+        .cloned()
+        .unwrap_or_else(|| panic!("no occurrence skipped while paused: {schedules:#}"));
+    assert_eq!(skipped["reason"], "the schedule is paused by admin: database migration");
+    assert_eq!(schedules[0]["paused_by"], "admin");
+    drop(serve);
+    let (fired, late) = assert_every_occurrence_once(&journal, "tick").await;
+    assert!(fired >= 8, "fired {fired}");
+    assert!(late >= 1, "the occurrences due during the crash fired late, after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_unauthenticated_and_underprivileged_calls_and_records_who_acted() {
+    let body = "schedules:
+  - name: nightly
+    plan: sleepy
+    cron: \"0 0 2 * * *\"
+    timezone: Europe/Berlin
+";
+    let dir = ServeDir::new(body, &[("sleepy.yaml", sleepy_plan("sleepy", 10))]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(&dir.config(), &state, dir.port, dir.dir.path().join("serve.log"), &[]);
+    let anonymous = reqwest::get(format!("{}/api/v1/runs", serve.url)).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let forged = Api::new(&serve.url, "not-a-token-of-this-service");
+    assert_eq!(forged.get("/api/v1/runs").await.0, 401);
+    let reader = Api::new(&serve.url, READER_TOKEN);
+    let (status, refused) = reader.post("/api/v1/runs", json!({ "plan": "sleepy" })).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("lacks the `run` scope"), "{refused}");
+    assert_eq!(reader.post("/api/v1/schedules/nightly/pause", json!({})).await.0, 403);
+
+    let admin = Api::new(&serve.url, ADMIN_TOKEN);
+    let (status, unknown) = admin.post("/api/v1/runs", json!({ "plan": "sleepyy" })).await;
+    assert_eq!(status, 422);
+    assert!(unknown["error"].as_str().unwrap().contains("did you mean `sleepy`"), "{unknown}");
+    let (status, bad_param) = admin
+        .post("/api/v1/runs", json!({ "plan": "sleepy", "params": { "servce": "db" } }))
+        .await;
+    assert_eq!(status, 422, "{bad_param}");
+    assert!(bad_param["error"].as_str().unwrap().contains("servce"), "{bad_param}");
+
+    // A run that needs an approval waits for someone with the approve scope.
+    let (status, held) = admin
+        .post(
+            "/api/v1/runs",
+            json!({ "plan": "sleepy", "params": { "service": "db" }, "require_approval": true }),
+        )
+        .await;
+    assert_eq!(status, 202, "{held}");
+    assert_eq!(held["status"], "awaiting_approval");
+    let id = held["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(reader.get(&format!("/api/v1/runs/{id}")).await.1["status"], "awaiting_approval");
+    assert_eq!(reader.post(&format!("/api/v1/runs/{id}/approve"), json!({})).await.0, 403);
+    let approver = Api::new(&serve.url, APPROVER_TOKEN);
+    let (status, approved) = approver
+        .post(&format!("/api/v1/runs/{id}/approve"), json!({ "comment": "change CHG-1 approved" }))
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["by"], "approver");
+    let done = reader
+        .wait_for(&format!("/api/v1/runs/{id}"), Duration::from_secs(20), |r| {
+            r["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(done["decided_by"], "approver");
+    assert_eq!(done["decision_comment"], "change CHG-1 approved");
+    assert_eq!(done["params"]["service"], "db");
+    assert_eq!(done["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(approver.post(&format!("/api/v1/runs/{id}/approve"), json!({})).await.0, 409);
+
+    // Triggering a schedule now starts its plan outside the cron.
+    let (status, triggered) = admin.post("/api/v1/schedules/nightly/trigger", json!({})).await;
+    assert_eq!(status, 202, "{triggered}");
+    assert_eq!(triggered["schedule"], "nightly");
+    assert_eq!(triggered["requested_by"], "admin");
+
+    // Plans are checked with every problem and where it is.
+    let (status, checked) = reader
+        .post(
+            "/api/v1/plans/validate",
+            json!({ "source": "apiVersion: lifeboat.dev/v1alpha1\nkind: RecoveryPlan\nmetadata: { name: x }\nspec:\n  steps:\n    - id: a\n      kind: slep\n", "file": "x.yaml" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(checked["valid"], false);
+    assert_eq!(checked["problems"][0]["line"], 7, "{checked:#}");
+    assert_eq!(checked["problems"][0]["step"], "a");
+
+    let schedules = reader.get("/api/v1/schedules").await.1;
+    assert_eq!(schedules[0]["cron_normalized"], "0 0 2 * * *");
+    assert!(schedules[0]["next_at"].as_str().unwrap().ends_with(":00:00Z"), "{schedules:#}");
+
+    let openapi: serde_json::Value = reqwest::get(format!("{}/openapi.json", serve.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["paths"]["/api/v1/runs/{id}/approve"]["post"].is_object());
+    assert!(openapi["components"]["securitySchemes"]["token"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_carry_the_runs_and_the_schedule_lag() {
+    if !support::monitoring::installed() {
+        return;
+    }
+    let dir = ServeDir::new(EVERY_SECOND, &[("sleepy.yaml", sleepy_plan("sleepy", 10))]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(&dir.config(), &state, dir.port, dir.dir.path().join("serve.log"), &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = reqwest::get(format!("{}/metrics", serve.url)).await.unwrap().text().await.unwrap();
+    let file = dir.dir.path().join("metrics.txt");
+    std::fs::write(&file, &text).unwrap();
+    let check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for needle in [
+        "lifeboat_runs_finished_total{plan=\"sleepy\",status=\"succeeded\"}",
+        "lifeboat_schedule_lag_seconds_count{schedule=\"tick\"}",
+        "lifeboat_schedule_occurrences_total{schedule=\"tick\",outcome=\"fired\"}",
+        "lifeboat_step_duration_seconds_count{kind=\"sleep\",outcome=\"succeeded\"}",
+        "lifeboat_scheduler_leader 1",
+        "lifeboat_journal_operation_seconds_count{operation=\"take_request\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from /metrics:\n{text}");
+    }
+    let open = reqwest::Client::new()
+        .get(format!("{}/metrics", serve.url))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(open.ends_with("# EOF\n"), "OpenMetrics when asked for");
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("LIFEBOAT_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok() => panic!("CI must run the replica tests on PostgreSQL: use scripts/test.sh"),
+        Err(_) => {
+            eprintln!("note: LIFEBOAT_TEST_POSTGRES_URL unset; skipping the replica test");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_killed_at_random_fire_and_finish_every_occurrence_once() {
+    let Some(admin_url) = postgres_url() else { return };
+    let db = support::postgres(&admin_url).await;
+    let dir = ServeDir::new(EVERY_SECOND, &[("sleepy.yaml", sleepy_plan("sleepy", 700))]);
+    let ports: Vec<u16> = (0..3).map(|_| support::servers::free_port()).collect();
+    let log = |i: usize| dir.dir.path().join(format!("replica-{i}.log"));
+    let mut replicas: Vec<Serve> = (0..3)
+        .map(|i| Serve::start(&dir.config(), &db.url, ports[i], log(i), &[]))
+        .collect();
+    let mut kills = 0;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let victim = rand::random_range(0..3);
+        replicas[victim].kill();
+        kills += 1;
+        replicas[victim] = Serve::start(&dir.config(), &db.url, ports[victim], log(victim), &[]);
+    }
+    let api = Api::new(&replicas[0].url, ADMIN_TOKEN);
+    assert_eq!(
+        api.post("/api/v1/schedules/tick/pause", json!({ "note": "end of test" })).await.0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_all_finished(&db.journal, Duration::from_secs(90)).await;
+    for r in &mut replicas {
+        assert!(r.stop().success(), "a replica stops cleanly on SIGTERM");
+    }
+    let (fired, late) = assert_every_occurrence_once(&db.journal, "tick").await;
+    let mut taken_over = 0;
+    for o in db.journal.occurrences("tick", 10_000).await.unwrap() {
+        if let Some(id) = o.run_id {
+            let events = support::events(&db.journal, &id).await;
+            if events.iter().any(|e| matches!(e, Event::RunResumed { .. })) {
+                taken_over += 1;
+            }
+        }
+    }
+    eprintln!("replicas: {kills} kills, {fired} occurrences fired once each ({late} late), {taken_over} runs taken over");
+    assert!(fired >= 15, "fired {fired}");
+    assert!(taken_over >= 1, "a run of a killed replica was taken over by another");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_replica_hands_its_run_over_with_its_finished_attempt() {
+    let Some(admin_url) = postgres_url() else { return };
+    let db = support::postgres(&admin_url).await;
+    let dir = ServeDir::new("handoff_grace: 30s\n", &[("sleepy.yaml", sleepy_plan("sleepy", 1500))]);
+    let ports: Vec<u16> = (0..2).map(|_| support::servers::free_port()).collect();
+    let mut replicas: Vec<Serve> = (0..2)
+        .map(|i| Serve::start(&dir.config(), &db.url, ports[i], dir.dir.path().join(format!("r{i}.log")), &[]))
+        .collect();
+    let api = Api::new(&replicas[0].url, ADMIN_TOKEN);
+    let (status, started) = api.post("/api/v1/runs", json!({ "plan": "sleepy" })).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    // Once `second` runs, stop its owner: the attempt finishes and is journaled there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !support::events(&db.journal, &id)
+        .await
+        .iter()
+        .any(|e| matches!(e, Event::StepStarted { step, .. } if step == "second"))
+    {
+        assert!(Instant::now() < deadline, "`second` never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owner = db.journal.run(&id).await.unwrap().owner.pid as i32;
+    let (mine, other) = if replicas[0].pid() == owner { (0, 1) } else { (1, 0) };
+    assert_eq!(replicas[mine].pid(), owner, "one of the replicas owns the run");
+    assert!(replicas[mine].stop().success());
+    wait_all_finished(&db.journal, Duration::from_secs(20)).await;
+    let events = support::events(&db.journal, &id).await;
+    let resumed = events
+        .iter()
+        .find_map(|e| match e {
+            Event::RunResumed { pid, rerun, .. } => Some((*pid, rerun.clone())),
+            _ => None,
+        })
+        .expect("the other replica took the run over");
+    assert_eq!(resumed.0 as i32, replicas[other].pid());
+    assert!(
+        resumed.1.is_empty(),
+        "nothing to run again: the attempt finished before the handover ({:?})",
+        resumed.1
+    );
+    assert_eq!(support::started(&events).iter().filter(|s| *s == "second").count(), 1);
+    assert_eq!(db.journal.run(&id).await.unwrap().status, RunStatus::Succeeded);
+}
