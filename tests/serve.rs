@@ -363,3 +363,199 @@ async fn a_stopping_replica_hands_its_run_over_with_its_finished_attempt() {
     assert_eq!(support::started(&events).iter().filter(|s| *s == "second").count(), 1);
     assert_eq!(db.journal.run(&id).await.unwrap().status, RunStatus::Succeeded);
 }
+
+const ALERT_ROUTES: &str = "webhooks:
+  - name: am
+    kind: alertmanager
+    bearer_env: T_AM
+    routes:
+      - name: production
+        matchers: ['severity=\"critical\"']
+        plan: sleepy
+        require_approval: true
+        params: { service: \"{{ labels.service }}\" }
+      - name: databases
+        matchers: ['service=~\"db-.*\"']
+        plan: sleepy
+        params: { service: \"{{ labels.service }}\" }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_resends_start_one_run_per_alert_and_production_waits_for_an_approval() {
+    if !support::monitoring::installed() {
+        return;
+    }
+    let dir = ServeDir::new(ALERT_ROUTES, &[("sleepy.yaml", sleepy_plan("sleepy", 10))]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(&dir.config(), &state, dir.port, dir.dir.path().join("serve.log"), &[]);
+    // Alertmanager resends every firing group each 2 s (repeat_interval), and sends resolved ones.
+    let alertmanager = support::monitoring::Alertmanager::start_with(&format!(
+        "route: {{ receiver: lifeboat, group_by: [alertname, service], group_wait: 0s, group_interval: 1s, repeat_interval: 2s }}
+receivers:
+  - name: lifeboat
+    webhook_configs:
+      - url: {}/webhooks/am
+        send_resolved: true
+        http_config: {{ authorization: {{ type: Bearer, credentials: {} }} }}
+",
+        serve.url,
+        support::serve::AM_TOKEN
+    ));
+    for labels in [
+        ["alertname=PostgresDown", "service=db-main", "severity=warning"],
+        ["alertname=PostgresDown", "service=db-replica", "severity=warning"],
+        ["alertname=PostgresDown", "service=db-billing", "severity=critical"],
+        ["alertname=HighLatency", "service=web", "severity=warning"],
+    ] {
+        let mut args = vec!["alert", "add"];
+        args.extend(labels);
+        alertmanager.amtool(&args);
+    }
+    let reader = Api::new(&serve.url, READER_TOKEN);
+    let webhook_runs = "/api/v1/runs?origin=webhook";
+    reader
+        .wait_for(webhook_runs, Duration::from_secs(30), |runs| {
+            runs.as_array().is_some_and(|r| r.len() == 3)
+        })
+        .await;
+    // Let Alertmanager resend each group a few times.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let runs = reader.get(webhook_runs).await.1;
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        3,
+        "one run per routed alert, whatever the resends: {runs:#}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", serve.url)).await.unwrap().text().await.unwrap();
+    let duplicates: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("lifeboat_webhook_requests_total{webhook=\"am\",outcome=\"duplicate\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        duplicates >= 3.0,
+        "Alertmanager's resends arrived and were recognised: {duplicates}\n{metrics}"
+    );
+    let triggers = reader.get("/api/v1/triggers").await.1;
+    let unrouted = triggers.as_array().unwrap().iter().filter(|t| t["outcome"] == "unrouted").count();
+    assert_eq!(unrouted, 1, "the web alert matched no route and started nothing: {triggers:#}");
+    let held = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "awaiting_approval")
+        .cloned()
+        .unwrap_or_else(|| panic!("the production alert waits for an approval: {runs:#}"));
+    let id = held["id"].as_str().unwrap();
+    assert_eq!(reader.get(&format!("/api/v1/runs/{id}")).await.1["params"]["service"], "db-billing");
+    for r in runs.as_array().unwrap().iter().filter(|r| r["id"] != held["id"]) {
+        let done = reader
+            .wait_for(
+                &format!("/api/v1/runs/{}", r["id"].as_str().unwrap()),
+                Duration::from_secs(20),
+                |r| r["status"] == "succeeded",
+            )
+            .await;
+        assert!(done["params"]["service"].as_str().unwrap().starts_with("db-"), "{done:#}");
+    }
+    let approver = Api::new(&serve.url, APPROVER_TOKEN);
+    assert_eq!(approver.post(&format!("/api/v1/runs/{id}/approve"), json!({})).await.0, 200);
+    let approved = reader
+        .wait_for(&format!("/api/v1/runs/{id}"), Duration::from_secs(20), |r| {
+            r["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(approved["decided_by"], "approver");
+
+    // Resolved notifications start nothing.
+    let past = (chrono::Utc::now() - chrono::TimeDelta::seconds(1)).to_rfc3339();
+    let end = format!("--end={past}");
+    alertmanager.amtool(&[
+        "alert",
+        "add",
+        "alertname=PostgresDown",
+        "service=db-main",
+        "severity=warning",
+        &end,
+    ]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(reader.get(webhook_runs).await.1.as_array().unwrap().len(), 3);
+
+    // A forged delivery is refused and stores nothing.
+    let body = json!({ "version": "4", "status": "firing", "receiver": "x", "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "", "groupKey": "g", "truncatedAlerts": 0,
+        "alerts": [{ "status": "firing", "labels": { "service": "db-forged" }, "annotations": {},
+            "startsAt": "2026-12-01T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "f0" }] });
+    let client = reqwest::Client::new();
+    let forged = client
+        .post(format!("{}/webhooks/am", serve.url))
+        .bearer_auth("guessed-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let unsigned = client.post(format!("{}/webhooks/am", serve.url)).json(&body).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let huge = client
+        .post(format!("{}/webhooks/am", serve.url))
+        .bearer_auth(support::serve::AM_TOKEN)
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let malformed = client
+        .post(format!("{}/webhooks/am", serve.url))
+        .bearer_auth(support::serve::AM_TOKEN)
+        .body("{\"version\": \"3\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let triggers_after = reader.get("/api/v1/triggers").await.1;
+    assert_eq!(
+        triggers_after.as_array().unwrap().len(),
+        triggers.as_array().unwrap().len(),
+        "nothing stored"
+    );
+    assert!(!triggers_after.to_string().contains("db-forged"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_schemathesis_with_no_server_error_and_only_documented_responses() {
+    let schemathesis = match std::env::var("LIFEBOAT_TEST_SCHEMATHESIS") {
+        Ok(path) => path,
+        Err(_) if std::env::var("CI").is_ok() => panic!("CI must test the API with schemathesis: use scripts/test.sh"),
+        Err(_) => {
+            eprintln!("note: LIFEBOAT_TEST_SCHEMATHESIS unset (scripts/test.sh installs it); skipping");
+            return;
+        }
+    };
+    let body = format!("schedules:\n  - {{ name: nightly, plan: sleepy, cron: \"0 0 3 * * *\" }}\n{ALERT_ROUTES}");
+    let dir = ServeDir::new(&body, &[("sleepy.yaml", sleepy_plan("sleepy", 10))]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(&dir.config(), &state, dir.port, dir.dir.path().join("serve.log"), &[]);
+    let out = tokio::process::Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("{}/openapi.json", serve.url))
+        .args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+        ])
+        .args(["--max-examples", "30", "--seed", "20261202", "--wait-for-schema", "30"])
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("run schemathesis");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems ({}):\n{report}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("Tested: 15"), "every operation was tested:\n{report}");
+    assert!(!report.contains("Unresolvable references"), "{report}");
+}

@@ -42,11 +42,7 @@ pub struct AlertOutcome {
     request_body(content = String, description = "Alertmanager webhook payload version 4 (or Grafana's), as JSON", content_type = "application/json"),
     responses(
         (status = 200, description = "Every firing alert is stored (or was a duplicate)", body = Delivery),
-        (status = 400, description = "Malformed payload", body = super::api::ErrorBody),
-        (status = 401, description = "Missing, forged or stale credentials or signature", body = super::api::ErrorBody),
-        (status = 404, description = "No such receiver", body = super::api::ErrorBody),
-        (status = 413, description = "Body too large", body = super::api::ErrorBody),
-        (status = 422, description = "A route's params cannot be rendered from the alert", body = super::api::ErrorBody),
+        super::api::Refusals,
     ),
     tag = "webhooks"
 )]

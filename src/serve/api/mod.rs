@@ -7,6 +7,7 @@
 //! approvals, aborts and pauses. Errors are `{"error": "..."}` with a status that says
 //! whose fault it is.
 
+mod extract;
 mod plans;
 mod runs;
 mod schedules;
@@ -45,6 +46,39 @@ pub struct AppState {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// The refusals any call may get, each with an [`ErrorBody`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Refusals {
+    /// The request is malformed (its query string, or a body that is not valid JSON).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No, a wrong or a forged credential.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token lacks the scope the call needs.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such run, schedule, step or receiver.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The run or request is not in a state that allows the call.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The body is too large.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not JSON.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// The body is JSON of the wrong shape, or names a plan, param or value the service refuses.
+    #[response(status = 422)]
+    Unprocessable(ErrorBody),
+    /// The journal is unavailable; try again.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 #[derive(Debug)]
@@ -174,6 +208,7 @@ impl FromRequestParts<AppState> for Caller {
         plans::triggers,
         super::intake::receive,
     ),
+    components(schemas(ErrorBody, runs::ReportFormat)),
     modifiers(&BearerAuth),
     tags(
         (name = "plans"), (name = "runs"), (name = "schedules"), (name = "triggers"), (name = "webhooks")
@@ -213,7 +248,9 @@ pub fn router(app: AppState) -> Router {
         .route("/webhooks/{name}", post(super::intake::receive))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::not_found("no such path; GET /openapi.json lists the API") })
+        .method_not_allowed_fallback(|| async { ApiError::new(405, "method not allowed on this path; GET /openapi.json lists the API") })
         // One byte more than the limit reaches the handler, which answers 413 itself.
         .layer(axum::extract::DefaultBodyLimit::max(max_body + 1))
         .with_state(app)
@@ -241,6 +278,49 @@ async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) ->
             .into_response()
     }
 }
+
+/// The OpenAPI document, with the names this service knows (plans, schedules, webhook
+/// receivers) as the allowed values where a call takes one.
+async fn openapi(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let plans: Vec<&String> = app.catalog.plans.keys().collect();
+    if let Some(plan) = doc.pointer_mut("/components/schemas/StartRun/properties/plan") {
+        plan["enum"] = serde_json::json!(plans);
+    }
+    let names = |path: &str| -> Option<serde_json::Value> {
+        Some(serde_json::json!(match path {
+            p if p.starts_with("/api/v1/schedules/") => app.schedules.iter().map(|s| s.spec.name.clone()).collect::<Vec<_>>(),
+            p if p.starts_with("/webhooks/") => app.webhooks.iter().map(|w| w.name.clone()).collect(),
+            _ => return None,
+        }))
+    };
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for (path, item) in paths.iter_mut() {
+            let Some(allowed) = names(path) else { continue };
+            for operation in item.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                for param in operation.get_mut("parameters").and_then(|p| p.as_array_mut()).into_iter().flatten() {
+                    if param["in"] == "path" {
+                        param["schema"]["enum"] = allowed.clone();
+                    }
+                }
+            }
+        }
+    }
+    axum::Json(doc)
+}
+
+/// Free text a person gives (comments, notes): bounded, so that logs stay readable.
+pub fn note(text: Option<String>) -> Result<Option<String>, ApiError> {
+    match text {
+        Some(t) if t.chars().count() > NOTE_MAX => Err(ApiError::new(
+            422,
+            format!("a comment or note of {} characters; keep it under {NOTE_MAX}", t.chars().count()),
+        )),
+        t => Ok(t),
+    }
+}
+
+pub const NOTE_MAX: usize = 1000;
 
 /// Runs' and other lists' `limit`: 1..=1000, default 100.
 pub fn limit(given: Option<i64>) -> Result<i64, ApiError> {

@@ -1,10 +1,11 @@
 //! `/api/v1/plans` (list, validate) and `/api/v1/triggers` (incident triggers received).
 
-use super::{ApiError, AppState, Caller, ErrorBody, limit};
+use super::extract::{Body, Params};
+use super::{ApiError, AppState, Caller, Refusals, limit};
 use crate::plan::{self, diagnostic};
 use crate::serve::config::Scope;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub struct PlanItem {
 
 /// Lists the plans the service may run.
 #[utoipa::path(get, path = "/api/v1/plans", tag = "plans", security(("token" = [])),
-    responses((status = 200, body = [PlanItem]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = [PlanItem]), Refusals))]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<PlanItem>>, ApiError> {
     caller.require(Scope::Read)?;
     Ok(Json(
@@ -72,8 +73,8 @@ pub struct Problem {
 
 /// Compiles a plan and reports every problem (nothing is stored or run).
 #[utoipa::path(post, path = "/api/v1/plans/validate", request_body = ValidateRequest, tag = "plans", security(("token" = [])),
-    responses((status = 200, body = ValidateResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn validate(caller: Caller, Json(body): Json<ValidateRequest>) -> Result<Json<ValidateResult>, ApiError> {
+    responses((status = 200, body = ValidateResult), Refusals))]
+pub async fn validate(caller: Caller, Body(body): Body<ValidateRequest>) -> Result<Json<ValidateResult>, ApiError> {
     caller.require(Scope::Read)?;
     let file = body.file.unwrap_or_else(|| "plan.yaml".into());
     Ok(Json(match plan::compile(&file, &body.source, crate::steps::catalog()) {
@@ -117,17 +118,18 @@ pub struct TriggerItem {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TriggersQuery {
-    /// At most this many (1-1000, default 100), newest first.
+    /// At most this many (default 100), newest first.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// Lists incident triggers, newest first.
 #[utoipa::path(get, path = "/api/v1/triggers", params(TriggersQuery), tag = "triggers", security(("token" = [])),
-    responses((status = 200, body = [TriggerItem]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = [TriggerItem]), Refusals))]
 pub async fn triggers(
     State(app): State<AppState>,
     caller: Caller,
-    Query(q): Query<TriggersQuery>,
+    Params(q): Params<TriggersQuery>,
 ) -> Result<Json<Vec<TriggerItem>>, ApiError> {
     caller.require(Scope::Read)?;
     let rows = app.journal.triggers(limit(q.limit)?).await.map_err(ApiError::journal)?;

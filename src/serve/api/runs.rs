@@ -1,13 +1,14 @@
 //! `/api/v1/runs`: runs and requested runs — list, show, start, abort, approve, reject,
 //! and drill reports.
 
-use super::{ApiError, AppState, Caller, ErrorBody, limit};
+use super::extract::{Body, OptionalBody, Params};
+use super::{ApiError, AppState, Caller, Refusals, limit};
 use crate::drill::{measure, report};
 use crate::journal::requests::{NewRequest, Origin, RequestFilter, RequestRow, RequestState};
 use crate::journal::{DecisionKind, JournalError, RunRow};
 use crate::serve::config::Scope;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -86,14 +87,15 @@ pub struct RunsQuery {
     pub origin: Option<Origin>,
     /// Only runs fired by this schedule.
     pub schedule: Option<String>,
-    /// At most this many (1-1000, default 100), newest first.
+    /// At most this many (default 100), newest first.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// Lists runs and requested runs, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", params(RunsQuery), tag = "runs", security(("token" = [])),
-    responses((status = 200, body = [RunItem]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(State(app): State<AppState>, caller: Caller, Query(q): Query<RunsQuery>) -> Result<Json<Vec<RunItem>>, ApiError> {
+    responses((status = 200, body = [RunItem]), Refusals))]
+pub async fn list(State(app): State<AppState>, caller: Caller, Params(q): Params<RunsQuery>) -> Result<Json<Vec<RunItem>>, ApiError> {
     caller.require(Scope::Read)?;
     let limit = limit(q.limit)?;
     let requests = app
@@ -150,7 +152,7 @@ pub struct RunDetail {
 
 /// Shows one run (or requested run).
 #[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = String, Path)), tag = "runs", security(("token" = [])),
-    responses((status = 200, body = RunDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RunDetail), Refusals))]
 pub async fn show(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
     caller.require(Scope::Read)?;
     let request = app.journal.request(&id).await.map_err(ApiError::journal)?;
@@ -198,11 +200,11 @@ pub struct StartRun {
 
 /// Requests a run of a plan; a free replica starts it.
 #[utoipa::path(post, path = "/api/v1/runs", request_body = StartRun, tag = "runs", security(("token" = [])),
-    responses((status = 202, body = RunItem), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = RunItem), Refusals))]
 pub async fn start(
     State(app): State<AppState>,
     caller: Caller,
-    Json(body): Json<StartRun>,
+    Body(body): Body<StartRun>,
 ) -> Result<(axum::http::StatusCode, Json<RunItem>), ApiError> {
     caller.require(Scope::Run)?;
     let new = app.catalog.new_run(&body.plan, &body.params).map_err(|e| ApiError::new(422, e))?;
@@ -237,6 +239,7 @@ pub async fn start(
 pub struct Decision {
     /// Approvals of an `approval` step: the step's id. Omitted: the run's own approval.
     pub step: Option<String>,
+    #[schema(max_length = 1000)]
     pub comment: Option<String>,
     /// Aborts only: roll back the steps that succeeded.
     #[serde(default)]
@@ -253,16 +256,19 @@ pub struct DecisionResult {
 }
 
 /// Aborts a run (its `finally` runs), or cancels it if it has not started.
-#[utoipa::path(post, path = "/api/v1/runs/{id}/abort", params(("id" = String, Path)), request_body = Decision, tag = "runs", security(("token" = [])),
-    responses((status = 200, body = DecisionResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/abort", params(("id" = String, Path)), request_body(content = Option<Decision>, content_type = "application/json"), tag = "runs", security(("token" = [])),
+    responses((status = 200, body = DecisionResult), Refusals))]
 pub async fn abort(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<Decision>>,
+    OptionalBody(body): OptionalBody<Decision>,
 ) -> Result<Json<DecisionResult>, ApiError> {
     caller.require(Scope::Run)?;
-    let body = body.map(|b| b.0).unwrap_or_default();
+    let body = Decision {
+        comment: super::note(body.comment)?,
+        ..body
+    };
     let result = |r: &str| {
         Json(DecisionResult {
             id: id.clone(),
@@ -292,31 +298,35 @@ pub async fn abort(
 }
 
 /// Approves a run awaiting approval, or an `approval` step of a running run.
-#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", params(("id" = String, Path)), request_body = Decision, tag = "runs", security(("token" = [])),
-    responses((status = 200, body = DecisionResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", params(("id" = String, Path)), request_body(content = Option<Decision>, content_type = "application/json"), tag = "runs", security(("token" = [])),
+    responses((status = 200, body = DecisionResult), Refusals))]
 pub async fn approve(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<Decision>>,
+    OptionalBody(body): OptionalBody<Decision>,
 ) -> Result<Json<DecisionResult>, ApiError> {
-    decide(app, caller, id, body.map(|b| b.0).unwrap_or_default(), DecisionKind::Approve).await
+    decide(app, caller, id, body, DecisionKind::Approve).await
 }
 
 /// Rejects a run awaiting approval, or an `approval` step of a running run.
-#[utoipa::path(post, path = "/api/v1/runs/{id}/reject", params(("id" = String, Path)), request_body = Decision, tag = "runs", security(("token" = [])),
-    responses((status = 200, body = DecisionResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/runs/{id}/reject", params(("id" = String, Path)), request_body(content = Option<Decision>, content_type = "application/json"), tag = "runs", security(("token" = [])),
+    responses((status = 200, body = DecisionResult), Refusals))]
 pub async fn reject(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<Decision>>,
+    OptionalBody(body): OptionalBody<Decision>,
 ) -> Result<Json<DecisionResult>, ApiError> {
-    decide(app, caller, id, body.map(|b| b.0).unwrap_or_default(), DecisionKind::Reject).await
+    decide(app, caller, id, body, DecisionKind::Reject).await
 }
 
 async fn decide(app: AppState, caller: Caller, id: String, body: Decision, kind: DecisionKind) -> Result<Json<DecisionResult>, ApiError> {
     caller.require(Scope::Approve)?;
+    let body = Decision {
+        comment: super::note(body.comment)?,
+        ..body
+    };
     let approve = kind == DecisionKind::Approve;
     let result = |r: &str| {
         Json(DecisionResult {
@@ -381,28 +391,35 @@ async fn existing_run(app: &AppState, id: &str) -> Result<RunRow, ApiError> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// `json` (default), `md`, `html` or `junit`.
-    pub format: Option<String>,
+    /// Default `json`.
+    pub format: Option<ReportFormat>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    Json,
+    Md,
+    Html,
+    Junit,
 }
 
 /// A run's drill report: RTO, RPO, verdict and the evidence.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/report", params(("id" = String, Path), ReportQuery), tag = "runs", security(("token" = [])),
     responses((status = 200, description = "The report in the format asked for",
-            content((Object = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/xml"))),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+            content((Object = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/xml"))), Refusals))]
 pub async fn report(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<ReportQuery>,
+    Params(q): Params<ReportQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let (format, content_type) = match q.format.as_deref().unwrap_or("json") {
-        "json" => (report::Format::Json, "application/json"),
-        "md" => (report::Format::Markdown, "text/markdown; charset=utf-8"),
-        "html" => (report::Format::Html, "text/html; charset=utf-8"),
-        "junit" => (report::Format::Junit, "application/xml"),
-        other => return Err(ApiError::bad_request(format!("format={other}: use json, md, html or junit"))),
+    let (format, content_type) = match q.format.unwrap_or(ReportFormat::Json) {
+        ReportFormat::Json => (report::Format::Json, "application/json"),
+        ReportFormat::Md => (report::Format::Markdown, "text/markdown"),
+        ReportFormat::Html => (report::Format::Html, "text/html"),
+        ReportFormat::Junit => (report::Format::Junit, "application/xml"),
     };
     let run = existing_run(&app, &id).await?;
     let m = measure::measure(&app.journal, &run.id)

@@ -1,6 +1,7 @@
 //! `/api/v1/schedules`: list, pause and resume (with who and why), trigger now.
 
-use super::{ApiError, AppState, Caller, ErrorBody};
+use super::extract::OptionalBody;
+use super::{ApiError, AppState, Caller, Refusals};
 use crate::journal::requests::{NewRequest, Origin, RequestState};
 use crate::journal::schedules::OccurrenceOutcome;
 use crate::serve::config::{Overlap, Scope};
@@ -39,7 +40,7 @@ pub struct OccurrenceItem {
 
 /// Lists the schedules.
 #[utoipa::path(get, path = "/api/v1/schedules", tag = "schedules", security(("token" = [])),
-    responses((status = 200, body = [ScheduleItem]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = [ScheduleItem]), Refusals))]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<ScheduleItem>>, ApiError> {
     caller.require(Scope::Read)?;
     let mut items = Vec::new();
@@ -84,6 +85,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Ve
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Note {
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
@@ -96,31 +98,34 @@ pub struct PauseResult {
 }
 
 /// Pauses a schedule: its occurrences are recorded as skipped, naming who paused it and why.
-#[utoipa::path(post, path = "/api/v1/schedules/{name}/pause", params(("name" = String, Path)), request_body = Note, tag = "schedules", security(("token" = [])),
-    responses((status = 200, body = PauseResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/schedules/{name}/pause", params(("name" = String, Path)), request_body(content = Option<Note>, content_type = "application/json"), tag = "schedules", security(("token" = [])),
+    responses((status = 200, body = PauseResult), Refusals))]
 pub async fn pause(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Option<Json<Note>>,
+    OptionalBody(body): OptionalBody<Note>,
 ) -> Result<Json<PauseResult>, ApiError> {
-    set_paused(app, caller, name, body.map(|b| b.0).unwrap_or_default(), true).await
+    set_paused(app, caller, name, body, true).await
 }
 
 /// Resumes a paused schedule.
-#[utoipa::path(post, path = "/api/v1/schedules/{name}/resume", params(("name" = String, Path)), request_body = Note, tag = "schedules", security(("token" = [])),
-    responses((status = 200, body = PauseResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/schedules/{name}/resume", params(("name" = String, Path)), request_body(content = Option<Note>, content_type = "application/json"), tag = "schedules", security(("token" = [])),
+    responses((status = 200, body = PauseResult), Refusals))]
 pub async fn resume(
     State(app): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Option<Json<Note>>,
+    OptionalBody(body): OptionalBody<Note>,
 ) -> Result<Json<PauseResult>, ApiError> {
-    set_paused(app, caller, name, body.map(|b| b.0).unwrap_or_default(), false).await
+    set_paused(app, caller, name, body, false).await
 }
 
 async fn set_paused(app: AppState, caller: Caller, name: String, note: Note, paused: bool) -> Result<Json<PauseResult>, ApiError> {
     caller.require(Scope::Admin)?;
+    let note = Note {
+        note: super::note(note.note)?,
+    };
     if !app
         .journal
         .set_paused(&name, paused, &caller.name, note.note.as_deref())
@@ -140,7 +145,7 @@ async fn set_paused(app: AppState, caller: Caller, name: String, note: Note, pau
 
 /// Starts a run of the schedule's plan now, outside its cron (overlap is not applied).
 #[utoipa::path(post, path = "/api/v1/schedules/{name}/trigger", params(("name" = String, Path)), tag = "schedules", security(("token" = [])),
-    responses((status = 202, body = super::runs::RunItem), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = super::runs::RunItem), Refusals))]
 pub async fn trigger(
     State(app): State<AppState>,
     caller: Caller,
