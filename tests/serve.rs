@@ -559,3 +559,92 @@ async fn the_api_answers_schemathesis_with_no_server_error_and_only_documented_r
     assert!(report.contains("Tested: 15"), "every operation was tested:\n{report}");
     assert!(!report.contains("Unresolvable references"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grafana_signed_webhook_starts_a_run_and_forged_or_replayed_ones_do_not() {
+    use hmac::{Hmac, Mac};
+    const SECRET: &str = "grafana-signing-secret-0123456789";
+    let body = "webhooks:
+  - name: grafana
+    kind: grafana
+    secret_env: T_GRAFANA
+    max_age: 5m
+    routes:
+      - { name: any-db, matchers: ['service=~\"db-.*\"'], plan: sleepy, params: { service: \"{{ labels.service }}\" } }
+";
+    let dir = ServeDir::new(body, &[("sleepy.yaml", sleepy_plan("sleepy", 10))]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(
+        &dir.config(),
+        &state,
+        dir.port,
+        dir.dir.path().join("serve.log"),
+        &[("T_GRAFANA", SECRET)],
+    );
+    let payload = json!({ "version": "1", "status": "firing", "receiver": "lifeboat", "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://grafana", "groupKey": "g", "truncatedAlerts": 0, "orgId": 1,
+        "alerts": [{ "status": "firing", "labels": { "service": "db-orders", "alertname": "Down" }, "annotations": {},
+            "startsAt": "2026-12-01T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "9f1c",
+            "silenceURL": "", "dashboardURL": "", "values": {} }] })
+    .to_string();
+    let sign = |timestamp: i64, body: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}:{body}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let client = reqwest::Client::new();
+    let deliver = |timestamp: i64, signature: String, body: String| {
+        client
+            .post(format!("{}/webhooks/grafana", serve.url))
+            .header("content-type", "application/json")
+            .header("X-Grafana-Alerting-Signature", signature)
+            .header("X-Grafana-Alerting-Signature-Timestamp", timestamp.to_string())
+            .body(body)
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let good = deliver(now, sign(now, &payload), payload.clone()).await.unwrap();
+    assert_eq!(good.status(), 200);
+    let answer: serde_json::Value = good.json().await.unwrap();
+    assert_eq!(answer["alerts"][0]["outcome"], "started", "{answer}");
+    let tampered = payload.replace("db-orders", "db-payroll");
+    assert_eq!(
+        deliver(now, sign(now, &payload), tampered).await.unwrap().status(),
+        401,
+        "a body that is not the one signed"
+    );
+    let stale = now - 3600;
+    assert_eq!(
+        deliver(stale, sign(stale, &payload), payload.clone()).await.unwrap().status(),
+        401,
+        "a replayed, hour-old delivery"
+    );
+    let unsigned = client
+        .post(format!("{}/webhooks/grafana", serve.url))
+        .header("content-type", "application/json")
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    // The same alert signed afresh is a duplicate, not a second run.
+    let later = now + 1;
+    let again: serde_json::Value = deliver(later, sign(later, &payload), payload.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["alerts"][0]["outcome"], "duplicate");
+    let reader = Api::new(&serve.url, READER_TOKEN);
+    let runs = reader
+        .wait_for("/api/v1/runs?origin=webhook", Duration::from_secs(20), |r| {
+            r[0]["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(
+        reader.get(&format!("/api/v1/runs/{}", runs[0]["id"].as_str().unwrap())).await.1["params"]["service"],
+        "db-orders"
+    );
+}

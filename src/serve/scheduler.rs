@@ -335,3 +335,165 @@ fn occurrence(
 pub fn instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::config::ScheduleSpec;
+    use crate::serve::schedule::{Blackout, CronSpec, Timing, parse_tz};
+    use chrono::TimeZone;
+
+    fn schedule(cron: &str, overlap: Overlap, catch_up: Duration, blackouts: Vec<Blackout>) -> Schedule {
+        Schedule {
+            spec: ScheduleSpec {
+                name: "drill".into(),
+                plan: "p".into(),
+                cron: cron.into(),
+                timezone: "UTC".into(),
+                params: Default::default(),
+                overlap,
+                catch_up: None,
+                jitter: None,
+                blackouts: blackouts.clone(),
+            },
+            timing: Timing::new(CronSpec::parse(cron).unwrap(), parse_tz("UTC").unwrap(), blackouts, Duration::ZERO).unwrap(),
+            catch_up,
+        }
+    }
+
+    fn row(from: DateTime<Utc>, paused: bool) -> ScheduleRow {
+        ScheduleRow {
+            name: "drill".into(),
+            definition: String::new(),
+            paused,
+            paused_by: paused.then(|| "alice".into()),
+            paused_at: None,
+            pause_note: paused.then(|| "migration".into()),
+            considered_until: from,
+            next_at: None,
+            last_fired_at: None,
+            last_run_id: None,
+        }
+    }
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, m, s).unwrap()
+    }
+
+    fn outcomes(d: &TickDecision) -> Vec<(String, OccurrenceOutcome)> {
+        d.occurrences
+            .iter()
+            .map(|o| (o.scheduled_at.format("%H:%M:%S").to_string(), o.outcome))
+            .collect()
+    }
+
+    use OccurrenceOutcome::{Buffered, Fired, Missed, Skipped};
+
+    #[test]
+    fn on_time_occurrences_fire_with_ids_derived_from_schedule_and_time() {
+        let s = schedule("*/10 * * * * *", Overlap::Allow, Duration::ZERO, vec![]);
+        let d = decide(&s, &row(at(10, 0, 0), false), at(10, 0, 25), &[], false);
+        assert_eq!(outcomes(&d), [("10:00:10".into(), Fired), ("10:00:20".into(), Fired)]);
+        assert_eq!(d.occurrences[0].run_id.as_deref(), Some("drill-20261201T100010Z"));
+        assert_eq!(d.until, at(10, 0, 25));
+    }
+
+    #[test]
+    fn overlap_policies_decide_what_a_second_occurrence_does_while_a_run_is_active() {
+        let active = vec!["drill-20261201T095950Z".to_owned()];
+        let from = row(at(10, 0, 0), false);
+        let skip = decide(
+            &schedule("*/10 * * * * *", Overlap::Skip, Duration::ZERO, vec![]),
+            &from,
+            at(10, 0, 15),
+            &active,
+            false,
+        );
+        assert_eq!(outcomes(&skip), [("10:00:10".into(), Skipped)]);
+        assert!(skip.occurrences[0].reason.as_ref().unwrap().contains("drill-20261201T095950Z"));
+        let buffer = decide(
+            &schedule("*/10 * * * * *", Overlap::BufferOne, Duration::ZERO, vec![]),
+            &from,
+            at(10, 0, 25),
+            &active,
+            false,
+        );
+        assert_eq!(outcomes(&buffer), [("10:00:10".into(), Buffered), ("10:00:20".into(), Skipped)]);
+        let allow = decide(
+            &schedule("*/10 * * * * *", Overlap::Allow, Duration::ZERO, vec![]),
+            &from,
+            at(10, 0, 15),
+            &active,
+            false,
+        );
+        assert_eq!(outcomes(&allow), [("10:00:10".into(), Fired)]);
+        let cancel = decide(
+            &schedule("*/10 * * * * *", Overlap::CancelOther, Duration::ZERO, vec![]),
+            &from,
+            at(10, 0, 15),
+            &active,
+            false,
+        );
+        assert_eq!(outcomes(&cancel), [("10:00:10".into(), Fired)]);
+        // A first occurrence fires in every policy: `skip` skips only beside an active run.
+        let skip_second = decide(
+            &schedule("*/10 * * * * *", Overlap::Skip, Duration::ZERO, vec![]),
+            &from,
+            at(10, 0, 25),
+            &[],
+            false,
+        );
+        assert_eq!(outcomes(&skip_second), [("10:00:10".into(), Fired), ("10:00:20".into(), Skipped)]);
+    }
+
+    #[test]
+    fn a_paused_schedule_skips_and_says_who_paused_it_and_why() {
+        let s = schedule("*/10 * * * * *", Overlap::Allow, Duration::ZERO, vec![]);
+        let d = decide(&s, &row(at(10, 0, 0), true), at(10, 0, 15), &[], false);
+        assert_eq!(outcomes(&d), [("10:00:10".into(), Skipped)]);
+        assert_eq!(
+            d.occurrences[0].reason.as_deref(),
+            Some("the schedule is paused by alice: migration")
+        );
+        assert!(d.occurrences[0].run_id.is_none());
+    }
+
+    #[test]
+    fn an_occurrence_in_a_blackout_is_skipped_naming_the_window() {
+        let freeze = Blackout::fixed("2026-12-01T10:00:05", "2026-12-01T10:00:15", Some("change freeze")).unwrap();
+        let s = schedule("*/10 * * * * *", Overlap::Allow, Duration::ZERO, vec![freeze]);
+        let d = decide(&s, &row(at(10, 0, 0), false), at(10, 0, 25), &[], false);
+        assert_eq!(outcomes(&d), [("10:00:10".into(), Skipped), ("10:00:20".into(), Fired)]);
+        assert!(d.occurrences[0].reason.as_ref().unwrap().contains("change freeze"));
+    }
+
+    #[test]
+    fn after_downtime_only_the_latest_occurrence_within_the_catch_up_window_fires() {
+        // Hourly; the scheduler was down from 07:30 to 09:30: 09:00 is caught up, 08:00 is too old.
+        let s = schedule("0 0 * * * *", Overlap::Allow, Duration::from_secs(3 * 3600 / 2), vec![]);
+        let d = decide(&s, &row(at(7, 30, 0), false), at(9, 30, 0), &[], false);
+        assert_eq!(outcomes(&d), [("08:00:00".into(), Missed), ("09:00:00".into(), Fired)]);
+        assert_eq!(d.occurrences[1].reason.as_deref(), Some("caught up after downtime"));
+        // Down until 10:00:30: 10:00 is on time, and the caught-up 09:00 is superseded by it.
+        let d = decide(&s, &row(at(7, 30, 0), false), at(10, 0, 30), &[], false);
+        assert_eq!(
+            outcomes(&d),
+            [("08:00:00".into(), Missed), ("09:00:00".into(), Missed), ("10:00:00".into(), Fired)]
+        );
+        assert_eq!(
+            d.occurrences[1].reason.as_deref(),
+            Some("superseded by a later occurrence that is on time")
+        );
+        let no_window = schedule("0 0 * * * *", Overlap::Allow, Duration::ZERO, vec![]);
+        let d = decide(&no_window, &row(at(7, 30, 0), false), at(9, 30, 0), &[], false);
+        assert_eq!(outcomes(&d), [("08:00:00".into(), Missed), ("09:00:00".into(), Missed)]);
+    }
+
+    #[test]
+    fn a_late_but_tolerated_occurrence_fires_after_a_leader_change() {
+        let s = schedule("* * * * * *", Overlap::Allow, Duration::ZERO, vec![]);
+        let d = decide(&s, &row(at(10, 0, 0), false), at(10, 0, 12), &[], false);
+        assert_eq!(d.occurrences.len(), 12);
+        assert!(d.occurrences.iter().all(|o| o.outcome == Fired));
+    }
+}
