@@ -500,7 +500,7 @@ receivers:
     let huge = client
         .post(format!("{}/webhooks/am", serve.url))
         .bearer_auth(support::serve::AM_TOKEN)
-        .body(vec![b' '; 2 << 20])
+        .body(vec![b' '; (1 << 20) + 1])
         .send()
         .await
         .unwrap();
@@ -647,4 +647,168 @@ async fn a_grafana_signed_webhook_starts_a_run_and_forged_or_replayed_ones_do_no
         reader.get(&format!("/api/v1/runs/{}", runs[0]["id"].as_str().unwrap())).await.1["params"]["service"],
         "db-orders"
     );
+}
+
+#[test]
+fn the_example_service_configuration_checks() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["serve", "--check", "--config", "examples/serve/serve.yaml"])
+        .env("LIFEBOAT_TOKEN_OPS", "ops-token-0123456789abcdef")
+        .env("LIFEBOAT_TOKEN_DASHBOARD", "dashboard-token-0123456789")
+        .env("LIFEBOAT_ALERTMANAGER_TOKEN", "alertmanager-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 schedules, 1 webhooks, 2 tokens)"));
+    // Without the secrets it says which are missing, and where.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["serve", "--check", "--config", "examples/serve/serve.yaml"])
+        .env_remove("LIFEBOAT_TOKEN_OPS")
+        .env_remove("LIFEBOAT_TOKEN_DASHBOARD")
+        .env_remove("LIFEBOAT_ALERTMANAGER_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("examples/serve/serve.yaml:12:5: token `ops`: the environment variable $LIFEBOAT_TOKEN_OPS is not set"),
+        "{err}"
+    );
+    assert!(err.contains("$LIFEBOAT_ALERTMANAGER_TOKEN is not set"), "{err}");
+}
+
+#[test]
+fn a_bad_service_configuration_lists_every_problem_with_where_and_how_to_fix_it() {
+    let dir = ServeDir::new(
+        "schedules:
+  - { name: a, plan: sleepy, cron: \"0 9 * * 1-5\", timezone: Europe/Berln }
+  - { name: a, plan: sleepy, cron: \"0 0 13 * 5\" }
+  - { name: b c, plan: sleepy, cron: \"61 * * * * *\", jitter: 5 parsecs }
+",
+        &[("sleepy.yaml", sleepy_plan("sleepy", 10))],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["serve", "--check", "--config"])
+        .arg(dir.config())
+        .env("T_ADMIN", ADMIN_TOKEN)
+        .env("T_READER", READER_TOKEN)
+        .env("T_APPROVER", APPROVER_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "serve.yaml:9:",
+        "Europe/Berln",
+        "a second schedule named `a`",
+        "0 0 13 * 5",
+        "`b c` may hold only letters",
+        "61 * * * * *",
+        "5 parsecs",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_clock_is_hours_ahead_fires_each_occurrence_once_and_on_time() {
+    let Some(admin_url) = postgres_url() else { return };
+    if std::process::Command::new("faketime").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "CI must have faketime: use scripts/test.sh");
+        return;
+    }
+    let db = support::postgres(&admin_url).await;
+    let dir = ServeDir::new(EVERY_SECOND, &[("sleepy.yaml", sleepy_plan("sleepy", 100))]);
+    let ports: Vec<u16> = (0..2).map(|_| support::servers::free_port()).collect();
+    let mut honest = Serve::start(&dir.config(), &db.url, ports[0], dir.dir.path().join("honest.log"), &[]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let skewed = Serve::start_with_clock(
+        &dir.config(),
+        &db.url,
+        ports[1],
+        dir.dir.path().join("skewed.log"),
+        &[],
+        Some("+2h"),
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The honest leader dies: the replica two hours ahead takes the lease and leads.
+    honest.kill();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let api = Api::new(&skewed.url, ADMIN_TOKEN);
+    assert_eq!(api.post("/api/v1/schedules/tick/pause", json!({})).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_all_finished(&db.journal, Duration::from_secs(30)).await;
+    let (fired, _) = assert_every_occurrence_once(&db.journal, "tick").await;
+    let now = db.journal.db_now().await.unwrap();
+    let occurrences = db.journal.occurrences("tick", 10_000).await.unwrap();
+    let latest = occurrences.iter().map(|o| o.scheduled_at).max().unwrap();
+    assert!(
+        latest <= now,
+        "nothing was fired ahead of the database's clock: latest {latest}, now {now}"
+    );
+    assert!(
+        occurrences.iter().all(|o| o.decided_at >= o.scheduled_at),
+        "no occurrence was decided before it was due"
+    );
+    let lease = db.journal.lease("scheduler").await.unwrap().unwrap();
+    assert!(lease.term >= 2, "the lease changed hands: term {}", lease.term);
+    assert!(fired >= 10, "fired {fired}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_the_latest_drill_of_each_plan() {
+    let port = support::servers::free_port();
+    let drill = format!(
+        "apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata:
+  name: health-drill
+spec:
+  objectives: {{ rto: 1m }}
+  steps:
+    - id: outage
+      kind: exec
+      mark: disaster
+      with: {{ command: [\"true\"] }}
+    - id: healthy
+      kind: validation.http_probe
+      needs: [outage]
+      mark: recovered
+      with: {{ url: \"http://127.0.0.1:{port}/healthz\", expect_status: [200], timeout: 10s, interval: 100ms }}
+"
+    );
+    let dir = ServeDir::new("", &[("drill.yaml", drill)]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(&dir.config(), &state, port, dir.dir.path().join("serve.log"), &[]);
+    let admin = Api::new(&serve.url, ADMIN_TOKEN);
+    let (status, started) = admin.post("/api/v1/runs", json!({ "plan": "health-drill" })).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap();
+    admin
+        .wait_for(&format!("/api/v1/runs/{id}"), Duration::from_secs(30), |r| {
+            r["status"] == "succeeded"
+        })
+        .await;
+    let report: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/runs/{id}/report?format=json", serve.url))
+        .bearer_auth(READER_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+    let rto_ms = report["rto_ms"].as_i64().expect("the drill measured an RTO");
+    let text = reqwest::get(format!("{}/metrics", serve.url)).await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{{plan=\"health-drill\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert_eq!(value("lifeboat_drill_passed"), 1.0);
+    assert!((value("lifeboat_drill_rto_seconds") - rto_ms as f64 / 1000.0).abs() < 0.002);
+    assert!(value("lifeboat_drill_since_last_pass_seconds") < 60.0);
+    assert!(value("lifeboat_drill_last_pass_timestamp_seconds") > 1.7e9);
 }

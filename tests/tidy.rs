@@ -114,6 +114,16 @@ fn domain_crates_know_nothing_of_the_engine_and_return_typed_errors() {
 }
 
 #[test]
+fn the_service_does_not_depend_on_the_cli() {
+    let found = offending("src/serve", &["crate::cli"], &[]);
+    assert!(
+        found.is_empty(),
+        "src/serve must not use the CLI (shared views live in src/engine/view.rs):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn anyhow_stays_in_the_cli() {
     let found = offending("src", &["anyhow"], &[]);
     let outside: Vec<&String> = found.iter().filter(|l| !l.starts_with("src/cli/")).collect();

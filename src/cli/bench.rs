@@ -36,6 +36,33 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 256)]
         bulk_mib: u64,
     },
+    /// Webhook deliveries at a fixed rate, mostly resends: webhook-to-run-started latency,
+    /// and exactly one run per alert (a `lifeboat serve` on --state).
+    Webhooks {
+        /// Deliveries per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Share of deliveries that resend an alert already sent.
+        #[arg(long, default_value_t = 0.9)]
+        duplicates: f64,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+    },
+    /// Replicas on a PostgreSQL --state firing an every-second schedule while one is killed
+    /// at a fixed interval: occurrences fired once, runs finished, duplicates, schedule lag.
+    Replicas {
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// 0s: none is killed.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        kill_every: std::time::Duration,
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::serve::schedule::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// A plan of `layers × width` `sleep 0s` steps; step j of layer l needs `needs` steps of
@@ -56,7 +83,7 @@ pub fn layered_plan(layers: usize, width: usize, needs: usize, concurrency: usiz
     y
 }
 
-pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
+pub async fn run(state: &str, cmd: BenchCommand) -> anyhow::Result<u8> {
     let (layers, width, needs, concurrency, journal) = match cmd {
         BenchCommand::Proxy {
             requests,
@@ -66,6 +93,16 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
             print!("{}", super::bench_proxy::run(requests, rounds, bulk_mib).await?);
             return Ok(exit::SUCCESS);
         }
+        BenchCommand::Webhooks {
+            rate,
+            duplicates,
+            duration,
+        } => return super::bench_serve::webhooks(state, rate, duplicates, duration).await,
+        BenchCommand::Replicas {
+            duration,
+            kill_every,
+            count,
+        } => return super::bench_serve::replicas(state, duration, kill_every, count).await,
         BenchCommand::Dag {
             layers,
             width,

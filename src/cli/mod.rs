@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_proxy;
+mod bench_serve;
 mod drill_cmd;
 mod import_cmd;
 mod pg_cmd;
@@ -10,7 +11,7 @@ mod plan_cmd;
 mod proxy_cmd;
 mod run_cmd;
 mod runbook_cmd;
-pub mod runs_cmd;
+mod runs_cmd;
 mod serve_cmd;
 mod view;
 
@@ -170,7 +171,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(cmd) => proxy_cmd::run(cmd).await,
         Command::Runbook(cmd) => runbook_cmd::run(&cli.state, cmd).await,
         Command::Import(cmd) => import_cmd::run(cmd),
-        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Bench(cmd) => bench::run(&cli.state, cmd).await,
         Command::Serve(args) => serve_cmd::run(&cli.state, args).await,
     }
 }

@@ -85,8 +85,20 @@ pub struct Serve {
 impl Serve {
     /// Starts a replica on `state` listening on `port`, and waits until it answers.
     pub fn start(config: &Path, state: &str, port: u16, log: PathBuf, extra_env: &[(&str, &str)]) -> Serve {
+        Serve::start_with_clock(config, state, port, log, extra_env, None)
+    }
+
+    /// Starts a replica whose clock is off by `skew` (e.g. `+2h`), through libfaketime.
+    pub fn start_with_clock(config: &Path, state: &str, port: u16, log: PathBuf, extra_env: &[(&str, &str)], skew: Option<&str>) -> Serve {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        let mut command = match skew {
+            None => Command::new(env!("CARGO_BIN_EXE_lifeboat")),
+            Some(offset) => {
+                let mut c = Command::new("faketime");
+                c.args(["-f", offset, env!("CARGO_BIN_EXE_lifeboat")]);
+                c
+            }
+        };
         command
             .args(["--state", state, "serve", "--config"])
             .arg(config)

@@ -169,7 +169,7 @@ pub async fn show(State(app): State<AppState>, caller: Caller, Path(id): Path<St
             let (state, _, row) = crate::engine::runner::load(&app.journal, &row.id)
                 .await
                 .map_err(|e| ApiError::new(500, e.to_string()))?;
-            let view = crate::cli::runs_cmd::RunView::new(&state, &row);
+            let view = crate::engine::view::RunView::new(&state, &row);
             let json = serde_json::to_value(&view).unwrap_or_default();
             let steps = json.get("steps").and_then(Value::as_array).cloned().unwrap_or_default();
             (state.params.clone(), steps, view.reason)
