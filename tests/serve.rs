@@ -812,3 +812,53 @@ spec:
     assert!(value("lifeboat_drill_since_last_pass_seconds") < 60.0);
     assert!(value("lifeboat_drill_last_pass_timestamp_seconds") > 1.7e9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_step_is_decided_through_the_api_by_the_token_holder() {
+    let gate = "apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata:
+  name: gated
+spec:
+  steps:
+    - id: gate
+      kind: approval
+      with: { approvers: [approver] }
+    - id: after
+      kind: sleep
+      needs: [gate]
+      with: { duration: 10ms }
+";
+    let dir = ServeDir::new("", &[("gated.yaml", gate.to_owned())]);
+    let state = dir.dir.path().join("state.db").display().to_string();
+    let serve = Serve::start(&dir.config(), &state, dir.port, dir.dir.path().join("serve.log"), &[]);
+    let admin = Api::new(&serve.url, ADMIN_TOKEN);
+    let (_, started) = admin.post("/api/v1/runs", json!({ "plan": "gated" })).await;
+    let id = started["id"].as_str().unwrap().to_owned();
+    admin
+        .wait_for(&format!("/api/v1/runs/{id}"), Duration::from_secs(20), |r| {
+            r["steps"][0]["status"].as_str().is_some_and(|s| s.starts_with("running"))
+        })
+        .await;
+    let approver = Api::new(&serve.url, APPROVER_TOKEN);
+    let (status, wrong) = approver
+        .post(&format!("/api/v1/runs/{id}/approve"), json!({ "step": "after" }))
+        .await;
+    assert_eq!(status, 409, "{wrong}");
+    let (status, missing) = approver
+        .post(&format!("/api/v1/runs/{id}/approve"), json!({ "step": "gaet" }))
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    let (status, posted) = approver
+        .post(&format!("/api/v1/runs/{id}/approve"), json!({ "step": "gate", "comment": "go" }))
+        .await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!(posted["result"], "decision_posted");
+    let done = admin
+        .wait_for(&format!("/api/v1/runs/{id}"), Duration::from_secs(20), |r| {
+            r["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(done["steps"][0]["outputs"]["by"], "approver", "{done:#}");
+    assert_eq!(done["steps"][0]["outputs"]["comment"], "go");
+}

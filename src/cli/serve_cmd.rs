@@ -59,18 +59,7 @@ pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
 
 async fn stop_on_signals(stop: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match &mut term {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    crate::engine::runner::interrupted(&mut term).await;
     tracing::warn!("stopping: no new work is accepted; running runs are handed over");
     stop.cancel();
 }

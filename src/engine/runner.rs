@@ -795,6 +795,22 @@ fn log_event(run_id: &str, event: &Event) {
     }
 }
 
+/// Waits for SIGINT, or SIGTERM when `term` listens for it.
+pub async fn interrupted(term: &mut Option<tokio::signal::unix::Signal>) {
+    let term = async {
+        match term {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 /// SIGINT and SIGTERM, counted: the first stops the run gracefully, the second leaves.
 struct Signals {
     count: u32,
@@ -810,18 +826,7 @@ impl Signals {
     }
 
     async fn next(&mut self) -> u32 {
-        let term = async {
-            match &mut self.term {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
+        interrupted(&mut self.term).await;
         self.count += 1;
         self.count
     }

@@ -248,29 +248,26 @@ impl Journal {
         comment: Option<&str>,
     ) -> Result<Option<RequestState>, JournalError> {
         let state = if approve { RequestState::Queued } else { RequestState::Rejected };
-        let done = sqlx::query(
-            "UPDATE requests SET state = $1, decided_by = $2, decided_at = $3, decision_comment = $4 \
-             WHERE id = $5 AND state = 'awaiting_approval'",
-        )
-        .bind(state.as_str())
-        .bind(by)
-        .bind(micros(Utc::now()))
-        .bind(comment)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok((done.rows_affected() == 1).then_some(state))
+        let done = self.set_decided(id, state, "'awaiting_approval'", by, comment).await?;
+        Ok(done.then_some(state))
     }
 
     /// Cancels a request that has not become a run; false if it had (or does not exist).
     pub async fn cancel_request(&self, id: &str, by: &str, reason: Option<&str>) -> Result<bool, JournalError> {
-        let done = sqlx::query(
-            "UPDATE requests SET state = 'cancelled', decided_by = $1, decided_at = $2, decision_comment = $3 \
-             WHERE id = $4 AND state IN ('awaiting_approval', 'waiting', 'queued')",
-        )
+        self.set_decided(id, RequestState::Cancelled, "'awaiting_approval', 'waiting', 'queued'", by, reason)
+            .await
+    }
+
+    /// Moves a request from one of the states `from` (an SQL list) to `to`, recording who
+    /// decided and why; false if it was in none of them.
+    async fn set_decided(&self, id: &str, to: RequestState, from: &str, by: &str, comment: Option<&str>) -> Result<bool, JournalError> {
+        let done = sqlx::query(&format!(
+            "UPDATE requests SET state = $1, decided_by = $2, decided_at = $3, decision_comment = $4 WHERE id = $5 AND state IN ({from})"
+        ))
+        .bind(to.as_str())
         .bind(by)
         .bind(micros(Utc::now()))
-        .bind(reason)
+        .bind(comment)
         .bind(id)
         .execute(&self.pool)
         .await?;
