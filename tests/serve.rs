@@ -288,7 +288,18 @@ async fn three_replicas_killed_at_random_fire_and_finish_every_occurrence_once()
     let mut kills = 0;
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let victim = rand::random_range(0..3);
+        // The victim is a replica driving a run when there is one, so that takeovers happen.
+        let owners: Vec<i32> = db
+            .journal
+            .running_runs()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.owner.pid as i32)
+            .collect();
+        let victim = (0..3)
+            .find(|i| owners.contains(&replicas[*i].pid()))
+            .unwrap_or_else(|| rand::random_range(0..3));
         replicas[victim].kill();
         kills += 1;
         replicas[victim] = Serve::start(&dir.config(), &db.url, ports[victim], log(victim), &[]);
