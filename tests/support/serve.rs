@@ -44,6 +44,9 @@ spec:
     )
 }
 
+/// Debian's libfaketime (package `libfaketime`, installed with `faketime`).
+pub const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
 /// A folder with `serve.yaml` (body given, `listen` and tokens added) and `plans/`.
 pub struct ServeDir {
     pub dir: tempfile::TempDir,
@@ -91,14 +94,12 @@ impl Serve {
     /// Starts a replica whose clock is off by `skew` (e.g. `+2h`), through libfaketime.
     pub fn start_with_clock(config: &Path, state: &str, port: u16, log: PathBuf, extra_env: &[(&str, &str)], skew: Option<&str>) -> Serve {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut command = match skew {
-            None => Command::new(env!("CARGO_BIN_EXE_lifeboat")),
-            Some(offset) => {
-                let mut c = Command::new("faketime");
-                c.args(["-f", offset, env!("CARGO_BIN_EXE_lifeboat")]);
-                c
-            }
-        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        if let Some(offset) = skew {
+            // libfaketime preloaded into lifeboat itself: the `faketime` wrapper forks, and
+            // killing it would leave the service running.
+            command.env("LD_PRELOAD", FAKETIME_LIBRARY).env("FAKETIME", offset);
+        }
         command
             .args(["--state", state, "serve", "--config"])
             .arg(config)
