@@ -53,6 +53,7 @@ pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
     match serve::serve(options, stop, None).await {
         Ok(()) => Ok(super::exit::SUCCESS),
         Err(ServeError::Config(e)) => Err(invalid(e)),
+        Err(e @ ServeError::Listen { .. }) => Err(invalid(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

@@ -168,6 +168,8 @@ impl std::fmt::Debug for Token {
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
+    /// `file:line:col` of its `plan:`, for problems found once the plans are compiled.
+    pub location: String,
     pub spec: ScheduleSpec,
     pub timing: Timing,
     pub catch_up: Duration,
@@ -293,6 +295,7 @@ pub fn load(file: &Path) -> Result<ServeConfig, String> {
         match (cron, tz) {
             (Ok(cron), Ok(tz)) => match Timing::new(cron, tz, s.blackouts.clone(), jitter) {
                 Ok(timing) => schedules.push(Schedule {
+                    location: here("plan"),
                     spec: s.clone(),
                     timing,
                     catch_up,

@@ -34,8 +34,8 @@ pub enum ServeError {
     Config(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("cannot listen on {addr}: {source}; pick a free address with --listen or `listen:`")]
-    Listen { addr: String, source: std::io::Error },
+    #[error("cannot listen on {addr}: {reason}; pick a free address (host:port) with --listen or `listen:`")]
+    Listen { addr: String, reason: String },
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
 }
@@ -66,7 +66,7 @@ pub async fn serve(
     let mut problems = Vec::new();
     for s in &config.schedules {
         if let Err(e) = catalog.new_run(&s.spec.plan, &s.spec.params) {
-            problems.push(format!("error: {}: schedule `{}`: {e}", config.file.display(), s.spec.name));
+            problems.push(format!("error: {}: schedule `{}`: {e}", s.location, s.spec.name));
         }
     }
     for w in &config.webhooks {
@@ -120,9 +120,9 @@ pub async fn serve(
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .map_err(|source| ServeError::Listen {
+        .map_err(|e| ServeError::Listen {
             addr: config.listen.clone(),
-            source,
+            reason: e.to_string(),
         })?;
     let addr = listener.local_addr().map_err(ServeError::Http)?;
     tracing::info!(address = %addr, "listening");

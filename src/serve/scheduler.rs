@@ -345,6 +345,7 @@ mod tests {
 
     fn schedule(cron: &str, overlap: Overlap, catch_up: Duration, blackouts: Vec<Blackout>) -> Schedule {
         Schedule {
+            location: "test.yaml:1:1".into(),
             spec: ScheduleSpec {
                 name: "drill".into(),
                 plan: "p".into(),
