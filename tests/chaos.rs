@@ -14,6 +14,11 @@ fn sleeper() -> Child {
     Command::new("sleep").arg("300").spawn().unwrap()
 }
 
+/// Not stopped: a process just continued may be running ('R') for a moment before it sleeps again.
+fn thawed(pid: u32) -> bool {
+    !matches!(state_of(pid), 'T' | 't')
+}
+
 fn state_of(pid: u32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap()
@@ -96,7 +101,7 @@ async fn a_fault_still_active_when_the_run_ends_is_reverted() {
     );
     let report = run(&j.journal, &source).await;
     assert_eq!(report.status, RunStatus::Succeeded);
-    assert_eq!(state_of(pid), 'S', "the run ended with the process still frozen");
+    assert!(thawed(pid), "the run ended with the process still frozen");
     let f = faults(&j.journal, &report.run_id).await;
     assert_eq!(f[0].revert.as_ref().unwrap().reason, "the run ended");
     child.kill().unwrap();
@@ -126,7 +131,7 @@ async fn a_breached_guard_aborts_the_run_and_reverts_every_fault() {
         closer.join().unwrap();
         assert_eq!(report.status, RunStatus::Aborted, "{}", j.name);
         assert!(started.elapsed() < Duration::from_secs(10), "the abort cancelled the 30 s step");
-        assert_eq!(state_of(pid), 'S', "{}: the guard's abort left the process frozen", j.name);
+        assert!(thawed(pid), "{}: the guard's abort left the process frozen", j.name);
         let recorded = j.journal.events(&report.run_id).await.unwrap();
         let breach_at = recorded
             .iter()
