@@ -98,6 +98,7 @@ pub struct RunReport {
 }
 
 /// A plan ready to start as a new run.
+#[derive(Clone)]
 pub struct NewRun {
     pub plan_file: String,
     pub plan_source: String,

@@ -94,11 +94,6 @@ impl RequestState {
             _ => return None,
         })
     }
-
-    /// Still to become a run.
-    pub fn is_pending(self) -> bool {
-        matches!(self, RequestState::AwaitingApproval | RequestState::Waiting | RequestState::Queued)
-    }
 }
 
 /// A request to store.

@@ -2,6 +2,7 @@
 //! text that a request snapshots (what was approved is what runs).
 
 use crate::engine::runner::NewRun;
+use crate::journal::requests::{NewRequest, Origin, RequestState};
 use crate::plan::{self, CompiledPlan, diagnostic, params};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -91,6 +92,25 @@ impl Catalog {
             plan: entry.plan.clone(),
             params,
         })
+    }
+}
+
+/// A request for `new` (its plan snapshot and resolved params), due now and tied to no
+/// schedule or trigger; callers set those that apply.
+pub fn request(new: NewRun, id: String, origin: Origin, state: RequestState, requested_by: String) -> NewRequest {
+    NewRequest {
+        id,
+        origin,
+        plan_file: new.plan_file,
+        plan_name: new.plan.name.clone(),
+        plan_source: new.plan_source,
+        params: new.params,
+        state,
+        requested_by,
+        schedule: None,
+        scheduled_at: None,
+        trigger_id: None,
+        not_before: chrono::Utc::now(),
     }
 }
 

@@ -159,23 +159,14 @@ async fn accept(app: &AppState, hook: &Webhook, alert: &alertmanager::Alert) -> 
                 "started".into()
             };
             trigger.run_id = Some(run_id.clone());
+            let requested_by = format!(
+                "webhook {} (alert {})",
+                hook.name,
+                alert.labels.get("alertname").cloned().unwrap_or_default()
+            );
             Some(NewRequest {
-                id: run_id,
-                origin: Origin::Webhook,
-                plan_file: new.plan_file,
-                plan_name: new.plan.name.clone(),
-                plan_source: new.plan_source,
-                params: new.params,
-                state,
-                requested_by: format!(
-                    "webhook {} (alert {})",
-                    hook.name,
-                    alert.labels.get("alertname").cloned().unwrap_or_default()
-                ),
-                schedule: None,
-                scheduled_at: None,
                 trigger_id: Some(trigger_id.clone()),
-                not_before: Utc::now(),
+                ..super::catalog::request(new, run_id, Origin::Webhook, state, requested_by)
             })
         }
     };

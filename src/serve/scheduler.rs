@@ -19,7 +19,7 @@ use super::schedule::catch_up;
 use crate::journal::requests::{NewRequest, Origin, RequestState};
 use crate::journal::schedules::{Decided, Occurrence, OccurrenceOutcome, ScheduleRow, Term};
 use crate::journal::{Journal, JournalError};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -127,24 +127,20 @@ impl Scheduler {
                 continue;
             }
             match &plan {
-                Ok(new) => requests.push(NewRequest {
-                    id: o.run_id.clone().expect("fired occurrences have a run id"),
-                    origin: Origin::Schedule,
-                    plan_file: new.plan_file.clone(),
-                    plan_name: new.plan.name.clone(),
-                    plan_source: new.plan_source.clone(),
-                    params: new.params.clone(),
-                    state: if o.outcome == OccurrenceOutcome::Buffered {
+                Ok(new) => {
+                    let state = if o.outcome == OccurrenceOutcome::Buffered {
                         RequestState::Waiting
                     } else {
                         RequestState::Queued
-                    },
-                    requested_by: format!("schedule {name}"),
-                    schedule: Some(name.clone()),
-                    scheduled_at: Some(o.scheduled_at),
-                    trigger_id: None,
-                    not_before: o.fire_at.unwrap_or(o.scheduled_at),
-                }),
+                    };
+                    let id = o.run_id.clone().expect("fired occurrences have a run id");
+                    requests.push(NewRequest {
+                        schedule: Some(name.clone()),
+                        scheduled_at: Some(o.scheduled_at),
+                        not_before: o.fire_at.unwrap_or(o.scheduled_at),
+                        ..super::catalog::request(new.clone(), id, Origin::Schedule, state, format!("schedule {name}"))
+                    })
+                }
                 Err(e) => {
                     o.outcome = OccurrenceOutcome::Skipped;
                     o.reason = Some(format!("the plan cannot start: {e}"));
@@ -329,11 +325,6 @@ fn occurrence(
         fire_at: None,
         reason,
     }
-}
-
-/// An instant as people read it in messages.
-pub fn instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::extract::{Body, OptionalBody, Params};
 use super::{ApiError, AppState, Caller, Refusals, limit};
 use crate::drill::{measure, report};
-use crate::journal::requests::{NewRequest, Origin, RequestFilter, RequestRow, RequestState};
+use crate::journal::requests::{Origin, RequestFilter, RequestRow, RequestState};
 use crate::journal::{DecisionKind, JournalError, RunRow};
 use crate::serve::config::Scope;
 use axum::Json;
@@ -208,24 +208,12 @@ pub async fn start(
 ) -> Result<(axum::http::StatusCode, Json<RunItem>), ApiError> {
     caller.require(Scope::Run)?;
     let new = app.catalog.new_run(&body.plan, &body.params).map_err(|e| ApiError::new(422, e))?;
-    let request = NewRequest {
-        id: crate::engine::runner::new_run_id(),
-        origin: Origin::Api,
-        plan_file: new.plan_file,
-        plan_name: new.plan.name.clone(),
-        plan_source: new.plan_source,
-        params: new.params,
-        state: if body.require_approval {
-            RequestState::AwaitingApproval
-        } else {
-            RequestState::Queued
-        },
-        requested_by: caller.name.clone(),
-        schedule: None,
-        scheduled_at: None,
-        trigger_id: None,
-        not_before: Utc::now(),
+    let state = if body.require_approval {
+        RequestState::AwaitingApproval
+    } else {
+        RequestState::Queued
     };
+    let request = crate::serve::catalog::request(new, crate::engine::runner::new_run_id(), Origin::Api, state, caller.name.clone());
     app.journal.insert_request(&request).await.map_err(ApiError::journal)?;
     app.wake.notify_one();
     tracing::info!(run = %request.id, plan = %request.plan_name, by = %caller.name, "run requested through the API");

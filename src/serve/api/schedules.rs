@@ -159,19 +159,10 @@ pub async fn trigger(
         .catalog
         .new_run(&schedule.spec.plan, &schedule.spec.params)
         .map_err(|e| ApiError::new(422, e))?;
+    let id = format!("{name}-manual-{}", crate::engine::runner::new_run_id());
     let request = NewRequest {
-        id: format!("{name}-manual-{}", crate::engine::runner::new_run_id()),
-        origin: Origin::Schedule,
-        plan_file: new.plan_file,
-        plan_name: new.plan.name.clone(),
-        plan_source: new.plan_source,
-        params: new.params,
-        state: RequestState::Queued,
-        requested_by: caller.name.clone(),
         schedule: Some(name.clone()),
-        scheduled_at: None,
-        trigger_id: None,
-        not_before: Utc::now(),
+        ..crate::serve::catalog::request(new, id, Origin::Schedule, RequestState::Queued, caller.name.clone())
     };
     app.journal.insert_request(&request).await.map_err(ApiError::journal)?;
     app.wake.notify_one();
