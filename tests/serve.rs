@@ -557,6 +557,8 @@ async fn the_api_answers_schemathesis_with_no_server_error_and_only_documented_r
         ])
         .args(["--max-examples", "30", "--seed", "20261202", "--wait-for-schema", "30"])
         .env("NO_COLOR", "1")
+        // schemathesis keeps a cache in its working directory: not in the repository.
+        .current_dir(dir.dir.path())
         .output()
         .await
         .expect("run schemathesis");
