@@ -19,11 +19,14 @@
 //! Whatever a step did between its `StepStarted` and the crash is not in the journal;
 //! that step is run again with the same idempotency key and must tolerate it.
 
+pub mod audit;
 pub mod events;
 pub mod lease;
+pub mod listing;
 pub mod owner;
 pub mod requests;
 pub mod schedules;
+pub mod switches;
 pub mod triggers;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -523,6 +526,15 @@ impl Journal {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Whether an abort was ever posted to the run (consumed or not).
+    pub async fn abort_requested(&self, run_id: &str) -> Result<bool, JournalError> {
+        let row = sqlx::query("SELECT id FROM inbox WHERE run_id = $1 AND kind = 'abort' LIMIT 1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Takes the unconsumed abort commands of a run (marking them consumed).
