@@ -27,6 +27,9 @@ install_prerequisites() {
   # Monitoring drills run against a real Prometheus and Alertmanager (with amtool).
   [ -x /usr/bin/prometheus ] || missing+=(prometheus)
   [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
+  # Browser tests drive Debian's headless Chromium through chromedriver.
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq

@@ -86,6 +86,7 @@ pub struct Metrics {
     webhook_requests: Family<WebhookOutcome, Counter>,
     journal_latency: Histograms<OperationLabel>,
     leader: Gauge,
+    emergency_stop: Gauge,
     /// Measurements of finished runs, by run id: a finished run's measurement never changes.
     measured: Mutex<HashMap<String, Arc<measure::Measurement>>>,
 }
@@ -113,6 +114,7 @@ impl Metrics {
             webhook_requests: Family::default(),
             journal_latency: Family::new_with_constructor(journal_buckets),
             leader: Gauge::default(),
+            emergency_stop: Gauge::default(),
             measured: Mutex::default(),
             registry: Registry::default(),
         };
@@ -176,6 +178,11 @@ impl Metrics {
             "scheduler_leader",
             "Whether this replica holds the scheduler lease",
             m.leader.clone(),
+        );
+        registry.register(
+            "emergency_stop_engaged",
+            "Whether the emergency stop is engaged (drills aborted, schedules held)",
+            m.emergency_stop.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -253,6 +260,8 @@ impl Metrics {
 
     async fn refresh(&self, journal: &Journal, plans: &[String]) -> Result<(), crate::engine::runner::EngineError> {
         let now = Utc::now();
+        let stopped = super::emergency::engaged(journal).await?.is_some();
+        self.emergency_stop.set(i64::from(stopped));
         for plan in plans {
             let label = PlanLabel { plan: plan.clone() };
             let runs = journal.runs(Some(plan), 50).await?;

@@ -13,13 +13,17 @@
 //! and `lease` modules). Stopping (SIGTERM, SIGINT) stops accepting work, gives up the
 //! scheduler lease and hands every run over; nothing is dropped.
 
+pub mod actions;
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
+pub mod emergency;
 pub mod intake;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
+pub mod trends;
 pub mod webhook;
 pub mod worker;
 

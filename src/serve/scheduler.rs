@@ -18,6 +18,7 @@ use super::metrics::Metrics;
 use super::schedule::catch_up;
 use crate::journal::requests::{NewRequest, Origin, RequestState};
 use crate::journal::schedules::{Decided, Occurrence, OccurrenceOutcome, ScheduleRow, Term};
+use crate::journal::switches::SwitchState;
 use crate::journal::{Journal, JournalError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -31,6 +32,16 @@ pub const TICK: Duration = Duration::from_millis(250);
 pub const LATE_TOLERANCE: Duration = Duration::from_secs(60);
 /// Occurrences decided per schedule per tick; more are decided on the next ticks.
 const PAGE: usize = 200;
+
+/// A schedule as the emergency stop holds it: paused, by whoever engaged the stop.
+fn held_by_emergency_stop(row: ScheduleRow, stop: &SwitchState) -> ScheduleRow {
+    ScheduleRow {
+        paused: true,
+        paused_by: Some(format!("the emergency stop (engaged by {})", stop.changed_by)),
+        pause_note: stop.note.clone(),
+        ..row
+    }
+}
 
 /// The run id of a schedule's occurrence: the same on every replica and every restart.
 pub fn run_id(schedule: &str, scheduled: DateTime<Utc>) -> String {
@@ -75,8 +86,13 @@ impl Scheduler {
             }
             self.metrics.set_leader(term.is_some());
             if let Some(t) = &term {
-                for schedule in &self.schedules {
-                    if let Err(e) = self.tick(t, schedule).await {
+                // Unknown whether stopped: decide nothing this tick rather than fire a drill.
+                let stop = super::emergency::engaged(&self.journal)
+                    .await
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot read the emergency stop; deciding nothing this tick"));
+                for schedule in stop.as_ref().map_or(&[][..], |_| &self.schedules[..]) {
+                    let stop = stop.as_ref().ok().and_then(Option::as_ref);
+                    if let Err(e) = self.tick(t, schedule, stop).await {
                         tracing::warn!(schedule = %schedule.spec.name, error = %e, "scheduler tick failed; trying again next tick");
                     }
                 }
@@ -93,7 +109,7 @@ impl Scheduler {
         }
     }
 
-    async fn tick(&self, term: &Term, schedule: &Schedule) -> Result<(), JournalError> {
+    async fn tick(&self, term: &Term, schedule: &Schedule, stop: Option<&SwitchState>) -> Result<(), JournalError> {
         let name = &schedule.spec.name;
         if schedule.spec.overlap == Overlap::BufferOne
             && let Some(id) = self.journal.release_buffered(name).await?
@@ -102,6 +118,10 @@ impl Scheduler {
         }
         let Some(row) = self.journal.schedule(name).await? else {
             return Ok(());
+        };
+        let row = match stop {
+            Some(stop) => held_by_emergency_stop(row, stop),
+            None => row,
         };
         let now = self.journal.db_now().await?;
         if now <= row.considered_until {

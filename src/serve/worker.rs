@@ -69,6 +69,9 @@ impl Worker {
                 if let Err(e) = self.take_over(&handoff, &driving, &mut runs, &mut retry_after).await {
                     tracing::warn!(error = %e, "cannot scan the journal for interrupted runs");
                 }
+                if let Err(e) = enforce_emergency_stop(&self.journal).await {
+                    tracing::warn!(error = %e, "cannot enforce the emergency stop this scan");
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -90,6 +93,7 @@ impl Worker {
     ) -> Result<bool, crate::journal::JournalError> {
         let mut prepared = None;
         let started = Instant::now();
+        let stop = super::emergency::engaged(&self.journal).await?;
         let taken = self
             .journal
             .take_next_request(me, &self.replica, |request| {
@@ -99,6 +103,9 @@ impl Worker {
                         plan::diagnostic::render_all(&d, &request.plan_source)
                     )
                 })?;
+                if let Some(stop) = stop.as_ref().filter(|_| super::emergency::is_drill(&compiled)) {
+                    return Err(format!("not started: the emergency stop is engaged (by {})", stop.changed_by));
+                }
                 let new = runner::NewRun {
                     plan_file: request.plan_file.clone(),
                     plan_source: request.plan_source.clone(),
@@ -187,6 +194,14 @@ impl Worker {
             handoff_grace: self.handoff_grace,
         }
     }
+}
+
+/// While the emergency stop is engaged, catches drills that raced its engaging.
+async fn enforce_emergency_stop(journal: &Journal) -> Result<(), crate::journal::JournalError> {
+    if let Some(stop) = super::emergency::engaged(journal).await? {
+        super::emergency::enforce(journal, &stop).await?;
+    }
+    Ok(())
 }
 
 /// What happens after a run's driver returns: metrics, and a run this replica still owns

@@ -1,6 +1,7 @@
 //! Shared test support: journals on both backends, plan helpers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod monitoring;
 pub mod netns;

@@ -3,7 +3,7 @@
 //! validation step, for CI gates). Files are written to a temporary name and renamed,
 //! so a reader never sees half a report.
 
-mod html;
+pub mod html;
 mod junit;
 mod markdown;
 

@@ -7,10 +7,11 @@
 //! approvals, aborts and pauses. Errors are `{"error": "..."}` with a status that says
 //! whose fault it is.
 
+pub mod control;
 mod extract;
 mod plans;
 mod runs;
-mod schedules;
+pub mod schedules;
 
 use super::catalog::Catalog;
 use super::config::{Scope, Token, Webhook};
@@ -88,6 +89,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(status: u16, message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -134,9 +143,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    pub fn of(token: &Token) -> Caller {
+        Caller {
+            name: token.name.clone(),
+            scopes: token.scopes.clone(),
+        }
+    }
+
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
     /// Refuses the call unless the token has `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(&scope) {
+        if self.may(scope) {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -167,25 +187,30 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| ApiError::new(401, "this call needs `Authorization: Bearer <token>`"))?;
-        // Digests compared in full: the time taken does not tell how much of a token matched.
-        let presented = Sha256::digest(presented.as_bytes());
-        // Every token is compared, so the time taken does not tell which one matched.
-        let found = app.tokens.iter().fold(None, |found, t| {
-            let expected = Sha256::digest(t.secret.as_bytes());
-            let equal = expected.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-            if equal { Some(t) } else { found }
-        });
-        match found {
-            Some(t) => Ok(Caller {
-                name: t.name.clone(),
-                scopes: t.scopes.clone(),
-            }),
+        match find_token(&app.tokens, presented) {
+            Some(t) => Ok(Caller::of(t)),
             None => {
                 tracing::warn!(path = %parts.uri.path(), "API call with an unknown token refused");
                 Err(ApiError::new(401, "the bearer token is not one of the service's tokens"))
             }
         }
     }
+}
+
+/// The token whose secret was presented.
+pub fn find_token<'a>(tokens: &'a [Token], presented: &str) -> Option<&'a Token> {
+    // Digests compared in full: the time taken does not tell how much of a token matched.
+    let presented = Sha256::digest(presented.as_bytes());
+    // Every token is compared, so the time taken does not tell which one matched.
+    tokens.iter().fold(None, |found, t| {
+        let expected = Sha256::digest(t.secret.as_bytes());
+        if constant_time_eq(&expected, &presented) { Some(t) } else { found }
+    })
+}
+
+/// Equality whose time depends only on the lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(OpenApi)]
@@ -206,12 +231,17 @@ impl FromRequestParts<AppState> for Caller {
         schedules::resume,
         schedules::trigger,
         plans::triggers,
+        control::emergency_stop,
+        control::engage,
+        control::release,
+        control::audit,
+        control::trend,
         super::intake::receive,
     ),
-    components(schemas(ErrorBody, runs::ReportFormat)),
+    components(schemas(ErrorBody, runs::ReportFormat, crate::journal::listing::Trigger)),
     modifiers(&BearerAuth),
     tags(
-        (name = "plans"), (name = "runs"), (name = "schedules"), (name = "triggers"), (name = "webhooks")
+        (name = "plans"), (name = "runs"), (name = "schedules"), (name = "triggers"), (name = "control"), (name = "webhooks")
     )
 )]
 pub struct ApiDoc;
@@ -245,10 +275,15 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/schedules/{name}/resume", post(schedules::resume))
         .route("/api/v1/schedules/{name}/trigger", post(schedules::trigger))
         .route("/api/v1/triggers", get(plans::triggers))
+        .route("/api/v1/plans/{name}/trend", get(control::trend))
+        .route("/api/v1/emergency-stop", get(control::emergency_stop).post(control::engage))
+        .route("/api/v1/emergency-stop/release", post(control::release))
+        .route("/api/v1/audit", get(control::audit))
         .route("/webhooks/{name}", post(super::intake::receive))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/openapi.json", get(openapi))
+        .merge(super::dashboard::router())
         .fallback(|| async { ApiError::not_found("no such path; GET /openapi.json lists the API") })
         .method_not_allowed_fallback(|| async { ApiError::new(405, "method not allowed on this path; GET /openapi.json lists the API") })
         // One byte more than the limit reaches the handler, which answers 413 itself.
@@ -290,6 +325,7 @@ async fn openapi(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
     let names = |path: &str| -> Option<serde_json::Value> {
         Some(serde_json::json!(match path {
             p if p.starts_with("/api/v1/schedules/") => app.schedules.iter().map(|s| s.spec.name.clone()).collect::<Vec<_>>(),
+            p if p.starts_with("/api/v1/plans/{") => app.catalog.plans.keys().cloned().collect(),
             p if p.starts_with("/webhooks/") => app.webhooks.iter().map(|w| w.name.clone()).collect(),
             _ => return None,
         }))

@@ -4,8 +4,10 @@
 use super::extract::{Body, OptionalBody, Params};
 use super::{ApiError, AppState, Caller, Refusals, limit};
 use crate::drill::{measure, report};
-use crate::journal::requests::{Origin, RequestFilter, RequestRow, RequestState};
+use crate::journal::listing::{Cursor, ListFilter, Trigger};
+use crate::journal::requests::{Origin, RequestRow, RequestState};
 use crate::journal::{DecisionKind, JournalError, RunRow};
+use crate::serve::actions;
 use crate::serve::config::Scope;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -81,60 +83,88 @@ impl RunItem {
 pub struct RunsQuery {
     /// Only runs of this plan.
     pub plan: Option<String>,
-    /// Only requests in this state (`awaiting_approval`, `waiting`, `queued`, …) or runs in this status.
+    /// Only requests in this state (`awaiting_approval`, `waiting`, `queued`, …) or runs in this
+    /// stored status (`running` includes interrupted runs).
     pub status: Option<String>,
     /// Only runs from this origin.
     pub origin: Option<Origin>,
+    /// Only runs started this way (`manual` also covers runs started from the command line).
+    pub trigger: Option<Trigger>,
     /// Only runs fired by this schedule.
     pub schedule: Option<String>,
+    /// Only runs older than this cursor: the `before` of the previous page's `Link: rel="next"`.
+    pub before: Option<String>,
     /// At most this many (default 100), newest first.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
-/// Lists runs and requested runs, newest first.
+/// Lists runs and requested runs, newest first, a page at a time: when there are more, the
+/// `Link` header names the next page.
 #[utoipa::path(get, path = "/api/v1/runs", params(RunsQuery), tag = "runs", security(("token" = [])),
-    responses((status = 200, body = [RunItem]), Refusals))]
-pub async fn list(State(app): State<AppState>, caller: Caller, Params(q): Params<RunsQuery>) -> Result<Json<Vec<RunItem>>, ApiError> {
+    responses((status = 200, body = [RunItem], headers(("Link" = String, description = "`<…?before=…>; rel=\"next\"` when there are older runs"))), Refusals))]
+pub async fn list(State(app): State<AppState>, caller: Caller, Params(q): Params<RunsQuery>) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let limit = limit(q.limit)?;
-    let requests = app
-        .journal
-        .requests(&RequestFilter {
-            plan: q.plan.clone(),
-            state: None,
-            origin: q.origin,
-            schedule: q.schedule.clone(),
-            limit,
-        })
-        .await
-        .map_err(ApiError::journal)?;
-    let mut items: Vec<RunItem> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for r in &requests {
-        let run = match r.state {
-            RequestState::Started => app.journal.run(&r.id).await.ok(),
-            _ => None,
+    let before = match q.before.as_deref() {
+        Some(b) => Some(Cursor::decode(b).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "before={b}: not a cursor; pass the `before` of the previous page's Link header"
+            ))
+        })?),
+        None => None,
+    };
+    let filter = ListFilter {
+        plan: q.plan.clone(),
+        status: q.status.clone(),
+        trigger: q.trigger,
+        origin: q.origin.map(|o| o.as_str().to_owned()),
+        schedule: q.schedule.clone(),
+        before,
+        limit: limit + 1,
+    };
+    let mut rows = app.journal.list_runs(&filter).await.map_err(ApiError::journal)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut items = Vec::with_capacity(rows.len());
+    for listed in &rows {
+        let request = match listed.origin {
+            Some(_) => app.journal.request(&listed.id).await.map_err(ApiError::journal)?,
+            None => None,
         };
-        seen.insert(r.id.clone());
-        items.push(RunItem::new(Some(r), run.as_ref()));
+        let run = match request.as_ref().map(|r| r.state) {
+            None | Some(RequestState::Started) => match app.journal.run(&listed.id).await {
+                Ok(r) => Some(r),
+                Err(JournalError::NoSuchRun(_)) => None,
+                Err(e) => return Err(ApiError::journal(e)),
+            },
+            Some(_) => None,
+        };
+        items.push(RunItem::new(request.as_ref(), run.as_ref()));
     }
-    if q.origin.is_none() && q.schedule.is_none() {
-        for run in app.journal.runs(q.plan.as_deref(), limit).await.map_err(ApiError::journal)? {
-            if seen.insert(run.id.clone()) {
-                items.push(RunItem::new(None, Some(&run)));
+    let mut response = Json(items).into_response();
+    if let (true, Some(last)) = (more, rows.last()) {
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        let origin = q.origin.map(|o| o.as_str().to_owned());
+        let trigger = q.trigger.map(|t| t.as_str().to_owned());
+        for (k, v) in [
+            ("plan", &q.plan),
+            ("status", &q.status),
+            ("origin", &origin),
+            ("trigger", &trigger),
+            ("schedule", &q.schedule),
+        ] {
+            if let Some(v) = v {
+                next.append_pair(k, v);
             }
         }
+        next.append_pair("limit", &limit.to_string());
+        next.append_pair("before", &last.cursor().encode());
+        if let Ok(link) = header::HeaderValue::from_str(&format!("</api/v1/runs?{}>; rel=\"next\"", next.finish())) {
+            response.headers_mut().insert(header::LINK, link);
+        }
     }
-    if let Some(status) = &q.status {
-        items.retain(|i| &i.status == status);
-    }
-    items.sort_by(|a, b| {
-        let at = |i: &RunItem| i.requested_at.or(i.started_at);
-        at(b).cmp(&at(a)).then(b.id.cmp(&a.id))
-    });
-    items.truncate(limit as usize);
-    Ok(Json(items))
+    Ok(response)
 }
 
 /// A run with its steps.
@@ -206,19 +236,8 @@ pub async fn start(
     caller: Caller,
     Body(body): Body<StartRun>,
 ) -> Result<(axum::http::StatusCode, Json<RunItem>), ApiError> {
-    caller.require(Scope::Run)?;
-    let new = app.catalog.new_run(&body.plan, &body.params).map_err(|e| ApiError::new(422, e))?;
-    let state = if body.require_approval {
-        RequestState::AwaitingApproval
-    } else {
-        RequestState::Queued
-    };
-    let request = crate::serve::catalog::request(new, crate::engine::runner::new_run_id(), Origin::Api, state, caller.name.clone());
-    app.journal.insert_request(&request).await.map_err(ApiError::journal)?;
-    app.wake.notify_one();
-    tracing::info!(run = %request.id, plan = %request.plan_name, by = %caller.name, "run requested through the API");
-    let row = app.journal.request(&request.id).await.map_err(ApiError::journal)?;
-    Ok((axum::http::StatusCode::ACCEPTED, Json(RunItem::from_request(row.as_ref()))))
+    let row = actions::start_run(&app, &caller, &body.plan, &body.params, body.require_approval).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(RunItem::from_request(Some(&row)))))
 }
 
 /// An abort, approval or rejection.
@@ -252,37 +271,13 @@ pub async fn abort(
     Path(id): Path<String>,
     OptionalBody(body): OptionalBody<Decision>,
 ) -> Result<Json<DecisionResult>, ApiError> {
-    caller.require(Scope::Run)?;
-    let body = Decision {
-        comment: super::note(body.comment)?,
-        ..body
-    };
-    let result = |r: &str| {
-        Json(DecisionResult {
-            id: id.clone(),
-            result: r.into(),
-            by: caller.name.clone(),
-        })
-    };
-    if app
-        .journal
-        .cancel_request(&id, &caller.name, body.comment.as_deref())
-        .await
-        .map_err(ApiError::journal)?
-    {
-        return Ok(result("cancelled"));
-    }
-    let run = existing_run(&app, &id).await?;
-    if run.status != crate::journal::RunStatus::Running {
-        return Err(ApiError::conflict(format!("run {id} already finished ({})", run.status.as_str())));
-    }
-    let mode = body.rollback.then_some("rollback");
-    app.journal
-        .post_command(&id, "abort", mode, &caller.name, body.comment.as_deref())
-        .await
-        .map_err(ApiError::journal)?;
-    tracing::warn!(run = %id, by = %caller.name, rollback = body.rollback, "abort requested through the API");
-    Ok(result("abort_requested"))
+    let comment = super::note(body.comment)?;
+    let result = actions::abort(&app, &caller, &id, comment.as_deref(), body.rollback).await?;
+    Ok(Json(DecisionResult {
+        id,
+        result: result.into(),
+        by: caller.name,
+    }))
 }
 
 /// Approves a run awaiting approval, or an `approval` step of a running run.
@@ -310,70 +305,13 @@ pub async fn reject(
 }
 
 async fn decide(app: AppState, caller: Caller, id: String, body: Decision, kind: DecisionKind) -> Result<Json<DecisionResult>, ApiError> {
-    caller.require(Scope::Approve)?;
-    let body = Decision {
-        comment: super::note(body.comment)?,
-        ..body
-    };
-    let approve = kind == DecisionKind::Approve;
-    let result = |r: &str| {
-        Json(DecisionResult {
-            id: id.clone(),
-            result: r.into(),
-            by: caller.name.clone(),
-        })
-    };
-    let Some(step) = body.step else {
-        return match app
-            .journal
-            .decide_request(&id, approve, &caller.name, body.comment.as_deref())
-            .await
-            .map_err(ApiError::journal)?
-        {
-            Some(_) => {
-                tracing::warn!(run = %id, by = %caller.name, approve, "run decision through the API");
-                app.wake.notify_one();
-                Ok(result(if approve { "approved" } else { "rejected" }))
-            }
-            None => match app.journal.request(&id).await.map_err(ApiError::journal)? {
-                Some(r) => Err(ApiError::conflict(format!(
-                    "run {id} is not awaiting approval (it is {}); to decide an approval step, name it in `step`",
-                    r.state.as_str()
-                ))),
-                None => Err(ApiError::not_found(format!("no requested run `{id}`"))),
-            },
-        };
-    };
-    let (state, _, row) = crate::engine::runner::load(&app.journal, &id).await.map_err(|e| match e {
-        crate::engine::runner::EngineError::Journal(JournalError::NoSuchRun(_)) => ApiError::not_found(format!("no run `{id}`")),
-        e => ApiError::new(500, e.to_string()),
-    })?;
-    let Some(unit) = state.plan.units.iter().find(|u| u.id == step) else {
-        return Err(ApiError::not_found(format!("run {id} has no step `{step}`")));
-    };
-    if unit.kind != "approval" {
-        return Err(ApiError::conflict(format!(
-            "step `{step}` of run {id} is a `{}` step, not an approval",
-            unit.kind
-        )));
-    }
-    if row.status != crate::journal::RunStatus::Running {
-        return Err(ApiError::conflict(format!("run {id} already finished ({})", row.status.as_str())));
-    }
-    app.journal
-        .post_command(&row.id, kind.as_str(), Some(&step), &caller.name, body.comment.as_deref())
-        .await
-        .map_err(ApiError::journal)?;
-    tracing::warn!(run = %id, step = %step, by = %caller.name, approve, "approval step decided through the API");
-    Ok(result("decision_posted"))
-}
-
-async fn existing_run(app: &AppState, id: &str) -> Result<RunRow, ApiError> {
-    match app.journal.run(id).await {
-        Ok(r) => Ok(r),
-        Err(JournalError::NoSuchRun(_)) => Err(ApiError::not_found(format!("no run `{id}`"))),
-        Err(e) => Err(ApiError::journal(e)),
-    }
+    let comment = super::note(body.comment)?;
+    let result = actions::decide(&app, &caller, &id, body.step.as_deref(), comment.as_deref(), kind).await?;
+    Ok(Json(DecisionResult {
+        id,
+        result: result.into(),
+        by: caller.name,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -409,7 +347,7 @@ pub async fn report(
         ReportFormat::Html => (report::Format::Html, "text/html"),
         ReportFormat::Junit => (report::Format::Junit, "application/xml"),
     };
-    let run = existing_run(&app, &id).await?;
+    let run = actions::existing_run(&app, &id).await?;
     let m = measure::measure(&app.journal, &run.id)
         .await
         .map_err(|e| ApiError::new(500, e.to_string()))?;

@@ -2,7 +2,6 @@
 
 use super::extract::OptionalBody;
 use super::{ApiError, AppState, Caller, Refusals};
-use crate::journal::requests::{NewRequest, Origin, RequestState};
 use crate::journal::schedules::OccurrenceOutcome;
 use crate::serve::config::{Overlap, Scope};
 use axum::Json;
@@ -43,6 +42,11 @@ pub struct OccurrenceItem {
     responses((status = 200, body = [ScheduleItem]), Refusals))]
 pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Vec<ScheduleItem>>, ApiError> {
     caller.require(Scope::Read)?;
+    Ok(Json(items(&app, 20).await?))
+}
+
+/// Every schedule with its state and its `recent` newest occurrences.
+pub async fn items(app: &AppState, recent: i64) -> Result<Vec<ScheduleItem>, ApiError> {
     let mut items = Vec::new();
     for s in app.schedules.iter() {
         let Some(row) = app.journal.schedule(&s.spec.name).await.map_err(ApiError::journal)? else {
@@ -50,7 +54,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Ve
         };
         let recent = app
             .journal
-            .occurrences(&s.spec.name, 20)
+            .occurrences(&s.spec.name, recent)
             .await
             .map_err(ApiError::journal)?
             .into_iter()
@@ -78,7 +82,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Ve
             recent,
         });
     }
-    Ok(Json(items))
+    Ok(items)
 }
 
 /// Why a schedule is paused or resumed.
@@ -122,24 +126,13 @@ pub async fn resume(
 }
 
 async fn set_paused(app: AppState, caller: Caller, name: String, note: Note, paused: bool) -> Result<Json<PauseResult>, ApiError> {
-    caller.require(Scope::Admin)?;
-    let note = Note {
-        note: super::note(note.note)?,
-    };
-    if !app
-        .journal
-        .set_paused(&name, paused, &caller.name, note.note.as_deref())
-        .await
-        .map_err(ApiError::journal)?
-    {
-        return Err(ApiError::not_found(format!("no schedule named `{name}`")));
-    }
-    tracing::warn!(schedule = %name, paused, by = %caller.name, note = ?note.note, "schedule paused or resumed");
+    let note = super::note(note.note)?;
+    crate::serve::actions::set_paused(&app, &caller, &name, note.as_deref(), paused).await?;
     Ok(Json(PauseResult {
         name,
         paused,
         by: caller.name,
-        note: note.note,
+        note,
     }))
 }
 
@@ -151,25 +144,9 @@ pub async fn trigger(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<(axum::http::StatusCode, Json<super::runs::RunItem>), ApiError> {
-    caller.require(Scope::Run)?;
-    let Some(schedule) = app.schedules.iter().find(|s| s.spec.name == name) else {
-        return Err(ApiError::not_found(format!("no schedule named `{name}`")));
-    };
-    let new = app
-        .catalog
-        .new_run(&schedule.spec.plan, &schedule.spec.params)
-        .map_err(|e| ApiError::new(422, e))?;
-    let id = format!("{name}-manual-{}", crate::engine::runner::new_run_id());
-    let request = NewRequest {
-        schedule: Some(name.clone()),
-        ..crate::serve::catalog::request(new, id, Origin::Schedule, RequestState::Queued, caller.name.clone())
-    };
-    app.journal.insert_request(&request).await.map_err(ApiError::journal)?;
-    app.wake.notify_one();
-    tracing::info!(schedule = %name, run = %request.id, by = %caller.name, "schedule triggered through the API");
-    let row = app.journal.request(&request.id).await.map_err(ApiError::journal)?;
+    let row = crate::serve::actions::trigger_schedule(&app, &caller, &name).await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(super::runs::RunItem::from_request(row.as_ref())),
+        Json(super::runs::RunItem::from_request(Some(&row))),
     ))
 }

@@ -64,7 +64,7 @@
 //! Durations (`duration`, `jitter`, `window`) are written as by [`parse_duration`]: `90s`, `5m`,
 //! `1h30m`, `2d`, `250ms`.
 
-mod blackout;
+pub mod blackout;
 mod calendar;
 mod catch_up;
 mod cron_dialect;

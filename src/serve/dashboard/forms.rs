@@ -1,0 +1,215 @@
+//! The dashboard's actions: each form posts here, is checked for its CSRF token, and calls
+//! the same action as the JSON API ([`crate::serve::actions`]); the browser is sent back
+//! to the page with a notice, or shown why it was refused.
+
+use super::session::Viewer;
+use crate::journal::DecisionKind;
+use crate::serve::actions;
+use crate::serve::api::{ApiError, AppState, NOTE_MAX};
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The notices a redirect may ask a page to show (a fixed set, so a link cannot make a
+/// page say anything else).
+pub fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "requested" => "Run requested; a free replica starts it.",
+        "held" => "Run requested and held for approval.",
+        "approved" => "Approved.",
+        "rejected" => "Rejected.",
+        "decision_posted" => "Decision posted; the run goes on when its owner reads it.",
+        "abort_requested" => "Abort requested; the run's finally steps run and its faults are reverted.",
+        "cancelled" => "Cancelled before it started.",
+        "paused" => "Schedule paused.",
+        "resumed" => "Schedule resumed.",
+        "stopped" => "Emergency stop engaged: running drills are being aborted and their faults reverted.",
+        "released" => "Emergency stop released: schedules fire again.",
+        _ => return None,
+    })
+}
+
+fn back(path: &str, notice: &str) -> Response {
+    Redirect::to(&format!("{path}?notice={notice}")).into_response()
+}
+
+fn comment(text: &Option<String>) -> Result<Option<&str>, ApiError> {
+    match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) if t.chars().count() > NOTE_MAX => Err(ApiError::new(
+            422,
+            format!("a comment of {} characters; keep it under {NOTE_MAX}", t.chars().count()),
+        )),
+        t => Ok(t),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    csrf: String,
+    step: Option<String>,
+    comment: Option<String>,
+    rollback: Option<String>,
+}
+
+pub async fn abort(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
+        return refused.into_response();
+    }
+    let done = async {
+        let comment = comment(&f.comment)?;
+        actions::abort(&app, &viewer.caller, &id, comment, f.rollback.is_some()).await
+    }
+    .await;
+    match done {
+        Ok(result) => back(&format!("/ui/runs/{id}"), result),
+        Err(e) => e.page(),
+    }
+}
+
+pub async fn approve(state: State<AppState>, viewer: Viewer, headers: HeaderMap, id: Path<String>, form: Form<DecisionForm>) -> Response {
+    decide(state, viewer, headers, id, form, DecisionKind::Approve).await
+}
+
+pub async fn reject(state: State<AppState>, viewer: Viewer, headers: HeaderMap, id: Path<String>, form: Form<DecisionForm>) -> Response {
+    decide(state, viewer, headers, id, form, DecisionKind::Reject).await
+}
+
+async fn decide(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+    kind: DecisionKind,
+) -> Response {
+    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
+        return refused.into_response();
+    }
+    let done = async {
+        let comment = comment(&f.comment)?;
+        let step = f.step.as_deref().filter(|s| !s.is_empty());
+        actions::decide(&app, &viewer.caller, &id, step, comment, kind).await
+    }
+    .await;
+    match done {
+        Ok(result) => back(&format!("/ui/runs/{id}"), result),
+        Err(e) => e.page(),
+    }
+}
+
+/// The start form: `csrf`, `require_approval`, and one `param.<name>` field per param.
+pub async fn start(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(plan): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let field = |name: &str| f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if let Err(refused) = viewer.check_form(&headers, field("csrf").unwrap_or("")) {
+        return refused.into_response();
+    }
+    // Empty fields mean "use the default": a form always sends every input.
+    let params: BTreeMap<String, serde_json::Value> = f
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("param.")?.to_owned(), v)))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, serde_json::Value::String(v.clone())))
+        .collect();
+    let held = field("require_approval").is_some();
+    match actions::start_run(&app, &viewer.caller, &plan, &params, held).await {
+        Ok(request) => back(&format!("/ui/runs/{}", request.id), if held { "held" } else { "requested" }),
+        Err(e) => e.page(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NoteForm {
+    csrf: String,
+    note: Option<String>,
+}
+
+pub async fn pause(state: State<AppState>, viewer: Viewer, headers: HeaderMap, name: Path<String>, form: Form<NoteForm>) -> Response {
+    set_paused(state, viewer, headers, name, form, true).await
+}
+
+pub async fn resume(state: State<AppState>, viewer: Viewer, headers: HeaderMap, name: Path<String>, form: Form<NoteForm>) -> Response {
+    set_paused(state, viewer, headers, name, form, false).await
+}
+
+async fn set_paused(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<NoteForm>,
+    paused: bool,
+) -> Response {
+    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
+        return refused.into_response();
+    }
+    let done = async {
+        let note = comment(&f.note)?;
+        actions::set_paused(&app, &viewer.caller, &name, note, paused).await
+    }
+    .await;
+    match done {
+        Ok(()) => back("/ui/schedules", if paused { "paused" } else { "resumed" }),
+        Err(e) => e.page(),
+    }
+}
+
+pub async fn trigger(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
+        return refused.into_response();
+    }
+    match actions::trigger_schedule(&app, &viewer.caller, &name).await {
+        Ok(request) => back(&format!("/ui/runs/{}", request.id), "requested"),
+        Err(e) => e.page(),
+    }
+}
+
+pub async fn engage(State(app): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(f): Form<NoteForm>) -> Response {
+    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
+        return refused.into_response();
+    }
+    let done = async {
+        let note = comment(&f.note)?;
+        actions::engage_emergency_stop(&app, &viewer.caller, note).await
+    }
+    .await;
+    match done {
+        Ok(_) => back("/ui/runs", "stopped"),
+        Err(e) => e.page(),
+    }
+}
+
+pub async fn release(State(app): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(f): Form<NoteForm>) -> Response {
+    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
+        return refused.into_response();
+    }
+    let done = async {
+        let note = comment(&f.note)?;
+        actions::release_emergency_stop(&app, &viewer.caller, note).await
+    }
+    .await;
+    match done {
+        Ok(_) => back("/ui/runs", "released"),
+        Err(e) => e.page(),
+    }
+}
