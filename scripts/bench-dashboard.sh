@@ -12,4 +12,4 @@ for p in chromium chromium-driver; do
   dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; break; }
 done
 cargo nextest run --release --test dashboard --run-ignored only --no-capture \
-  bench_first_paint_with_10000_runs_and_event_to_browser_delay 2>&1 | grep -E '^(seeded|journal|runs page|journal event)'
+  bench_first_paint_with_10000_runs_and_event_to_browser_delay 2>&1 | grep -E '^(seeded|journal|runs page|journal event|snapshot on)'

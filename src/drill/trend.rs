@@ -23,9 +23,9 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     sorted.get(rank.min(sorted.len()) - 1).copied()
 }
 
-pub fn summarize(runs: &[Measurement]) -> Summary {
+pub fn summarize<M: std::borrow::Borrow<Measurement>>(runs: &[M]) -> Summary {
     let sorted = |f: fn(&Measurement) -> Option<i64>| {
-        let mut v: Vec<i64> = runs.iter().filter_map(f).collect();
+        let mut v: Vec<i64> = runs.iter().filter_map(|m| f(m.borrow())).collect();
         v.sort_unstable();
         v
     };
@@ -39,7 +39,7 @@ pub fn summarize(runs: &[Measurement]) -> Summary {
         rpo_p50_ms: percentile(&rpo, 50.0),
         rpo_p95_ms: percentile(&rpo, 95.0),
         rpo_max_ms: rpo.last().copied(),
-        passed: runs.iter().filter(|m| m.passed).count(),
+        passed: runs.iter().filter(|m| m.borrow().passed).count(),
     }
 }
 

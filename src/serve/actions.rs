@@ -13,25 +13,21 @@ use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-async fn audit(
-    app: &AppState,
-    caller: &Caller,
-    action: &str,
-    target: Option<&str>,
-    comment: Option<&str>,
-    detail: Option<String>,
-) -> Result<(), ApiError> {
-    app.journal
-        .audit(&AuditEntry {
-            at: Utc::now(),
-            actor: caller.name.clone(),
-            action: action.to_owned(),
-            target: target.map(str::to_owned),
-            comment: comment.map(str::to_owned),
-            detail,
-        })
-        .await
-        .map_err(ApiError::journal)
+/// Records an action that was taken. A failure to record it is logged, not returned: the
+/// action is done, and an error would make the caller retry it.
+async fn audit(app: &AppState, caller: &Caller, action: &str, target: Option<&str>, comment: Option<&str>, detail: Option<String>) {
+    let entry = AuditEntry {
+        at: Utc::now(),
+        actor: caller.name.clone(),
+        action: action.to_owned(),
+        target: target.map(str::to_owned),
+        comment: comment.map(str::to_owned),
+        detail,
+    };
+    if let Err(e) = app.journal.audit(&entry).await {
+        tracing::error!(error = %e, actor = %entry.actor, action = %entry.action, target = ?entry.target,
+            "the action was taken but could not be written to the audit trail");
+    }
 }
 
 /// Requests a run of a plan (held for approval if asked); a free replica starts it.
@@ -85,7 +81,7 @@ async fn queue(app: &AppState, caller: &Caller, request: NewRequest, action: &st
         None,
         Some(format!("plan {} ({})", request.plan_name, request.state.as_str())),
     )
-    .await?;
+    .await;
     app.journal
         .request(&request.id)
         .await
@@ -117,7 +113,7 @@ pub async fn abort(app: &AppState, caller: &Caller, id: &str, comment: Option<&s
         .await
         .map_err(ApiError::journal)?
     {
-        audit(app, caller, "run.cancel", Some(id), comment, None).await?;
+        audit(app, caller, "run.cancel", Some(id), comment, None).await;
         return Ok("cancelled");
     }
     let run = existing_run(app, id).await?;
@@ -138,7 +134,7 @@ pub async fn abort(app: &AppState, caller: &Caller, id: &str, comment: Option<&s
         comment,
         rollback.then(|| "with rollback".to_owned()),
     )
-    .await?;
+    .await;
     Ok("abort_requested")
 }
 
@@ -164,7 +160,7 @@ pub async fn decide(
             Some(_) => {
                 tracing::warn!(run = %id, by = %caller.name, approve, "run decided");
                 app.wake.notify_one();
-                audit(app, caller, &format!("run.{}", kind.as_str()), Some(id), comment, None).await?;
+                audit(app, caller, &format!("run.{}", kind.as_str()), Some(id), comment, None).await;
                 Ok(if approve { "approved" } else { "rejected" })
             }
             None => match app.journal.request(id).await.map_err(ApiError::journal)? {
@@ -205,7 +201,7 @@ pub async fn decide(
         comment,
         Some(format!("step {step}")),
     )
-    .await?;
+    .await;
     Ok("decision_posted")
 }
 
@@ -222,7 +218,8 @@ pub async fn set_paused(app: &AppState, caller: &Caller, name: &str, note: Optio
     }
     tracing::warn!(schedule = %name, paused, by = %caller.name, note = ?note, "schedule paused or resumed");
     let action = if paused { "schedule.pause" } else { "schedule.resume" };
-    audit(app, caller, action, Some(name), note, None).await
+    audit(app, caller, action, Some(name), note, None).await;
+    Ok(())
 }
 
 /// The emergency stop's state after an engage or release, and what the engaging did.
@@ -248,7 +245,9 @@ pub async fn engage_emergency_stop(app: &AppState, caller: &Caller, note: Option
         .map_err(ApiError::journal)?;
     let state = app.journal.switch(EMERGENCY_STOP).await.map_err(ApiError::journal)?;
     let swept = match &state {
-        Some(s) if s.engaged => emergency::enforce(&app.journal, s).await.map_err(ApiError::journal)?,
+        Some(s) if s.engaged => emergency::enforce(&app.journal, s, &mut Default::default())
+            .await
+            .map_err(ApiError::journal)?,
         _ => emergency::Swept::default(),
     };
     tracing::error!(by = %caller.name, aborted = swept.aborted.len(), cancelled = swept.cancelled.len(), "EMERGENCY STOP engaged");
@@ -264,7 +263,7 @@ pub async fn engage_emergency_stop(app: &AppState, caller: &Caller, note: Option
             swept.cancelled.len()
         )),
     )
-    .await?;
+    .await;
     Ok(EmergencyStop {
         engaged: true,
         state,
@@ -283,7 +282,7 @@ pub async fn release_emergency_stop(app: &AppState, caller: &Caller, note: Optio
         .await
         .map_err(ApiError::journal)?;
     tracing::warn!(by = %caller.name, changed, "emergency stop released");
-    audit(app, caller, "emergency_stop.release", Some(EMERGENCY_STOP), note, None).await?;
+    audit(app, caller, "emergency_stop.release", Some(EMERGENCY_STOP), note, None).await;
     Ok(EmergencyStop {
         engaged: false,
         state: app.journal.switch(EMERGENCY_STOP).await.map_err(ApiError::journal)?,

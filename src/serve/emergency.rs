@@ -15,6 +15,7 @@ use crate::journal::switches::{EMERGENCY_STOP, SwitchState};
 use crate::journal::{Journal, JournalError};
 use crate::plan::compiled::CompiledPlan;
 use crate::{plan, steps};
+use std::collections::HashMap;
 
 /// Whether runs of this plan are drills: the emergency stop aborts those.
 pub fn is_drill(plan: &CompiledPlan) -> bool {
@@ -42,10 +43,15 @@ pub async fn engaged(journal: &Journal) -> Result<Option<SwitchState>, JournalEr
     journal.engaged(EMERGENCY_STOP).await
 }
 
+/// Whether each run or request seen so far is a drill: a plan does not change under a run,
+/// so a replica enforcing the stop every second replays and compiles each only once.
+pub type DrillVerdicts = HashMap<String, bool>;
+
 /// Aborts every running drill that has no abort posted yet and cancels every drill not
 /// started, in the name of whoever engaged the stop. Idempotent: replicas call it on every
-/// scan while the stop is engaged.
-pub async fn enforce(journal: &Journal, stop: &SwitchState) -> Result<Swept, JournalError> {
+/// scan while the stop is engaged. Before each abort or cancel the stop is read again, so a
+/// sweep that began before a release does not act after it.
+pub async fn enforce(journal: &Journal, stop: &SwitchState, verdicts: &mut DrillVerdicts) -> Result<Swept, JournalError> {
     let comment = format!(
         "emergency stop engaged by {}{}",
         stop.changed_by,
@@ -53,22 +59,17 @@ pub async fn enforce(journal: &Journal, stop: &SwitchState) -> Result<Swept, Jou
     );
     let mut swept = Swept::default();
     for run in journal.running_runs().await? {
-        if journal.abort_requested(&run.id).await? {
+        if !run_is_drill(journal, &run.id, verdicts).await? || journal.abort_requested(&run.id).await? {
             continue;
         }
-        let drill = match runner::load(journal, &run.id).await {
-            Ok((state, _, _)) => is_drill(&state.plan),
-            Err(runner::EngineError::Journal(e)) => return Err(e),
-            // A run whose plan no longer loads cannot be driven either; leave it to `runs show`.
-            Err(_) => false,
-        };
-        if drill {
-            journal
-                .post_command(&run.id, "abort", None, &stop.changed_by, Some(&comment))
-                .await?;
-            tracing::warn!(run = %run.id, by = %stop.changed_by, "emergency stop: drill aborted");
-            swept.aborted.push(run.id);
+        if !still_engaged(journal, stop).await? {
+            return Ok(swept);
         }
+        journal
+            .post_command(&run.id, "abort", None, &stop.changed_by, Some(&comment))
+            .await?;
+        tracing::warn!(run = %run.id, by = %stop.changed_by, "emergency stop: drill aborted");
+        swept.aborted.push(run.id);
     }
     for state in [RequestState::Queued, RequestState::AwaitingApproval, RequestState::Waiting] {
         let pending = journal
@@ -79,14 +80,44 @@ pub async fn enforce(journal: &Journal, stop: &SwitchState) -> Result<Swept, Jou
             })
             .await?;
         for request in pending {
-            let drill = plan::compile(&request.plan_file, &request.plan_source, steps::catalog()).is_ok_and(|p| is_drill(&p));
-            if drill && journal.cancel_request(&request.id, &stop.changed_by, Some(&comment)).await? {
+            let drill = *verdicts
+                .entry(request.id.clone())
+                .or_insert_with(|| plan::compile(&request.plan_file, &request.plan_source, steps::catalog()).is_ok_and(|p| is_drill(&p)));
+            if !drill {
+                continue;
+            }
+            if !still_engaged(journal, stop).await? {
+                return Ok(swept);
+            }
+            if journal.cancel_request(&request.id, &stop.changed_by, Some(&comment)).await? {
                 tracing::warn!(run = %request.id, by = %stop.changed_by, "emergency stop: requested drill cancelled");
                 swept.cancelled.push(request.id);
             }
         }
     }
     Ok(swept)
+}
+
+async fn run_is_drill(journal: &Journal, run_id: &str, verdicts: &mut DrillVerdicts) -> Result<bool, JournalError> {
+    if let Some(&known) = verdicts.get(run_id) {
+        return Ok(known);
+    }
+    let drill = match runner::load(journal, run_id).await {
+        Ok((state, _, _)) => is_drill(&state.plan),
+        Err(runner::EngineError::Journal(e)) => return Err(e),
+        // A run whose plan no longer loads cannot be driven either; leave it to `runs show`.
+        Err(_) => false,
+    };
+    verdicts.insert(run_id.to_owned(), drill);
+    Ok(drill)
+}
+
+/// The same engaging is still in force (not released, nor released and engaged again).
+async fn still_engaged(journal: &Journal, stop: &SwitchState) -> Result<bool, JournalError> {
+    Ok(journal
+        .engaged(EMERGENCY_STOP)
+        .await?
+        .is_some_and(|now| now.changed_at == stop.changed_at))
 }
 
 #[cfg(test)]

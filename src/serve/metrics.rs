@@ -298,7 +298,12 @@ impl Metrics {
         Ok(())
     }
 
-    async fn measurement(&self, journal: &Journal, run_id: &str) -> Result<Arc<measure::Measurement>, crate::engine::runner::EngineError> {
+    /// A finished run's measurement, replayed once and kept: it never changes.
+    pub async fn measurement(
+        &self,
+        journal: &Journal,
+        run_id: &str,
+    ) -> Result<Arc<measure::Measurement>, crate::engine::runner::EngineError> {
         if let Some(m) = self.measured.lock().expect("metrics lock").get(run_id) {
             return Ok(m.clone());
         }

@@ -121,6 +121,7 @@ pub async fn serve(
         metrics: metrics.clone(),
         max_body_bytes: config.max_body_bytes,
         wake: wake.clone(),
+        stop: stop.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

@@ -2,10 +2,12 @@
 //! run, their p50/p95/max, the pass rate and the last passing drill. The dashboard draws
 //! it; `GET /api/v1/plans/{name}/trend` returns it.
 
-use crate::drill::measure::{Measurement, measure};
+use super::metrics::Metrics;
+use crate::drill::measure::Measurement;
 use crate::drill::trend::{Summary, summarize};
 use crate::journal::{Journal, RunStatus};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// One finished drill.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -37,21 +39,23 @@ pub struct PlanTrend {
     pub last_pass_age_s: Option<i64>,
 }
 
-/// The last `limit` finished runs of `plan`, measured. Runs whose events cannot be
+/// The last `limit` finished runs of `plan`, measured (each once: `metrics` keeps finished
+/// runs' measurements). Runs whose events cannot be
 /// replayed are left out (and logged): one damaged run must not hide the others.
 pub async fn plan_trend(
     journal: &Journal,
+    metrics: &Metrics,
     plan: &str,
     objectives: (Option<std::time::Duration>, Option<std::time::Duration>, Option<u64>),
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<PlanTrend, crate::journal::JournalError> {
-    let mut measured: Vec<Measurement> = Vec::new();
+    let mut measured: Vec<Arc<Measurement>> = Vec::new();
     for row in journal.runs(Some(plan), limit).await? {
         if row.status == RunStatus::Running {
             continue;
         }
-        match measure(journal, &row.id).await {
+        match metrics.measurement(journal, &row.id).await {
             Ok(m) => measured.push(m),
             Err(e) => tracing::warn!(run = %row.id, error = %e, "left out of the trend: cannot measure it"),
         }

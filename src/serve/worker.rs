@@ -51,6 +51,7 @@ impl Worker {
         let mut runs: JoinSet<()> = JoinSet::new();
         let mut next_scan = Instant::now();
         let mut retry_after: HashMap<String, Instant> = HashMap::new();
+        let mut drill_verdicts = super::emergency::DrillVerdicts::new();
         let me = Owner::me();
         loop {
             while runs.try_join_next().is_some() {}
@@ -69,7 +70,7 @@ impl Worker {
                 if let Err(e) = self.take_over(&handoff, &driving, &mut runs, &mut retry_after).await {
                     tracing::warn!(error = %e, "cannot scan the journal for interrupted runs");
                 }
-                if let Err(e) = enforce_emergency_stop(&self.journal).await {
+                if let Err(e) = enforce_emergency_stop(&self.journal, &mut drill_verdicts).await {
                     tracing::warn!(error = %e, "cannot enforce the emergency stop this scan");
                 }
             }
@@ -197,9 +198,16 @@ impl Worker {
 }
 
 /// While the emergency stop is engaged, catches drills that raced its engaging.
-async fn enforce_emergency_stop(journal: &Journal) -> Result<(), crate::journal::JournalError> {
-    if let Some(stop) = super::emergency::engaged(journal).await? {
-        super::emergency::enforce(journal, &stop).await?;
+async fn enforce_emergency_stop(
+    journal: &Journal,
+    verdicts: &mut super::emergency::DrillVerdicts,
+) -> Result<(), crate::journal::JournalError> {
+    match super::emergency::engaged(journal).await? {
+        Some(stop) => {
+            super::emergency::enforce(journal, &stop, verdicts).await?;
+        }
+        // Ids are never reused, but the map need not outlive the stop.
+        None => verdicts.clear(),
     }
     Ok(())
 }

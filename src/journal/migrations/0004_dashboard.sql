@@ -1,5 +1,5 @@
 -- What people did through the service (the API or the dashboard): who, what, on what, why.
--- Written by the same call that acts, so the audit trail and the action cannot disagree.
+-- Written by the call that acts, right after acting; both doors go through that call.
 CREATE TABLE IF NOT EXISTS audit (
     id TEXT PRIMARY KEY,
     at BIGINT NOT NULL,
@@ -20,7 +20,3 @@ CREATE TABLE IF NOT EXISTS switches (
     changed_at BIGINT NOT NULL,
     note TEXT
 );
-
--- The runs list pages newest first over runs and requests.
-CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at, id);
-CREATE INDEX IF NOT EXISTS requests_by_time ON requests (created_at, id);

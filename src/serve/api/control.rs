@@ -97,7 +97,14 @@ pub async fn load_trend(app: &AppState, name: &str, limit: i64) -> Result<PlanTr
     let entry = app.catalog.get(name).map_err(ApiError::not_found)?;
     let plan = &entry.plan;
     let now = app.journal.db_now().await.map_err(ApiError::journal)?;
-    plan_trend(&app.journal, name, (plan.rto, plan.rpo, plan.max_rows_lost), limit, now)
-        .await
-        .map_err(ApiError::journal)
+    plan_trend(
+        &app.journal,
+        &app.metrics,
+        name,
+        (plan.rto, plan.rpo, plan.max_rows_lost),
+        limit,
+        now,
+    )
+    .await
+    .map_err(ApiError::journal)
 }

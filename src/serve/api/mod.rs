@@ -41,6 +41,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Wakes this replica's worker when a request was queued.
     pub wake: Arc<Notify>,
+    /// Cancelled when the service stops: long-lived answers (live streams) end with it.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// An error answer.
@@ -347,12 +349,18 @@ async fn openapi(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
 
 /// Free text a person gives (comments, notes): bounded, so that logs stay readable.
 pub fn note(text: Option<String>) -> Result<Option<String>, ApiError> {
-    match text {
-        Some(t) if t.chars().count() > NOTE_MAX => Err(ApiError::new(
+    check_note(text.as_deref())?;
+    Ok(text)
+}
+
+/// Refuses a comment or note longer than [`NOTE_MAX`] characters.
+pub fn check_note(text: Option<&str>) -> Result<(), ApiError> {
+    match text.map(|t| t.chars().count()) {
+        Some(n) if n > NOTE_MAX => Err(ApiError::new(
             422,
-            format!("a comment or note of {} characters; keep it under {NOTE_MAX}", t.chars().count()),
+            format!("a comment or note of {n} characters; keep it under {NOTE_MAX}"),
         )),
-        t => Ok(t),
+        _ => Ok(()),
     }
 }
 

@@ -84,7 +84,7 @@ pub struct RunsQuery {
     /// Only runs of this plan.
     pub plan: Option<String>,
     /// Only requests in this state (`awaiting_approval`, `waiting`, `queued`, …) or runs in this
-    /// stored status (`running` includes interrupted runs).
+    /// status (`running`, `interrupted`, `succeeded`, …).
     pub status: Option<String>,
     /// Only runs from this origin.
     pub origin: Option<Origin>,
@@ -114,36 +114,39 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Params(q): Params
         })?),
         None => None,
     };
-    let filter = ListFilter {
+    // `running` and `interrupted` are told apart by the owner's liveness, not stored: both
+    // are read as `running` and told apart here, reading on until the page is full.
+    let by_liveness = matches!(q.status.as_deref(), Some("running" | "interrupted"));
+    let mut filter = ListFilter {
         plan: q.plan.clone(),
-        status: q.status.clone(),
+        status: if by_liveness { Some("running".into()) } else { q.status.clone() },
         trigger: q.trigger,
         origin: q.origin.map(|o| o.as_str().to_owned()),
         schedule: q.schedule.clone(),
         before,
         limit: limit + 1,
     };
-    let mut rows = app.journal.list_runs(&filter).await.map_err(ApiError::journal)?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let mut items = Vec::with_capacity(rows.len());
-    for listed in &rows {
-        let request = match listed.origin {
-            Some(_) => app.journal.request(&listed.id).await.map_err(ApiError::journal)?,
-            None => None,
-        };
-        let run = match request.as_ref().map(|r| r.state) {
-            None | Some(RequestState::Started) => match app.journal.run(&listed.id).await {
-                Ok(r) => Some(r),
-                Err(JournalError::NoSuchRun(_)) => None,
-                Err(e) => return Err(ApiError::journal(e)),
-            },
-            Some(_) => None,
-        };
-        items.push(RunItem::new(request.as_ref(), run.as_ref()));
+    let mut items: Vec<(RunItem, Cursor)> = Vec::new();
+    loop {
+        let rows = app.journal.list_runs(&filter).await.map_err(ApiError::journal)?;
+        let exhausted = (rows.len() as i64) < filter.limit;
+        for listed in &rows {
+            let item = run_item(&app, listed).await?;
+            if !by_liveness || Some(item.status.as_str()) == q.status.as_deref() {
+                items.push((item, listed.cursor()));
+            }
+        }
+        filter.before = rows.last().map(|r| r.cursor());
+        if exhausted || items.len() as i64 > limit {
+            break;
+        }
     }
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let last = items.last().map(|(_, c)| c.clone());
+    let items: Vec<RunItem> = items.into_iter().map(|(i, _)| i).collect();
     let mut response = Json(items).into_response();
-    if let (true, Some(last)) = (more, rows.last()) {
+    if let (true, Some(last)) = (more, last) {
         let mut next = url::form_urlencoded::Serializer::new(String::new());
         let origin = q.origin.map(|o| o.as_str().to_owned());
         let trigger = q.trigger.map(|t| t.as_str().to_owned());
@@ -159,12 +162,29 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Params(q): Params
             }
         }
         next.append_pair("limit", &limit.to_string());
-        next.append_pair("before", &last.cursor().encode());
+        next.append_pair("before", &last.encode());
         if let Ok(link) = header::HeaderValue::from_str(&format!("</api/v1/runs?{}>; rel=\"next\"", next.finish())) {
             response.headers_mut().insert(header::LINK, link);
         }
     }
     Ok(response)
+}
+
+/// A listed run or request as the API shows it.
+async fn run_item(app: &AppState, listed: &crate::journal::listing::Listed) -> Result<RunItem, ApiError> {
+    let request = match listed.origin {
+        Some(_) => app.journal.request(&listed.id).await.map_err(ApiError::journal)?,
+        None => None,
+    };
+    let run = match request.as_ref().map(|r| r.state) {
+        None | Some(RequestState::Started) => match app.journal.run(&listed.id).await {
+            Ok(r) => Some(r),
+            Err(JournalError::NoSuchRun(_)) => None,
+            Err(e) => return Err(ApiError::journal(e)),
+        },
+        Some(_) => None,
+    };
+    Ok(RunItem::new(request.as_ref(), run.as_ref()))
 }
 
 /// A run with its steps.

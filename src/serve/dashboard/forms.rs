@@ -5,7 +5,7 @@
 use super::session::Viewer;
 use crate::journal::DecisionKind;
 use crate::serve::actions;
-use crate::serve::api::{ApiError, AppState, NOTE_MAX};
+use crate::serve::api::{ApiError, AppState};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -36,14 +36,11 @@ fn back(path: &str, notice: &str) -> Response {
     Redirect::to(&format!("{path}?notice={notice}")).into_response()
 }
 
+/// A comment or note from a form: blank means none; bounded like the API's.
 fn comment(text: &Option<String>) -> Result<Option<&str>, ApiError> {
-    match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(t) if t.chars().count() > NOTE_MAX => Err(ApiError::new(
-            422,
-            format!("a comment of {} characters; keep it under {NOTE_MAX}", t.chars().count()),
-        )),
-        t => Ok(t),
-    }
+    let text = text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    crate::serve::api::check_note(text)?;
+    Ok(text)
 }
 
 #[derive(Deserialize)]
@@ -184,32 +181,35 @@ pub async fn trigger(
     }
 }
 
-pub async fn engage(State(app): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(f): Form<NoteForm>) -> Response {
-    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
-        return refused.into_response();
-    }
-    let done = async {
-        let note = comment(&f.note)?;
-        actions::engage_emergency_stop(&app, &viewer.caller, note).await
-    }
-    .await;
-    match done {
-        Ok(_) => back("/ui/runs", "stopped"),
-        Err(e) => e.page(),
-    }
+pub async fn engage(state: State<AppState>, viewer: Viewer, headers: HeaderMap, form: Form<NoteForm>) -> Response {
+    emergency_stop(state, viewer, headers, form, true).await
 }
 
-pub async fn release(State(app): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(f): Form<NoteForm>) -> Response {
+pub async fn release(state: State<AppState>, viewer: Viewer, headers: HeaderMap, form: Form<NoteForm>) -> Response {
+    emergency_stop(state, viewer, headers, form, false).await
+}
+
+async fn emergency_stop(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(f): Form<NoteForm>,
+    engage: bool,
+) -> Response {
     if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
         return refused.into_response();
     }
     let done = async {
         let note = comment(&f.note)?;
-        actions::release_emergency_stop(&app, &viewer.caller, note).await
+        if engage {
+            actions::engage_emergency_stop(&app, &viewer.caller, note).await
+        } else {
+            actions::release_emergency_stop(&app, &viewer.caller, note).await
+        }
     }
     .await;
     match done {
-        Ok(_) => back("/ui/runs", "released"),
+        Ok(_) => back("/ui/runs", if engage { "stopped" } else { "released" }),
         Err(e) => e.page(),
     }
 }

@@ -14,10 +14,10 @@ use crate::journal::RunStatus;
 use crate::plan::compiled::Role;
 use crate::serve::api::AppState;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::Stream;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -114,17 +114,18 @@ struct Cursor {
     deadline: tokio::time::Instant,
 }
 
-pub async fn events(
-    State(app): State<AppState>,
-    _viewer: Viewer,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(State(app): State<AppState>, _viewer: Viewer, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let resumed = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|&seq| seq > 0);
+    // 204 tells EventSource to stop reconnecting: nothing more will come.
+    match nothing_more(&app, &id, resumed).await {
+        Ok(true) => return StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => {}
+        Err(e) => return crate::serve::api::ApiError::journal(e).into_response(),
+    }
     let cursor = Cursor {
         app,
         id,
@@ -136,16 +137,30 @@ pub async fn events(
     };
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         loop {
-            if c.done || tokio::time::Instant::now() >= c.deadline {
+            if c.done || c.app.stop.is_cancelled() || tokio::time::Instant::now() >= c.deadline {
                 return None;
             }
             match next_event(&mut c).await {
-                Some(event) => return Some((Ok(event), c)),
-                None => tokio::time::sleep(POLL).await,
+                Some(event) => return Some((Ok::<_, Infallible>(event), c)),
+                None => {
+                    tokio::select! {
+                        _ = c.app.stop.cancelled() => return None,
+                        _ = tokio::time::sleep(POLL) => {}
+                    }
+                }
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// No such run or request, or a finished run whose last event the browser has.
+async fn nothing_more(app: &AppState, id: &str, resumed: Option<i64>) -> Result<bool, crate::journal::JournalError> {
+    match app.journal.last_event(id).await? {
+        Some((seq, _)) if resumed == Some(seq) => Ok(app.journal.run(id).await.is_ok_and(|r| r.status != RunStatus::Running)),
+        Some(_) => Ok(false),
+        None => Ok(app.journal.request(id).await?.is_none()),
+    }
 }
 
 /// The next snapshot to send, if the run (or its request) moved.

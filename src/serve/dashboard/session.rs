@@ -8,7 +8,7 @@
 //! `SameSite=Strict`.
 
 use crate::serve::api::{AppState, Caller, constant_time_eq, find_token};
-use crate::serve::config::Token;
+use crate::serve::config::{Scope, Token};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -100,7 +100,9 @@ impl Viewer {
     /// Refuses a form post whose CSRF token is not this session's, or that comes from
     /// another origin.
     pub fn check_form(&self, headers: &HeaderMap, csrf: &str) -> Result<(), StaleForm> {
-        let same_origin = match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        // Behind a proxy that rewrites Host, the browser's host is in X-Forwarded-Host.
+        let host = headers.get("x-forwarded-host").or_else(|| headers.get(header::HOST));
+        let same_origin = match (headers.get(header::ORIGIN), host) {
             (Some(origin), Some(host)) => origin
                 .to_str()
                 .ok()
@@ -138,7 +140,12 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         match viewer(&app.tokens, &parts.headers) {
-            Some(v) => Ok(v),
+            Some(v) if v.caller.may(Scope::Read) => Ok(v),
+            Some(v) => Err((
+                StatusCode::FORBIDDEN,
+                format!("token `{}` lacks the `read` scope the dashboard needs", v.caller.name),
+            )
+                .into_response()),
             None if parts.method == axum::http::Method::GET => {
                 let back = parts.uri.path_and_query().map_or("/ui/runs", |p| p.as_str());
                 let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
@@ -160,7 +167,6 @@ pub fn safe_next(next: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::config::Scope;
     use axum::http::HeaderValue;
 
     fn tokens() -> Vec<Token> {

@@ -2,6 +2,7 @@
 
 use super::session::{self, Viewer};
 use crate::serve::api::AppState;
+use crate::serve::config::Scope;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -60,6 +61,13 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, Form(form):
         )
             .into_response();
     };
+    if !token.scopes.contains(&Scope::Read) {
+        return (
+            StatusCode::FORBIDDEN,
+            sign_in_page(&next, Some("This token lacks the read scope the dashboard needs.")),
+        )
+            .into_response();
+    }
     let (value, _) = session::issue(token);
     tracing::info!(viewer = %token.name, "signed in to the dashboard");
     (

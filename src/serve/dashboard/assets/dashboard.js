@@ -3,9 +3,9 @@
 "use strict";
 (function () {
   const page = document.querySelector("[data-live-run]");
-  if (!page || !window.EventSource) return;
+  // A finished run (or a rejected or cancelled request) will not change: no stream.
+  if (!page || !window.EventSource || page.getAttribute("data-finished") === "true") return;
   const runId = page.getAttribute("data-live-run");
-  const finishedAtLoad = page.getAttribute("data-finished") === "true";
   // Delays from a journal event to its repaint, kept for the latency benchmark.
   window.lifeboatDelays = [];
   const source = new EventSource("/ui/runs/" + encodeURIComponent(runId) + "/events");
@@ -32,7 +32,7 @@
       window.lifeboatDelays.push(Date.now() - state.at_ms);
       if (window.lifeboatDelays.length > 10000) window.lifeboatDelays.shift();
     }
-    if (state.finished && !finishedAtLoad) {
+    if (state.finished) {
       // The finished run's report (objectives, timeline, evidence) is rendered by the server.
       source.close();
       window.setTimeout(function () { window.location.reload(); }, 300);
