@@ -32,8 +32,21 @@ pub fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
-fn back(path: &str, notice: &str) -> Response {
-    Redirect::to(&format!("{path}?notice={notice}")).into_response()
+/// Runs a form's action once its CSRF token checks out (the future does nothing until
+/// then), and sends the browser to the page the action names, with its notice.
+async fn act(
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    csrf: &str,
+    action: impl Future<Output = Result<(String, &'static str), ApiError>>,
+) -> Response {
+    if let Err(refused) = viewer.check_form(headers, csrf) {
+        return refused.into_response();
+    }
+    match action.await {
+        Ok((path, notice)) => Redirect::to(&format!("{path}?notice={notice}")).into_response(),
+        Err(e) => e.page(),
+    }
 }
 
 /// A comment or note from a form: blank means none; bounded like the API's.
@@ -58,18 +71,11 @@ pub async fn abort(
     Path(id): Path<String>,
     Form(f): Form<DecisionForm>,
 ) -> Response {
-    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
-        return refused.into_response();
-    }
-    let done = async {
-        let comment = comment(&f.comment)?;
-        actions::abort(&app, &viewer.caller, &id, comment, f.rollback.is_some()).await
-    }
-    .await;
-    match done {
-        Ok(result) => back(&format!("/ui/runs/{id}"), result),
-        Err(e) => e.page(),
-    }
+    act(&viewer, &headers, &f.csrf, async {
+        let result = actions::abort(&app, &viewer.caller, &id, comment(&f.comment)?, f.rollback.is_some()).await?;
+        Ok((format!("/ui/runs/{id}"), result))
+    })
+    .await
 }
 
 pub async fn approve(state: State<AppState>, viewer: Viewer, headers: HeaderMap, id: Path<String>, form: Form<DecisionForm>) -> Response {
@@ -88,19 +94,12 @@ async fn decide(
     Form(f): Form<DecisionForm>,
     kind: DecisionKind,
 ) -> Response {
-    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
-        return refused.into_response();
-    }
-    let done = async {
-        let comment = comment(&f.comment)?;
+    act(&viewer, &headers, &f.csrf, async {
         let step = f.step.as_deref().filter(|s| !s.is_empty());
-        actions::decide(&app, &viewer.caller, &id, step, comment, kind).await
-    }
-    .await;
-    match done {
-        Ok(result) => back(&format!("/ui/runs/{id}"), result),
-        Err(e) => e.page(),
-    }
+        let result = actions::decide(&app, &viewer.caller, &id, step, comment(&f.comment)?, kind).await?;
+        Ok((format!("/ui/runs/{id}"), result))
+    })
+    .await
 }
 
 /// The start form: `csrf`, `require_approval`, and one `param.<name>` field per param.
@@ -112,21 +111,19 @@ pub async fn start(
     Form(f): Form<Vec<(String, String)>>,
 ) -> Response {
     let field = |name: &str| f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if let Err(refused) = viewer.check_form(&headers, field("csrf").unwrap_or("")) {
-        return refused.into_response();
-    }
-    // Empty fields mean "use the default": a form always sends every input.
-    let params: BTreeMap<String, serde_json::Value> = f
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("param.")?.to_owned(), v)))
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k, serde_json::Value::String(v.clone())))
-        .collect();
-    let held = field("require_approval").is_some();
-    match actions::start_run(&app, &viewer.caller, &plan, &params, held).await {
-        Ok(request) => back(&format!("/ui/runs/{}", request.id), if held { "held" } else { "requested" }),
-        Err(e) => e.page(),
-    }
+    act(&viewer, &headers, field("csrf").unwrap_or(""), async {
+        // Empty fields mean "use the default": a form always sends every input.
+        let params: BTreeMap<String, serde_json::Value> = f
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("param.")?.to_owned(), v)))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, serde_json::Value::String(v.clone())))
+            .collect();
+        let held = field("require_approval").is_some();
+        let request = actions::start_run(&app, &viewer.caller, &plan, &params, held).await?;
+        Ok((format!("/ui/runs/{}", request.id), if held { "held" } else { "requested" }))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -151,18 +148,11 @@ async fn set_paused(
     Form(f): Form<NoteForm>,
     paused: bool,
 ) -> Response {
-    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
-        return refused.into_response();
-    }
-    let done = async {
-        let note = comment(&f.note)?;
-        actions::set_paused(&app, &viewer.caller, &name, note, paused).await
-    }
-    .await;
-    match done {
-        Ok(()) => back("/ui/schedules", if paused { "paused" } else { "resumed" }),
-        Err(e) => e.page(),
-    }
+    act(&viewer, &headers, &f.csrf, async {
+        actions::set_paused(&app, &viewer.caller, &name, comment(&f.note)?, paused).await?;
+        Ok(("/ui/schedules".to_owned(), if paused { "paused" } else { "resumed" }))
+    })
+    .await
 }
 
 pub async fn trigger(
@@ -172,13 +162,11 @@ pub async fn trigger(
     Path(name): Path<String>,
     Form(f): Form<NoteForm>,
 ) -> Response {
-    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
-        return refused.into_response();
-    }
-    match actions::trigger_schedule(&app, &viewer.caller, &name).await {
-        Ok(request) => back(&format!("/ui/runs/{}", request.id), "requested"),
-        Err(e) => e.page(),
-    }
+    act(&viewer, &headers, &f.csrf, async {
+        let request = actions::trigger_schedule(&app, &viewer.caller, &name).await?;
+        Ok((format!("/ui/runs/{}", request.id), "requested"))
+    })
+    .await
 }
 
 pub async fn engage(state: State<AppState>, viewer: Viewer, headers: HeaderMap, form: Form<NoteForm>) -> Response {
@@ -196,20 +184,14 @@ async fn emergency_stop(
     Form(f): Form<NoteForm>,
     engage: bool,
 ) -> Response {
-    if let Err(refused) = viewer.check_form(&headers, &f.csrf) {
-        return refused.into_response();
-    }
-    let done = async {
+    act(&viewer, &headers, &f.csrf, async {
         let note = comment(&f.note)?;
         if engage {
-            actions::engage_emergency_stop(&app, &viewer.caller, note).await
+            actions::engage_emergency_stop(&app, &viewer.caller, note).await?;
         } else {
-            actions::release_emergency_stop(&app, &viewer.caller, note).await
+            actions::release_emergency_stop(&app, &viewer.caller, note).await?;
         }
-    }
-    .await;
-    match done {
-        Ok(_) => back("/ui/runs", if engage { "stopped" } else { "released" }),
-        Err(e) => e.page(),
-    }
+        Ok(("/ui/runs".to_owned(), if engage { "stopped" } else { "released" }))
+    })
+    .await
 }
