@@ -145,14 +145,9 @@ async fn a_drill_started_from_the_ui_fills_its_dag_live_and_takes_an_approval_fr
     region.send_keys("us-east-2").await.unwrap();
     c.find(Locator::Id("start-run")).await.unwrap().click().await.unwrap();
     c.wait().at_most(WAIT).for_element(Locator::Css("[data-live-run]")).await.unwrap();
-    let run_id = c
-        .find(Locator::Css("[data-live-run]"))
-        .await
-        .unwrap()
-        .attr("data-live-run")
-        .await
-        .unwrap()
-        .unwrap();
+    // From the address: the page may already be reloading as the request becomes a run.
+    let address = c.current_url().await.unwrap();
+    let run_id = address.path().strip_prefix("/ui/runs/").expect("sent to the run's page").to_owned();
     // The page reloads once when the request becomes a run; from then on it only repaints.
     until(
         &browser,
