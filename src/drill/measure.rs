@@ -88,9 +88,14 @@ pub struct GuardBreach {
 /// Measures the run `run_id` (id or unique prefix).
 pub async fn measure(journal: &Journal, run_id: &str) -> Result<Measurement, crate::engine::runner::EngineError> {
     let (state, _, row) = crate::engine::runner::load(journal, run_id).await?;
+    Ok(measure_loaded(journal, &state, &row).await?)
+}
+
+/// Measures a run its caller has replayed already.
+pub async fn measure_loaded(journal: &Journal, state: &RunState, row: &crate::journal::RunRow) -> Result<Measurement, JournalError> {
     let events = journal.events(&row.id).await?;
     let faults = faults(journal, &row.id).await?;
-    Ok(compute(&state, &events, faults, row.status, row.finished_at))
+    Ok(compute(state, &events, faults, row.status, row.finished_at))
 }
 
 async fn faults(journal: &Journal, run_id: &str) -> Result<Vec<FaultReport>, JournalError> {

@@ -175,10 +175,10 @@ async fn load(app: &AppState, id: &str) -> Result<Loaded, ApiError> {
     };
     let (plan, steps, measured) = match &run {
         Some(row) => {
-            let (state, _, _) = runner::load(&app.journal, &row.id)
+            let (state, _, row) = runner::load(&app.journal, &row.id)
                 .await
                 .map_err(|e| ApiError::new(500, format!("run {id} cannot be replayed: {e}")))?;
-            let measured = measure::measure(&app.journal, &row.id).await.ok();
+            let measured = measure::measure_loaded(&app.journal, &state, &row).await.ok();
             (Some(state.plan.clone()), steps_of(&state), measured)
         }
         None => match &request {
