@@ -41,6 +41,7 @@ pub mod resources;
 pub mod schema;
 pub mod selectors;
 pub mod store;
+mod table;
 pub mod velero;
 mod watch;
 

@@ -17,6 +17,8 @@ pub struct Resource {
     /// The CRD's openAPIV3Schema; built-ins are not validated.
     pub schema: Option<Value>,
     pub status_subresource: bool,
+    /// The CRD's `additionalPrinterColumns` (built-ins have none: kubectl prints NAME, AGE).
+    pub printer_columns: Vec<Value>,
 }
 
 impl Resource {
@@ -58,6 +60,7 @@ fn builtin(group: &str, version: &str, kind: &str, plural: &str, namespaced: boo
         short_names: short.iter().map(|s| s.to_string()).collect(),
         schema: None,
         status_subresource: status,
+        printer_columns: Vec::new(),
     }
 }
 
@@ -134,6 +137,7 @@ fn from_crd(crd: &Value) -> Result<Vec<Resource>, String> {
             short_names: short_names.clone(),
             schema: Some(v["schema"]["openAPIV3Schema"].clone()).filter(|s| !s.is_null()),
             status_subresource: v["subresources"]["status"].is_object(),
+            printer_columns: v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default(),
         })
         .collect())
 }
