@@ -10,6 +10,7 @@ pub mod engine;
 pub mod evidence;
 pub mod import;
 pub mod journal;
+pub mod operator;
 pub mod plan;
 pub mod runbook;
 pub mod secrets;

@@ -6,6 +6,7 @@ mod bench_proxy;
 mod bench_serve;
 mod drill_cmd;
 mod import_cmd;
+mod operator_cmd;
 mod pg_cmd;
 mod plan_cmd;
 mod proxy_cmd;
@@ -109,6 +110,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Run the service: scheduled drills, incident webhooks, the HTTP API and metrics.
     Serve(serve_cmd::ServeArgs),
+    /// Run on Kubernetes: RecoveryPlan, DrillSchedule and Run resources (or print their CRDs).
+    #[command(subcommand)]
+    Operator(operator_cmd::OperatorCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -116,7 +120,10 @@ pub fn main() -> ExitCode {
     // A service logs what it does; a command logs only errors unless asked.
     init_tracing(
         cli.log_format,
-        if matches!(cli.command, Command::Serve(_)) {
+        if matches!(
+            cli.command,
+            Command::Serve(_) | Command::Operator(operator_cmd::OperatorCommand::Run(_))
+        ) {
             "lifeboat=info"
         } else {
             "error"
@@ -173,6 +180,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(cmd) => import_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(&cli.state, cmd).await,
         Command::Serve(args) => serve_cmd::run(&cli.state, args).await,
+        Command::Operator(cmd) => operator_cmd::run(&cli.state, cmd).await,
     }
 }
 

@@ -28,6 +28,12 @@ pub struct ServeArgs {
 
 pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
     let mut config = config::load(&args.config).map_err(invalid)?;
+    if config.plan_paths.is_empty() {
+        return Err(invalid(format!(
+            "error: {}: `plans:` is missing or empty; list the plan files or folders this service may run",
+            args.config.display()
+        )));
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -58,7 +64,7 @@ pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
     }
 }
 
-async fn stop_on_signals(stop: CancellationToken) {
+pub(super) async fn stop_on_signals(stop: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     crate::engine::runner::interrupted(&mut term).await;
     tracing::warn!("stopping: no new work is accepted; running runs are handed over");

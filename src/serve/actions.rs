@@ -39,7 +39,7 @@ pub async fn start_run(
     require_approval: bool,
 ) -> Result<RequestRow, ApiError> {
     caller.require(Scope::Run)?;
-    let new = app.catalog.new_run(plan, params).map_err(|e| ApiError::new(422, e))?;
+    let new = app.catalog.current().new_run(plan, params).map_err(|e| ApiError::new(422, e))?;
     refuse_drill_while_stopped(app, &new.plan).await?;
     let state = if require_approval {
         RequestState::AwaitingApproval
@@ -53,11 +53,13 @@ pub async fn start_run(
 /// Starts a run of the schedule's plan now, outside its cron (overlap is not applied).
 pub async fn trigger_schedule(app: &AppState, caller: &Caller, name: &str) -> Result<RequestRow, ApiError> {
     caller.require(Scope::Run)?;
-    let Some(schedule) = app.schedules.iter().find(|s| s.spec.name == name) else {
+    let schedules = app.schedules.current();
+    let Some(schedule) = schedules.iter().find(|s| s.spec.name == name) else {
         return Err(ApiError::not_found(format!("no schedule named `{name}`")));
     };
     let new = app
         .catalog
+        .current()
         .new_run(&schedule.spec.plan, &schedule.spec.params)
         .map_err(|e| ApiError::new(422, e))?;
     refuse_drill_while_stopped(app, &new.plan).await?;

@@ -19,7 +19,9 @@ pub struct ServeFile {
     #[serde(default)]
     pub listen: Option<String>,
     /// Plan files or folders of them, relative to this file: what schedules, routes and the
-    /// API may run, by plan name.
+    /// API may run, by plan name. Required by `serve`; refused by `operator`, whose plans
+    /// are RecoveryPlan resources.
+    #[serde(default)]
     pub plans: Vec<String>,
     /// How long running attempts get to finish when the service stops (default 30s).
     #[serde(default)]
@@ -86,7 +88,7 @@ fn utc() -> String {
 }
 
 /// What an occurrence does while the schedule's previous run is still active.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     /// Record it as skipped.
@@ -138,7 +140,7 @@ pub enum WebhookKind {
 }
 
 /// A checked configuration, ready to serve.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ServeConfig {
     pub file: PathBuf,
     pub listen: String,

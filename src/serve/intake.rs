@@ -145,6 +145,7 @@ async fn accept(app: &AppState, hook: &Webhook, alert: &alertmanager::Alert) -> 
             let given = params.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
             let new = app
                 .catalog
+                .current()
                 .new_run(&route.plan, &given)
                 .map_err(|e| ApiError::new(422, format!("route `{}`: {e}", route.name)))?;
             let run_id = format!("{}-{}", crate::engine::runner::new_run_id(), &trigger_id[trigger_id.len() - 4..]);

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dashboard;
 pub mod emergency;
 pub mod intake;
+pub mod live;
 pub mod metrics;
 pub mod schedule;
 pub mod scheduler;
@@ -28,6 +29,7 @@ pub mod webhook;
 pub mod worker;
 
 use crate::journal::{Backend, Journal, JournalError};
+use live::Live;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -56,17 +58,12 @@ pub struct ServeOptions {
 /// Runs the service until `stop` is cancelled, then hands everything over and returns.
 /// `ready` is told the address it listens on once it accepts connections.
 pub async fn serve(
-    options: ServeOptions,
+    mut options: ServeOptions,
     stop: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), ServeError> {
-    let ServeOptions {
-        config,
-        state,
-        replica,
-        max_runs,
-    } = options;
-    let catalog = Arc::new(catalog::Catalog::load(&config.plan_paths).map_err(ServeError::Config)?);
+    let catalog = catalog::Catalog::load(&options.config.plan_paths).map_err(ServeError::Config)?;
+    let config = &options.config;
     let mut problems = Vec::new();
     for s in &config.schedules {
         if let Err(e) = catalog.new_run(&s.spec.plan, &s.spec.params) {
@@ -88,6 +85,34 @@ pub async fn serve(
     if !problems.is_empty() {
         return Err(ServeError::Config(problems.join("\n")));
     }
+    let sources = Sources {
+        catalog: Arc::new(Live::new(catalog)),
+        schedules: Arc::new(Live::new(std::mem::take(&mut options.config.schedules))),
+    };
+    serve_from(options, sources, stop, ready).await
+}
+
+/// The plans and schedules a service works from: read from files once (`serve`) or kept in
+/// step with custom resources (`operator`).
+#[derive(Clone, Default)]
+pub struct Sources {
+    pub catalog: Arc<Live<catalog::Catalog>>,
+    pub schedules: Arc<Live<Vec<config::Schedule>>>,
+}
+
+/// Runs the service on `sources` until `stop` is cancelled (see [`serve`]).
+pub async fn serve_from(
+    options: ServeOptions,
+    sources: Sources,
+    stop: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> Result<(), ServeError> {
+    let ServeOptions {
+        config,
+        state,
+        replica,
+        max_runs,
+    } = options;
     let journal = Journal::open(&state).await?;
     let replica = replica.unwrap_or_else(|| {
         let me = crate::journal::Owner::me();
@@ -97,27 +122,25 @@ pub async fn serve(
         replica = %replica,
         journal = %journal.url_for_display,
         mode = if journal.backend == Backend::Postgres { "replicated" } else { "single" },
-        plans = catalog.plans.len(),
-        schedules = config.schedules.len(),
+        plans = sources.catalog.current().plans.len(),
+        schedules = sources.schedules.current().len(),
         "lifeboat serve starting"
     );
     let metrics = Arc::new(metrics::Metrics::new());
     let wake = Arc::new(Notify::new());
-    let schedules = Arc::new(config.schedules);
     let scheduler = scheduler::Scheduler {
         journal: journal.clone(),
-        schedules: schedules.to_vec(),
-        catalog: catalog.clone(),
+        sources: sources.clone(),
         replica: replica.clone(),
         metrics: metrics.clone(),
     };
     scheduler.register().await?;
     let app = api::AppState {
         journal: journal.clone(),
-        catalog: catalog.clone(),
+        catalog: sources.catalog.clone(),
         tokens: Arc::new(config.tokens),
         webhooks: Arc::new(config.webhooks),
-        schedules: schedules.clone(),
+        schedules: sources.schedules.clone(),
         metrics: metrics.clone(),
         max_body_bytes: config.max_body_bytes,
         wake: wake.clone(),

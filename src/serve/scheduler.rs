@@ -21,6 +21,7 @@ use crate::journal::schedules::{Decided, Occurrence, OccurrenceOutcome, Schedule
 use crate::journal::switches::SwitchState;
 use crate::journal::{Journal, JournalError};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -50,19 +51,33 @@ pub fn run_id(schedule: &str, scheduled: DateTime<Utc>) -> String {
 
 pub struct Scheduler {
     pub journal: Journal,
-    pub schedules: Vec<Schedule>,
-    pub catalog: Arc<super::catalog::Catalog>,
+    pub sources: super::Sources,
     pub replica: String,
     pub metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
-    /// Registers the configured schedules in the journal (keeping their pause and position).
+    /// Registers the current schedules in the journal (keeping their pause and position).
     pub async fn register(&self) -> Result<(), JournalError> {
-        let now = self.journal.db_now().await?;
-        for s in &self.schedules {
+        self.register_changed(&mut HashMap::new()).await
+    }
+
+    /// Registers the schedules whose definition is not in `registered` (new or changed since
+    /// the last call), and remembers them there.
+    async fn register_changed(&self, registered: &mut HashMap<String, String>) -> Result<(), JournalError> {
+        let schedules = self.sources.schedules.current();
+        let mut now = None;
+        for s in schedules.iter() {
             let definition = serde_json::to_string(&s.spec).expect("schedules serialize");
+            if registered.get(&s.spec.name) == Some(&definition) {
+                continue;
+            }
+            let now = match now {
+                Some(now) => now,
+                None => *now.insert(self.journal.db_now().await?),
+            };
             self.journal.upsert_schedule(&s.spec.name, &definition, now).await?;
+            registered.insert(s.spec.name.clone(), definition);
         }
         Ok(())
     }
@@ -70,7 +85,11 @@ impl Scheduler {
     /// Leads when it can, until `stop`; gives the lease up on the way out.
     pub async fn run(self, stop: CancellationToken) {
         let mut term: Option<Term> = None;
+        let mut registered = HashMap::new();
         loop {
+            if let Err(e) = self.register_changed(&mut registered).await {
+                tracing::warn!(error = %e, "cannot register the schedules in the journal; trying again next tick");
+            }
             match self.journal.acquire_lease(LEASE, &self.replica, LEASE_TTL).await {
                 Ok(now_term) => {
                     if now_term != term {
@@ -90,7 +109,8 @@ impl Scheduler {
                 let stop = super::emergency::engaged(&self.journal)
                     .await
                     .inspect_err(|e| tracing::warn!(error = %e, "cannot read the emergency stop; deciding nothing this tick"));
-                for schedule in stop.as_ref().map_or(&[][..], |_| &self.schedules[..]) {
+                let schedules = self.sources.schedules.current();
+                for schedule in stop.as_ref().map_or(&[][..], |_| &schedules[..]) {
                     let stop = stop.as_ref().ok().and_then(Option::as_ref);
                     if let Err(e) = self.tick(t, schedule, stop).await {
                         tracing::warn!(schedule = %schedule.spec.name, error = %e, "scheduler tick failed; trying again next tick");
@@ -140,7 +160,7 @@ impl Scheduler {
             .is_empty();
         let decided = decide(schedule, &row, now, &active, waiting);
         let mut requests = Vec::new();
-        let plan = self.catalog.new_run(&schedule.spec.plan, &schedule.spec.params);
+        let plan = self.sources.catalog.current().new_run(&schedule.spec.plan, &schedule.spec.params);
         let mut occurrences = decided.occurrences;
         for o in &mut occurrences {
             if !matches!(o.outcome, OccurrenceOutcome::Fired | OccurrenceOutcome::Buffered) {

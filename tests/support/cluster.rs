@@ -40,6 +40,13 @@ pub async fn sim(crds: bool) -> Sim {
     serving(cluster, running)
 }
 
+/// A kubesim cluster serving on loopback with only the CRDs under `dir`.
+pub async fn sim_with_crds(dir: &std::path::Path) -> Sim {
+    let cluster = kubesim::Cluster::new(Some(dir)).unwrap();
+    let running = cluster.serve().await.unwrap();
+    serving(cluster, running)
+}
+
 /// The cluster for a test that needs no fault hook: a real cluster when
 /// `LIFEBOAT_TEST_KUBECONFIG` names its kubeconfig (context `LIFEBOAT_TEST_KUBECONTEXT`, else
 /// the current one; Velero installed in `velero` for the Velero tests), else kubesim. The

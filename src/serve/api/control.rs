@@ -94,7 +94,8 @@ pub async fn trend(
 
 /// The trend of a plan the service knows.
 pub async fn load_trend(app: &AppState, name: &str, limit: i64) -> Result<PlanTrend, ApiError> {
-    let entry = app.catalog.get(name).map_err(ApiError::not_found)?;
+    let catalog = app.catalog.current();
+    let entry = catalog.get(name).map_err(ApiError::not_found)?;
     let plan = &entry.plan;
     let now = app.journal.db_now().await.map_err(ApiError::journal)?;
     plan_trend(

@@ -15,6 +15,7 @@ pub mod schedules;
 
 use super::catalog::Catalog;
 use super::config::{Scope, Token, Webhook};
+use super::live::Live;
 use super::metrics::Metrics;
 use crate::journal::{Journal, JournalError};
 use axum::Router;
@@ -33,10 +34,10 @@ use utoipa::OpenApi;
 #[derive(Clone)]
 pub struct AppState {
     pub journal: Journal,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<Live<Catalog>>,
     pub tokens: Arc<Vec<Token>>,
     pub webhooks: Arc<Vec<Webhook>>,
-    pub schedules: Arc<Vec<super::config::Schedule>>,
+    pub schedules: Arc<Live<Vec<super::config::Schedule>>>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     /// Wakes this replica's worker when a request was queued.
@@ -295,7 +296,7 @@ pub fn router(app: AppState) -> Router {
 
 /// OpenMetrics for scrapers that ask for it, Prometheus' classic text format otherwise.
 async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let plans: Vec<String> = app.catalog.plans.keys().cloned().collect();
+    let plans: Vec<String> = app.catalog.current().plans.keys().cloned().collect();
     let body = app.metrics.render(&app.journal, &plans).await;
     let openmetrics = headers
         .get(header::ACCEPT)
@@ -320,14 +321,15 @@ async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) ->
 /// receivers) as the allowed values where a call takes one.
 async fn openapi(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    let plans: Vec<&String> = app.catalog.plans.keys().collect();
+    let catalog = app.catalog.current();
+    let plans: Vec<&String> = catalog.plans.keys().collect();
     if let Some(plan) = doc.pointer_mut("/components/schemas/StartRun/properties/plan") {
         plan["enum"] = serde_json::json!(plans);
     }
     let names = |path: &str| -> Option<serde_json::Value> {
         Some(serde_json::json!(match path {
-            p if p.starts_with("/api/v1/schedules/") => app.schedules.iter().map(|s| s.spec.name.clone()).collect::<Vec<_>>(),
-            p if p.starts_with("/api/v1/plans/{") => app.catalog.plans.keys().cloned().collect(),
+            p if p.starts_with("/api/v1/schedules/") => app.schedules.current().iter().map(|s| s.spec.name.clone()).collect::<Vec<_>>(),
+            p if p.starts_with("/api/v1/plans/{") => app.catalog.current().plans.keys().cloned().collect(),
             p if p.starts_with("/webhooks/") => app.webhooks.iter().map(|w| w.name.clone()).collect(),
             _ => return None,
         }))

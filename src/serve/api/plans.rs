@@ -29,6 +29,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Ve
     caller.require(Scope::Read)?;
     Ok(Json(
         app.catalog
+            .current()
             .plans
             .values()
             .map(|e| PlanItem {

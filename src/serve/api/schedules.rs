@@ -48,7 +48,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Result<Json<Ve
 /// Every schedule with its state and its `recent` newest occurrences.
 pub async fn items(app: &AppState, recent: i64) -> Result<Vec<ScheduleItem>, ApiError> {
     let mut items = Vec::new();
-    for s in app.schedules.iter() {
+    for s in app.schedules.current().iter() {
         let Some(row) = app.journal.schedule(&s.spec.name).await.map_err(ApiError::journal)? else {
             continue;
         };

@@ -55,7 +55,7 @@ pub async fn list(State(app): State<AppState>, viewer: Viewer) -> Response {
         Err(e) => return ApiError::journal(e).page(),
     };
     let mut trends = Vec::new();
-    for name in app.catalog.plans.keys() {
+    for name in app.catalog.current().plans.keys() {
         match load_trend(&app, name, OVERVIEW_RUNS).await {
             Ok(t) => trends.push(t),
             Err(e) => return e.page(),

@@ -21,7 +21,7 @@ pub async fn list(State(app): State<AppState>, viewer: Viewer) -> Response {
         table id="plans" {
             thead { tr { th { "plan" } th { "description" } th { "steps" } th { "objectives" } th {} } }
             tbody {
-                @for (name, entry) in &app.catalog.plans {
+                @for (name, entry) in &app.catalog.current().plans {
                     @let p = &entry.plan;
                     tr {
                         td { a href={"/ui/plans/" (name)} { code { (name) } } }
@@ -66,7 +66,8 @@ pub fn objectives(p: &crate::plan::compiled::CompiledPlan) -> String {
 
 /// The plan, its DAG, and (for the `run` scope) a form with one field per param.
 pub async fn start_form(State(app): State<AppState>, viewer: Viewer, Path(name): Path<String>) -> Response {
-    let entry = match app.catalog.get(&name) {
+    let catalog = app.catalog.current();
+    let entry = match catalog.get(&name) {
         Ok(e) => e,
         Err(e) => return ApiError::not_found(e).page(),
     };

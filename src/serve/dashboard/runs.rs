@@ -97,7 +97,7 @@ pub async fn list(State(app): State<AppState>, viewer: Viewer, Query(q): Query<L
             label { "plan"
                 select name="plan" {
                     option value="" { "any" }
-                    @for name in app.catalog.plans.keys() {
+                    @for name in app.catalog.current().plans.keys() {
                         option value=(name) selected[selected(&filter.plan, name)] { (name) }
                     }
                 }

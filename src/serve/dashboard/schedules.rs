@@ -36,12 +36,13 @@ pub async fn list(State(app): State<AppState>, viewer: Viewer, Query(q): Query<P
         Err(e) => return e.page(),
     };
     let admin = viewer.caller.may(Scope::Admin);
+    let configured = app.schedules.current();
     let body = html! {
         h1 { "Schedules" }
         @if schedules.is_empty() { p.muted { "No schedules in this service's configuration." } }
         div.cards.wide {
             @for s in &schedules {
-                @let config = app.schedules.iter().find(|c| c.spec.name == s.name);
+                @let config = configured.iter().find(|c| c.spec.name == s.name);
                 @let tz = config.map(|c| c.timing.tz);
                 div.card data-schedule=(s.name) {
                     h3 { (s.name) " " @if s.paused { (badge("paused")) } @else if stop.is_some() { (badge("paused")) span.muted { " by the emergency stop" } } }

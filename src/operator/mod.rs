@@ -1,0 +1,73 @@
+//! `lifeboat operator`: lifeboat on Kubernetes. Plans, drill schedules and runs are custom
+//! resources ([`crd`]); every replica keeps the service's plans ([`plans`]) and schedules
+//! ([`schedules`]) in step with them and turns `Run` objects into journal requests
+//! ([`runs`]). The journal does the rest exactly as under `lifeboat serve`: one scheduler
+//! leader by the journal's lease, one owner per run by compare-and-swap, the HTTP API,
+//! dashboard and `/metrics` on every replica.
+//!
+//! # Guarantees
+//! Every replica reconciles every resource; each decision that must happen once is a key
+//! in the journal (a `Run`'s request id), so a replica that dies mid-way leaves nothing
+//! half-done, and statuses are written only when they change.
+
+pub mod crd;
+pub mod plans;
+pub mod runs;
+pub mod schedules;
+pub mod status;
+
+use crate::journal::Journal;
+use crate::serve::{ServeError, ServeOptions, Sources};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What the operator's parts share.
+pub struct Context {
+    pub client: kube::Client,
+    /// The namespace whose resources this operator follows.
+    pub namespace: String,
+    pub journal: Journal,
+    pub sources: Sources,
+}
+
+/// Runs the operator until `stop`: the service (worker, scheduler, API) on plans and
+/// schedules taken from the resources, and the three reconcilers.
+pub async fn run(
+    options: ServeOptions,
+    client: kube::Client,
+    namespace: String,
+    stop: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> Result<(), ServeError> {
+    let journal = Journal::open(&options.state).await?;
+    let sources = Sources::default();
+    let ctx = Arc::new(Context {
+        client,
+        namespace,
+        journal: journal.clone(),
+        sources: sources.clone(),
+    });
+    tracing::info!(namespace = %ctx.namespace, "following RecoveryPlans, DrillSchedules and Runs");
+    let plans_loaded = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(plans::run(ctx.clone(), stop.clone(), plans_loaded.clone())),
+        tokio::spawn(after(plans_loaded.clone(), stop.clone(), schedules::run(ctx.clone(), stop.clone()))),
+        tokio::spawn(after(plans_loaded, stop.clone(), runs::run(ctx.clone(), stop.clone()))),
+    ];
+    let served = crate::serve::serve_from(options, sources, stop.clone(), ready).await;
+    stop.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    journal.close().await;
+    served
+}
+
+/// Runs `work` once `first` is done: schedules and runs name plans, which are known only
+/// once the plans have been read.
+async fn after(first: CancellationToken, stop: CancellationToken, work: impl Future<Output = ()>) {
+    tokio::select! {
+        _ = first.cancelled() => work.await,
+        _ = stop.cancelled() => {}
+    }
+}

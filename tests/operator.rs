@@ -1,0 +1,446 @@
+//! `lifeboat operator` against kubesim (the real REST protocol, objects validated against the
+//! generated CRDs): real operator processes on a real journal, resources created with the
+//! official `kubectl` where the suite installed it.
+
+mod support;
+
+use kube::api::{Api, DeleteParams, PostParams};
+use lifeboat::operator::crd::{DrillSchedule, Phase, RecoveryPlan, Run};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::serve::Serve;
+use support::servers::free_port;
+
+fn crds_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/lifeboat/crds")
+}
+
+fn kubectl_binary() -> Option<String> {
+    match std::env::var("LIFEBOAT_TEST_KUBECTL") {
+        Ok(path) => Some(path),
+        Err(_) if std::env::var("CI").is_ok() => panic!("CI must use the official kubectl: run the suite through scripts/test.sh"),
+        Err(_) => {
+            eprintln!("note: LIFEBOAT_TEST_KUBECTL unset; creating resources through kube::Client instead");
+            None
+        }
+    }
+}
+
+/// Applies `manifest` with kubectl (or, without it, creates it through the client) and
+/// returns kubectl's output.
+async fn apply(sim: &support::cluster::Sim, manifest: &str) -> Result<String, String> {
+    match kubectl_binary() {
+        Some(kubectl) => {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), manifest).unwrap();
+            let out = tokio::process::Command::new(kubectl)
+                .args(["--kubeconfig", &sim.kubeconfig, "apply", "-f"])
+                .arg(file.path())
+                .output()
+                .await
+                .unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            if out.status.success() { Ok(text) } else { Err(text) }
+        }
+        None => {
+            let mut created = String::new();
+            for doc in manifest.split("\n---\n") {
+                let value: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
+                let kind = value["kind"].as_str().unwrap().to_owned();
+                let result = match kind.as_str() {
+                    "RecoveryPlan" => create::<RecoveryPlan>(sim, value).await,
+                    "Run" => create::<Run>(sim, value).await,
+                    "DrillSchedule" => create::<DrillSchedule>(sim, value).await,
+                    other => panic!("no client path for {other}"),
+                };
+                created.push_str(&result?);
+            }
+            Ok(created)
+        }
+    }
+}
+
+async fn create<K>(sim: &support::cluster::Sim, value: serde_json::Value) -> Result<String, String>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let api: Api<K> = Api::namespaced(sim.client(), "default");
+    api.create(&PostParams::default(), &object)
+        .await
+        .map(|_| "created\n".into())
+        .map_err(|e| e.to_string())
+}
+
+fn start_operator(sim: &support::cluster::Sim, state: &str, dir: &Path, name: &str) -> Serve {
+    let args = ["operator", "run", "--namespace", "default", "--replica", name].map(String::from);
+    let kubeconfig = sim.kubeconfig.clone();
+    Serve::start_command(
+        &args,
+        state,
+        free_port(),
+        dir.join(format!("{name}.log")),
+        &[("KUBECONFIG", &kubeconfig)],
+        None,
+    )
+}
+
+/// Polls `name` until `done` holds for it, or panics with the operator's log.
+async fn wait_for<K>(api: &Api<K>, name: &str, limit: Duration, log: &Path, done: impl Fn(&K) -> bool) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let current = api.get_opt(name).await.unwrap();
+        if let Some(object) = &current
+            && done(object)
+        {
+            return object.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not get there in {limit:?}; last seen: {current:#?}\noperator log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const DRILL: &str = r#"apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata: { name: failover-drill, namespace: default }
+spec:
+  objectives: { rto: 1m }
+  params:
+    pause: { type: duration, default: 300ms }
+  steps:
+    - id: outage
+      kind: exec
+      mark: disaster
+      with: { command: ["true"] }
+    - id: recover
+      kind: sleep
+      needs: [outage]
+      with: { duration: "${{ params.pause }}" }
+    - id: healthy
+      kind: exec
+      needs: [recover]
+      mark: recovered
+      with: { command: ["true"] }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_created_with_kubectl_succeeds_with_its_rto_in_kubectl_get() {
+    let sim = support::cluster::sim_with_crds(&crds_dir()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("journal.db").display().to_string();
+    let operator = start_operator(&sim, &state, dir.path(), "only");
+    let plans: Api<RecoveryPlan> = Api::namespaced(sim.client(), "default");
+    let runs: Api<Run> = Api::namespaced(sim.client(), "default");
+
+    // What the plan language refuses structurally, the API server refuses at apply.
+    let bad_id = DRILL.replace("id: outage", "id: Outage Now").replace("failover-drill", "bad-id");
+    let refused = apply(&sim, &bad_id).await.expect_err("a step id with spaces is refused at apply");
+    assert!(refused.contains("should match"), "{refused}");
+    // What only the compiler can judge is the plan's Compiled condition.
+    let cyclic = DRILL
+        .replace("needs: [outage]", "needs: [healthy]")
+        .replace("failover-drill", "cyclic");
+    apply(&sim, &cyclic).await.unwrap();
+    let cyclic = wait_for(&plans, "cyclic", Duration::from_secs(20), &operator.log, |p| p.status.is_some()).await;
+    let status = cyclic.status.unwrap();
+    assert_eq!(status.conditions[0].type_, "Compiled");
+    assert_eq!(status.conditions[0].status, "False");
+    assert!(status.errors.iter().any(|e| e.contains("cycle")), "{:?}", status.errors);
+
+    apply(&sim, DRILL).await.unwrap();
+    let compiled = wait_for(&plans, "failover-drill", Duration::from_secs(20), &operator.log, |p| {
+        p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.status == "True"))
+    })
+    .await;
+    assert_eq!(compiled.status.unwrap().steps, Some(3));
+
+    let run = r#"apiVersion: lifeboat.dev/v1alpha1
+kind: Run
+metadata: { name: drill-1, namespace: default }
+spec:
+  plan: failover-drill
+  params: { pause: 400ms }
+"#;
+    apply(&sim, run).await.unwrap();
+    let done = wait_for(&runs, "drill-1", Duration::from_secs(30), &operator.log, |r| {
+        r.status.as_ref().and_then(|s| s.phase).is_some_and(Phase::is_final)
+    })
+    .await;
+    let status = done.status.clone().unwrap();
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
+    assert_eq!(status.verdict.as_deref(), Some("Pass"));
+    let rto = status.rto_seconds.unwrap();
+    assert!((0.4..30.0).contains(&rto), "the RTO covers the 400ms pause: {rto}");
+    assert_eq!(status.observed_generation, done.metadata.generation);
+    assert_eq!(
+        status.steps.iter().map(|s| (s.id.as_str(), s.status.as_str())).collect::<Vec<_>>(),
+        [("outage", "succeeded"), ("recover", "succeeded"), ("healthy", "succeeded")]
+    );
+    assert!(
+        done.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"lifeboat.dev/abort-run".to_owned())
+    );
+    // The journal has the run under the id the status names, with the Run's params.
+    let journal = lifeboat::journal::Journal::open(&state).await.unwrap();
+    let run_id = status.run_id.clone().unwrap();
+    let request = journal.request(&run_id).await.unwrap().unwrap();
+    assert_eq!(request.params["pause"], json!("400ms"));
+    assert_eq!(request.requested_by, "kubernetes:default/drill-1");
+
+    if let Some(kubectl) = kubectl_binary() {
+        let out = Command::new(kubectl)
+            .args(["--kubeconfig", &sim.kubeconfig, "get", "runs"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        eprintln!("{table}");
+        let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header, ["NAME", "PLAN", "PHASE", "RTO", "VERDICT", "AGE"], "{table}");
+        let row = table.lines().find(|l| l.starts_with("drill-1")).unwrap();
+        assert!(
+            row.contains("failover-drill") && row.contains("Succeeded") && row.contains("Pass"),
+            "{table}"
+        );
+        assert!(row.contains(status.rto.as_deref().unwrap()), "{table}");
+    }
+
+    // Params the plan refuses fail the Run without a journal request; an unknown plan waits.
+    let bad = run.replace("drill-1", "drill-bad").replace("pause: 400ms", "pause: soon");
+    apply(&sim, &bad).await.unwrap();
+    let bad = wait_for(&runs, "drill-bad", Duration::from_secs(20), &operator.log, |r| {
+        r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed)
+    })
+    .await;
+    assert!(bad.status.unwrap().message.unwrap().contains("pause"));
+    let orphan = run
+        .replace("drill-1", "drill-orphan")
+        .replace("plan: failover-drill", "plan: not-yet");
+    apply(&sim, &orphan).await.unwrap();
+    let waiting = wait_for(&runs, "drill-orphan", Duration::from_secs(20), &operator.log, |r| {
+        r.status.is_some()
+    })
+    .await;
+    let status = waiting.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert_eq!(status.conditions[0].reason, "PlanNotReady");
+    // The plan arrives: the waiting Run starts.
+    apply(&sim, &DRILL.replace("failover-drill", "not-yet")).await.unwrap();
+    wait_for(&runs, "drill-orphan", Duration::from_secs(30), &operator.log, |r| {
+        r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
+    })
+    .await;
+    drop(operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_schedule_fires_and_suspends() {
+    let sim = support::cluster::sim_with_crds(&crds_dir()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("journal.db").display().to_string();
+    let operator = start_operator(&sim, &state, dir.path(), "only");
+    apply(&sim, DRILL).await.unwrap();
+    let schedule = r#"apiVersion: lifeboat.dev/v1alpha1
+kind: DrillSchedule
+metadata: { name: every-two-seconds, namespace: default }
+spec:
+  plan: failover-drill
+  cron: "*/2 * * * * *"
+  timezone: Europe/Berlin
+  params: { pause: 10ms }
+"#;
+    apply(&sim, schedule).await.unwrap();
+    let schedules: Api<DrillSchedule> = Api::namespaced(sim.client(), "default");
+    let fired = wait_for(&schedules, "every-two-seconds", Duration::from_secs(30), &operator.log, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|s| s.last_run.is_some() && s.conditions[0].status == "True")
+    })
+    .await;
+    let status = fired.status.unwrap();
+    assert!(status.next_schedule_time.is_some());
+    let journal = lifeboat::journal::Journal::open(&state).await.unwrap();
+    let first = status.last_run.unwrap();
+    let request = journal.request(&first).await.unwrap().unwrap();
+    assert_eq!(request.schedule.as_deref(), Some("every-two-seconds"));
+    assert_eq!(request.params["pause"], json!("10ms"));
+
+    // suspend: the journal records the pause, and no occurrence becomes a run any more.
+    apply(&sim, &schedule.replace("params:", "suspend: true\n  params:")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !journal.schedule("every-two-seconds").await.unwrap().unwrap().paused {
+        assert!(Instant::now() < deadline, "suspend: true did not pause the schedule");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = runs_of(&journal, "every-two-seconds").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(runs_of(&journal, "every-two-seconds").await, before, "a suspended schedule fired");
+
+    // A schedule naming a plan that is not here is not Ready, and says why.
+    apply(
+        &sim,
+        &schedule
+            .replace("every-two-seconds", "orphan")
+            .replace("plan: failover-drill", "plan: nowhere"),
+    )
+    .await
+    .unwrap();
+    let orphan = wait_for(&schedules, "orphan", Duration::from_secs(20), &operator.log, |s| s.status.is_some()).await;
+    let condition = &orphan.status.unwrap().conditions[0];
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "PlanNotReady"));
+    assert!(condition.message.contains("nowhere"), "{}", condition.message);
+    drop(operator);
+}
+
+async fn runs_of(journal: &lifeboat::journal::Journal, schedule: &str) -> usize {
+    let filter = lifeboat::journal::requests::RequestFilter {
+        schedule: Some(schedule.to_owned()),
+        limit: 1000,
+        ..Default::default()
+    };
+    journal.requests(&filter).await.unwrap().len()
+}
+
+fn process_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_running_run_aborts_it_and_reverts_its_fault_before_it_goes() {
+    let sim = support::cluster::sim_with_crds(&crds_dir()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("journal.db").display().to_string();
+    let operator = start_operator(&sim, &state, dir.path(), "only");
+    let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = victim.id();
+    let plan = format!(
+        r#"apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata: {{ name: freeze, namespace: default }}
+spec:
+  steps:
+    - id: freeze
+      kind: chaos.process_kill
+      with: {{ pid: {pid}, signal: STOP, duration: 1h }}
+    - id: soak
+      kind: sleep
+      needs: [freeze]
+      with: {{ duration: 5m }}
+---
+apiVersion: lifeboat.dev/v1alpha1
+kind: Run
+metadata: {{ name: freeze-1, namespace: default }}
+spec: {{ plan: freeze }}
+"#
+    );
+    apply(&sim, &plan).await.unwrap();
+    let runs: Api<Run> = Api::namespaced(sim.client(), "default");
+    let running = wait_for(&runs, "freeze-1", Duration::from_secs(30), &operator.log, |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.steps.iter().any(|step| step.id == "soak" && step.status == "running"))
+    })
+    .await;
+    assert_eq!(process_state(pid), 'T', "the fault froze the process");
+    let run_id = running.status.unwrap().run_id.unwrap();
+
+    runs.delete("freeze-1", &DeleteParams::default()).await.unwrap();
+    // Gone only after the abort finished, and by then the process runs again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runs.get_opt("freeze-1").await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted Run did not go:\n{}",
+            std::fs::read_to_string(&operator.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(process_state(pid), 'T', "the fault was reverted before the Run went");
+    let journal = lifeboat::journal::Journal::open(&state).await.unwrap();
+    let row = journal.run(&run_id).await.unwrap();
+    assert_eq!(row.status, lifeboat::journal::RunStatus::Aborted);
+    victim.kill().unwrap();
+    let _ = victim.wait();
+    drop(operator);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_replica_that_drives_a_run_lets_another_finish_it() {
+    let Ok(admin) = std::env::var("LIFEBOAT_TEST_POSTGRES_URL") else {
+        assert!(std::env::var("CI").is_err(), "CI must run the replica test on PostgreSQL");
+        eprintln!("note: LIFEBOAT_TEST_POSTGRES_URL unset; skipping (two replicas need a shared journal)");
+        return;
+    };
+    let journal = support::postgres(&admin).await;
+    let sim = support::cluster::sim_with_crds(&crds_dir()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = start_operator(&sim, &journal.url, dir.path(), "replica-a");
+    let mut b = start_operator(&sim, &journal.url, dir.path(), "replica-b");
+    let plan = r#"apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata: { name: slow, namespace: default }
+spec:
+  objectives: { rto: 5m }
+  steps:
+    - id: outage
+      kind: exec
+      mark: disaster
+      with: { command: ["true"] }
+    - id: restore
+      kind: sleep
+      needs: [outage]
+      with: { duration: 3s }
+    - id: verify
+      kind: exec
+      needs: [restore]
+      mark: recovered
+      with: { command: ["true"] }
+---
+apiVersion: lifeboat.dev/v1alpha1
+kind: Run
+metadata: { name: slow-1, namespace: default }
+spec: { plan: slow }
+"#;
+    apply(&sim, plan).await.unwrap();
+    let runs: Api<Run> = Api::namespaced(sim.client(), "default");
+    let running = wait_for(&runs, "slow-1", Duration::from_secs(30), &a.log, |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.steps.iter().any(|step| step.id == "restore" && step.status == "running"))
+    })
+    .await;
+    let run_id = running.status.unwrap().run_id.unwrap();
+    let owner = journal.journal.run(&run_id).await.unwrap().owner.pid as i32;
+    let (driver, other) = if owner == a.pid() { (&mut a, &b) } else { (&mut b, &a) };
+    assert_eq!(owner, driver.pid(), "one of the two replicas drives the run");
+    driver.kill();
+
+    let done = wait_for(&runs, "slow-1", Duration::from_secs(60), &other.log, |r| {
+        r.status.as_ref().and_then(|s| s.phase).is_some_and(Phase::is_final)
+    })
+    .await;
+    let status = done.status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
+    assert_eq!(status.verdict.as_deref(), Some("Pass"));
+    assert!(status.rto_seconds.unwrap() >= 3.0);
+    let row = journal.journal.run(&run_id).await.unwrap();
+    assert_eq!(row.owner.pid as i32, other.pid(), "the surviving replica finished the run");
+    let steps: std::collections::HashMap<_, _> = status.steps.iter().map(|s| (s.id.as_str(), s.attempts)).collect();
+    assert_eq!(steps["outage"], 1, "work finished before the kill is not done again");
+}
