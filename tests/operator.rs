@@ -83,7 +83,7 @@ fn start_operator(sim: &support::cluster::Sim, state: &str, dir: &Path, name: &s
     let kubeconfig = sim.kubeconfig.clone();
     Serve::start_command(
         &args,
-        state,
+        Some(state),
         free_port(),
         dir.join(format!("{name}.log")),
         &[("KUBECONFIG", &kubeconfig)],

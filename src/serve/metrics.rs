@@ -39,6 +39,12 @@ struct PlanLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlanStep {
+    plan: String,
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScheduleLabel {
     schedule: String,
 }
@@ -81,6 +87,9 @@ pub struct Metrics {
     drill_passed: Family<PlanLabel, Gauge>,
     drill_last_pass: FloatGauges<PlanLabel>,
     drill_since_pass: FloatGauges<PlanLabel>,
+    rto_objective: FloatGauges<PlanLabel>,
+    rpo_objective: FloatGauges<PlanLabel>,
+    backup_last_success: FloatGauges<PlanStep>,
     schedule_lag: Histograms<ScheduleLabel>,
     occurrences: Family<ScheduleOutcome, Counter>,
     webhook_requests: Family<WebhookOutcome, Counter>,
@@ -109,6 +118,9 @@ impl Metrics {
             drill_passed: Family::default(),
             drill_last_pass: Family::default(),
             drill_since_pass: Family::default(),
+            rto_objective: Family::default(),
+            rpo_objective: Family::default(),
+            backup_last_success: Family::default(),
             schedule_lag: Family::new_with_constructor(seconds_buckets),
             occurrences: Family::default(),
             webhook_requests: Family::default(),
@@ -153,6 +165,13 @@ impl Metrics {
             "drill_since_last_pass_seconds",
             "Time since the plan's latest passing drill finished",
             m.drill_since_pass.clone(),
+        );
+        registry.register("plan_rto_objective_seconds", "The plan's RTO objective", m.rto_objective.clone());
+        registry.register("plan_rpo_objective_seconds", "The plan's RPO objective", m.rpo_objective.clone());
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When a backup step (postgres.backup, velero.backup) of the plan last succeeded (Unix time)",
+            m.backup_last_success.clone(),
         );
         registry.register(
             "schedule_lag_seconds",
@@ -245,9 +264,9 @@ impl Metrics {
 
     /// Refreshes the gauges read from the journal, then renders every metric in the
     /// OpenMetrics text format.
-    pub async fn render(&self, journal: &Journal, plans: &[String]) -> String {
+    pub async fn render(&self, journal: &Journal, catalog: &super::catalog::Catalog) -> String {
         let started = std::time::Instant::now();
-        if let Err(e) = self.refresh(journal, plans).await {
+        if let Err(e) = self.refresh(journal, catalog).await {
             tracing::warn!(error = %e, "could not read the journal for the drill metrics");
         }
         self.journal_op("metrics_refresh", started.elapsed());
@@ -258,13 +277,20 @@ impl Metrics {
         out
     }
 
-    async fn refresh(&self, journal: &Journal, plans: &[String]) -> Result<(), crate::engine::runner::EngineError> {
+    async fn refresh(&self, journal: &Journal, catalog: &super::catalog::Catalog) -> Result<(), crate::engine::runner::EngineError> {
         let now = Utc::now();
         let stopped = super::emergency::engaged(journal).await?.is_some();
         self.emergency_stop.set(i64::from(stopped));
-        for plan in plans {
+        for (plan, entry) in &catalog.plans {
             let label = PlanLabel { plan: plan.clone() };
+            if let Some(rto) = entry.plan.rto {
+                self.rto_objective.get_or_create(&label).set(rto.as_secs_f64());
+            }
+            if let Some(rpo) = entry.plan.rpo {
+                self.rpo_objective.get_or_create(&label).set(rpo.as_secs_f64());
+            }
             let runs = journal.runs(Some(plan), 50).await?;
+            self.refresh_backups(journal, plan, &runs).await?;
             let active = runs.iter().filter(|r| r.status == RunStatus::Running).count();
             self.runs_active.get_or_create(&label).set(active as i64);
             let mut latest_done = true;
@@ -292,6 +318,34 @@ impl Metrics {
                         .get_or_create(&label)
                         .set((now - at).num_milliseconds() as f64 / 1000.0);
                     break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest success of each backup step among `runs` (newest first).
+    async fn refresh_backups(
+        &self,
+        journal: &Journal,
+        plan: &str,
+        runs: &[crate::journal::RunRow],
+    ) -> Result<(), crate::engine::runner::EngineError> {
+        let mut seen = std::collections::HashSet::new();
+        for run in runs.iter().filter(|r| r.status != RunStatus::Running) {
+            let m = self.measurement(journal, &run.id).await?;
+            for step in &m.steps {
+                let backup = matches!(step.kind.as_str(), "postgres.backup" | "velero.backup");
+                if !backup || step.status != "succeeded" || !seen.insert(step.id.clone()) {
+                    continue;
+                }
+                if let Some(at) = step.finished_at {
+                    self.backup_last_success
+                        .get_or_create(&PlanStep {
+                            plan: plan.to_owned(),
+                            step: step.id.clone(),
+                        })
+                        .set(at.timestamp_millis() as f64 / 1000.0);
                 }
             }
         }

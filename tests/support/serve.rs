@@ -94,12 +94,20 @@ impl Serve {
     /// Starts a replica whose clock is off by `skew` (e.g. `+2h`), through libfaketime.
     pub fn start_with_clock(config: &Path, state: &str, port: u16, log: PathBuf, extra_env: &[(&str, &str)], skew: Option<&str>) -> Serve {
         let args = ["serve".to_owned(), "--config".to_owned(), config.display().to_string()];
-        Serve::start_command(&args, state, port, log, extra_env, skew)
+        Serve::start_command(&args, Some(state), port, log, extra_env, skew)
     }
 
-    /// Starts `lifeboat --state <state> <args> --listen 127.0.0.1:<port>` (`serve` or
-    /// `operator run`) and waits until it answers.
-    pub fn start_command(args: &[String], state: &str, port: u16, log: PathBuf, extra_env: &[(&str, &str)], skew: Option<&str>) -> Serve {
+    /// Starts `lifeboat [--state <state>] <args> --listen 127.0.0.1:<port>` (`serve` or
+    /// `operator run`) and waits until it answers. Without `state`, the environment's
+    /// `LIFEBOAT_STATE` names the journal.
+    pub fn start_command(
+        args: &[String],
+        state: Option<&str>,
+        port: u16,
+        log: PathBuf,
+        extra_env: &[(&str, &str)],
+        skew: Option<&str>,
+    ) -> Serve {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         if let Some(offset) = skew {
@@ -108,7 +116,7 @@ impl Serve {
             command.env("LD_PRELOAD", FAKETIME_LIBRARY).env("FAKETIME", offset);
         }
         command
-            .args(["--state", state])
+            .args(state.map(|s| ["--state", s]).into_iter().flatten())
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("T_ADMIN", ADMIN_TOKEN)

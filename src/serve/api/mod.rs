@@ -296,8 +296,7 @@ pub fn router(app: AppState) -> Router {
 
 /// OpenMetrics for scrapers that ask for it, Prometheus' classic text format otherwise.
 async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let plans: Vec<String> = app.catalog.current().plans.keys().cloned().collect();
-    let body = app.metrics.render(&app.journal, &plans).await;
+    let body = app.metrics.render(&app.journal, &app.catalog.current()).await;
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

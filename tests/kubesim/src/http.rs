@@ -480,6 +480,16 @@ fn builtin_defaults(resource: &Resource, object: &mut Value) {
             }
         }
         ("", "Namespace") if object["status"]["phase"].is_null() => object["status"] = json!({"phase": "Active"}),
+        // `stringData` is write-only: the server folds it into `data`, base64-encoded.
+        ("", "Secret") => {
+            if let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData")) {
+                use base64::Engine;
+                for (key, value) in strings {
+                    let text = value.as_str().unwrap_or_default();
+                    object["data"][key] = base64::engine::general_purpose::STANDARD.encode(text).into();
+                }
+            }
+        }
         _ => {}
     }
 }

@@ -79,6 +79,28 @@ pub fn builtins() -> Vec<Resource> {
         builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
         builtin("batch", "v1", "Job", "jobs", true, &[], true),
         builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false),
+        builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false),
+        builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false),
+        builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            &[],
+            false,
+        ),
+        builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true),
+        builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            &["netpol"],
+            false,
+        ),
     ]
 }
 
