@@ -157,6 +157,23 @@ fn the_chart_lints_validates_and_scans_clean_for_every_value_set() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("RecoveryPlan"));
 }
 
+#[test]
+fn the_plain_manifests_are_the_chart_rendered_with_its_defaults() {
+    let Some(helm_bin) = tool("LIFEBOAT_TEST_HELM") else { return };
+    let home = tempfile::tempdir().unwrap();
+    let out = run(helm(&helm_bin, home.path())
+        .args(["template", "lifeboat", "--namespace", "lifeboat", "--include-crds"])
+        .arg(chart()));
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/manifests/lifeboat.yaml")).unwrap();
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let (header, body) = shipped.split_once('\n').unwrap();
+    assert!(header.starts_with("# Rendered by scripts/render-manifests.sh"));
+    assert!(
+        body == rendered,
+        "deploy/manifests/lifeboat.yaml is stale: run scripts/render-manifests.sh"
+    );
+}
+
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -391,6 +408,40 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     re.find_iter(expr).map(|m| m.as_str().to_owned()).collect()
 }
 
+/// A drill with every measurement the metrics carry: objectives, a canary for the RPO, a
+/// Velero backup (on `sim`), a disaster and the recovery.
+fn measured_drill(dsn: &str, clusters: &str) -> String {
+    format!(
+        r#"apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata: {{ name: measured }}
+spec:
+  objectives: {{ rto: 5m, rpo: 1m }}
+{clusters}  steps:
+    - id: canary
+      kind: validation.canary
+      with: {{ dsn: "{dsn}", interval: 20ms }}
+    - id: base
+      kind: velero.backup
+      with: {{ included_namespaces: [default], timeout: 30s }}
+    - id: disaster
+      kind: chaos.sql
+      needs: [canary, base]
+      mark: disaster
+      with: {{ dsn: "{dsn}", statement: "SELECT 1" }}
+    - id: stop_canary
+      kind: validation.canary_stop
+      needs: [disaster]
+      with: {{ canary: canary }}
+    - id: rpo
+      kind: validation.rpo
+      needs: [stop_canary]
+      mark: recovered
+      with: {{ dsn: "{dsn}", canary: canary, disaster_at: "${{{{ steps.disaster.outputs.injected_at }}}}" }}
+"#
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_and_rules_query_only_metrics_that_serve_exports() {
     let queries = dashboard_queries();
@@ -412,37 +463,13 @@ async fn the_dashboard_and_rules_query_only_metrics_that_serve_exports() {
         .arg("rules")
         .arg(dir.path().join("dashboard.yaml")));
 
-    // Existence: what a live service exports.
-    let serve_dir = support::serve::ServeDir::new("", &[("p.yaml", support::serve::sleepy_plan("p", 1))]);
-    let state = serve_dir.dir.path().join("journal.db").display().to_string();
-    let serve = support::serve::Serve::start(
-        &serve_dir.config(),
-        &state,
-        serve_dir.port,
-        serve_dir.dir.path().join("serve.log"),
-        &[],
-    );
-    let body = reqwest::get(format!("{}/metrics", serve.url)).await.unwrap().text().await.unwrap();
-    let mut exported = BTreeSet::new();
-    for line in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
-        let (name, kind) = line.split_once(' ').unwrap();
-        exported.insert(name.to_owned());
-        match kind {
-            "histogram" => exported.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}"))),
-            "counter" => {
-                exported.insert(format!("{name}_total"));
-            }
-            _ => {}
-        }
-    }
     let mut queried = BTreeSet::new();
     for q in &queries {
         queried.extend(metric_names(q));
     }
-    let helm_bin = tool("LIFEBOAT_TEST_HELM");
-    if let Some(helm_bin) = &helm_bin {
+    if let Some(helm_bin) = tool("LIFEBOAT_TEST_HELM") {
         let home = tempfile::tempdir().unwrap();
-        let rules = rendered_rules(helm_bin, home.path());
+        let rules = rendered_rules(&helm_bin, home.path());
         for rule in rules["groups"]
             .as_array()
             .unwrap()
@@ -452,10 +479,105 @@ async fn the_dashboard_and_rules_query_only_metrics_that_serve_exports() {
             queried.extend(metric_names(rule["expr"].as_str().unwrap()));
         }
     }
-    let missing: Vec<&String> = queried.iter().filter(|m| !exported.contains(*m)).collect();
-    assert!(missing.is_empty(), "queried but not exported: {missing:?}\nexported: {exported:?}");
     assert!(queried.len() >= 14, "{queried:?}");
-    drop(serve);
+
+    // Existence: a live service exports a family once it has a series, so the service is
+    // given everything its metrics describe: a measured drill with a backup in its journal,
+    // a schedule firing runs it drives, and a webhook delivery.
+    let Ok(admin) = std::env::var("LIFEBOAT_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must check the metrics with PostgreSQL (the drill's canary)"
+        );
+        eprintln!("note: LIFEBOAT_TEST_POSTGRES_URL unset; checked the queries' syntax only");
+        return;
+    };
+    let database = support::postgres(&admin).await;
+    let sim = support::cluster::sim(true).await;
+    let drill = measured_drill(&database.url, &sim.clusters());
+    let config = "schedules:
+  - { name: tick, plan: sleepy, cron: \"* * * * * *\" }
+webhooks:
+  - name: am
+    kind: alertmanager
+    bearer_env: T_AM
+    routes:
+      - { name: db, matchers: ['service=\"db\"'], plan: sleepy }
+";
+    let serve_dir = support::serve::ServeDir::new(
+        config,
+        &[
+            ("measured.yaml", drill.clone()),
+            ("sleepy.yaml", support::serve::sleepy_plan("sleepy", 1)),
+        ],
+    );
+    let state = serve_dir.dir.path().join("journal.db").display().to_string();
+    let journal = lifeboat::journal::Journal::open(&state).await.unwrap();
+    let report = support::run(&journal, &drill).await;
+    let events = support::events(&journal, &report.run_id).await;
+    assert_eq!(
+        report.status,
+        lifeboat::journal::RunStatus::Succeeded,
+        "{}",
+        support::first_error(&events)
+    );
+    journal.close().await;
+    let serve = support::serve::Serve::start(
+        &serve_dir.config(),
+        &state,
+        serve_dir.port,
+        serve_dir.dir.path().join("serve.log"),
+        &[],
+    );
+    let delivery = json!({ "version": "4", "status": "firing", "receiver": "lifeboat", "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "", "groupKey": "g", "truncatedAlerts": 0,
+        "alerts": [{ "status": "firing", "labels": { "alertname": "Down", "service": "db" }, "annotations": {},
+            "startsAt": "2026-12-01T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "f1" }] });
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("{}/webhooks/am", serve.url))
+        .bearer_auth(support::serve::AM_TOKEN)
+        .json(&delivery)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.text().await.unwrap());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = client
+            .get(format!("{}/metrics", serve.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let exported = exported_names(&body);
+        let missing: Vec<&String> = queried.iter().filter(|m| !exported.contains(*m)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queried but not exported: {missing:?}\n/metrics:\n{body}\nserve log:\n{}",
+            std::fs::read_to_string(&serve.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The sample names a Prometheus text exposition offers.
+fn exported_names(body: &str) -> BTreeSet<String> {
+    let mut exported = BTreeSet::new();
+    for line in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = line.split_once(' ').unwrap();
+        exported.insert(name.to_owned());
+        if kind == "histogram" {
+            exported.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")));
+        }
+    }
+    exported
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

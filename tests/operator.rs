@@ -380,8 +380,14 @@ spec: {{ plan: freeze }}
     drop(operator);
 }
 
+/// Whether the replica at `url` holds the scheduler lease, by its `/metrics`.
+async fn leads(url: &str) -> bool {
+    let body = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    body.lines().any(|l| l == "lifeboat_scheduler_leader 1")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_replica_that_drives_a_run_lets_another_finish_it() {
+async fn killing_the_leader_mid_run_lets_the_other_replica_lead_and_finish_the_run() {
     let Ok(admin) = std::env::var("LIFEBOAT_TEST_POSTGRES_URL") else {
         assert!(std::env::var("CI").is_err(), "CI must run the replica test on PostgreSQL");
         eprintln!("note: LIFEBOAT_TEST_POSTGRES_URL unset; skipping (two replicas need a shared journal)");
@@ -390,8 +396,8 @@ async fn killing_the_replica_that_drives_a_run_lets_another_finish_it() {
     let journal = support::postgres(&admin).await;
     let sim = support::cluster::sim_with_crds(&crds_dir()).await;
     let dir = tempfile::tempdir().unwrap();
+    // A alone first: it leads the scheduler and drives the run; B joins as a follower.
     let mut a = start_operator(&sim, &journal.url, dir.path(), "replica-a");
-    let mut b = start_operator(&sim, &journal.url, dir.path(), "replica-b");
     let plan = r#"apiVersion: lifeboat.dev/v1alpha1
 kind: RecoveryPlan
 metadata: { name: slow, namespace: default }
@@ -426,12 +432,13 @@ spec: { plan: slow }
     })
     .await;
     let run_id = running.status.unwrap().run_id.unwrap();
-    let owner = journal.journal.run(&run_id).await.unwrap().owner.pid as i32;
-    let (driver, other) = if owner == a.pid() { (&mut a, &b) } else { (&mut b, &a) };
-    assert_eq!(owner, driver.pid(), "one of the two replicas drives the run");
-    driver.kill();
+    assert_eq!(journal.journal.run(&run_id).await.unwrap().owner.pid as i32, a.pid());
+    assert!(leads(&a.url).await, "the only replica leads the scheduler");
+    let b = start_operator(&sim, &journal.url, dir.path(), "replica-b");
+    assert!(!leads(&b.url).await, "two leaders");
+    a.kill();
 
-    let done = wait_for(&runs, "slow-1", Duration::from_secs(60), &other.log, |r| {
+    let done = wait_for(&runs, "slow-1", Duration::from_secs(60), &b.log, |r| {
         r.status.as_ref().and_then(|s| s.phase).is_some_and(Phase::is_final)
     })
     .await;
@@ -440,7 +447,13 @@ spec: { plan: slow }
     assert_eq!(status.verdict.as_deref(), Some("Pass"));
     assert!(status.rto_seconds.unwrap() >= 3.0);
     let row = journal.journal.run(&run_id).await.unwrap();
-    assert_eq!(row.owner.pid as i32, other.pid(), "the surviving replica finished the run");
+    assert_eq!(row.owner.pid as i32, b.pid(), "the surviving replica finished the run");
     let steps: std::collections::HashMap<_, _> = status.steps.iter().map(|s| (s.id.as_str(), s.attempts)).collect();
     assert_eq!(steps["outage"], 1, "work finished before the kill is not done again");
+    // The dead leader's lease runs out by the journal's clock, and the survivor takes it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !leads(&b.url).await {
+        assert!(Instant::now() < deadline, "the survivor did not take the scheduler lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
