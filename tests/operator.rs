@@ -457,3 +457,49 @@ spec: { plan: slow }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+fn lifeboat(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[test]
+fn operator_command_errors_say_what_and_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_plans = dir.path().join("serve.yaml");
+    std::fs::write(&with_plans, "plans: [plans]\n").unwrap();
+    let state = dir.path().join("journal.db").display().to_string();
+    let (code, text) = lifeboat(&["--state", &state, "operator", "run", "--config", with_plans.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("serve.yaml") && text.contains("RecoveryPlan"), "{text}");
+
+    let nowhere = dir.path().join("missing-kubeconfig");
+    let (code, text) = lifeboat(
+        &["--state", &state, "operator", "run"],
+        &[("KUBECONFIG", nowhere.to_str().unwrap())],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("cannot find the cluster") && text.contains("KUBECONFIG"), "{text}");
+
+    // `serve` still needs its plans.
+    let without_plans = dir.path().join("empty.yaml");
+    std::fs::write(&without_plans, "listen: 127.0.0.1:0\n").unwrap();
+    let (code, text) = lifeboat(&["--state", &state, "serve", "--config", without_plans.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("`plans:` is missing"), "{text}");
+
+    // `operator crds` prints the three CRDs the chart ships.
+    let (code, text) = lifeboat(&["operator", "crds"], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let names: Vec<&str> = docs.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["recoveryplans.lifeboat.dev", "drillschedules.lifeboat.dev", "runs.lifeboat.dev"]);
+}
