@@ -58,31 +58,6 @@ spec:
     .into()
 }
 
-/// A drill that freezes process `pid` (SIGSTOP, reverted by SIGCONT) and then soaks.
-fn freeze_plan(pid: u32) -> String {
-    format!(
-        "apiVersion: lifeboat.dev/v1alpha1
-kind: RecoveryPlan
-metadata:
-  name: freeze-drill
-spec:
-  steps:
-    - id: freeze
-      kind: chaos.process_kill
-      with: {{ pid: {pid}, signal: STOP, duration: 1h }}
-    - id: soak
-      kind: sleep
-      needs: [freeze]
-      with: {{ duration: 5m }}
-"
-    )
-}
-
-fn process_state(pid: u32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap()
-}
-
 fn sleeper() -> Child {
     Command::new("sleep").arg("600").spawn().unwrap()
 }
@@ -248,11 +223,11 @@ async fn the_emergency_stop_in_the_ui_reverts_the_fault_and_holds_every_schedule
     blackouts:
       - { start: \"2030-12-24T00:00\", end: \"2030-12-27T00:00\", reason: holidays }
 ";
-    let (dir, serve) = start_service(schedules, &[("freeze.yaml", freeze_plan(pid))]);
+    let (dir, serve) = start_service(schedules, &[("freeze.yaml", support::freeze_plan("freeze-drill", pid))]);
     let api = Api::new(&serve.url, ADMIN_TOKEN);
     // The schedule starts a drill at once; it freezes the victim.
     let deadline = Instant::now() + WAIT;
-    while process_state(pid) != 'T' {
+    while support::process_state(pid) != 'T' {
         assert!(Instant::now() < deadline, "no scheduled drill froze the process");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -293,7 +268,7 @@ async fn the_emergency_stop_in_the_ui_reverts_the_fault_and_holds_every_schedule
     // The drill is aborted and its fault reverted.
     api.wait_for(&format!("/api/v1/runs/{running}"), WAIT, |r| r["status"] == "aborted")
         .await;
-    assert_ne!(process_state(pid), 'T', "the emergency stop left the process frozen");
+    assert_ne!(support::process_state(pid), 'T', "the emergency stop left the process frozen");
     let journal = lifeboat::journal::Journal::open(&dir.dir.path().join("journal.db").display().to_string())
         .await
         .unwrap();
@@ -328,7 +303,7 @@ async fn the_emergency_stop_in_the_ui_reverts_the_fault_and_holds_every_schedule
     c.find(Locator::Id("release-stop")).await.unwrap().click().await.unwrap();
     c.wait().at_most(WAIT).for_element(Locator::Id("emergency-stop")).await.unwrap();
     let deadline = Instant::now() + WAIT;
-    while process_state(pid) != 'T' {
+    while support::process_state(pid) != 'T' {
         assert!(Instant::now() < deadline, "no drill ran after the release");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -693,31 +693,10 @@ async fn the_chart_installs_and_its_operator_runs_a_run_created_with_kubectl_to_
     let manifest = home.path().join("drill.yaml");
     std::fs::write(
         &manifest,
-        r#"apiVersion: lifeboat.dev/v1alpha1
-kind: RecoveryPlan
-metadata: { name: failover-drill }
-spec:
-  objectives: { rto: 1m }
-  steps:
-    - id: outage
-      kind: exec
-      mark: disaster
-      with: { command: ["true"] }
-    - id: recover
-      kind: sleep
-      needs: [outage]
-      with: { duration: 500ms }
-    - id: healthy
-      kind: exec
-      needs: [recover]
-      mark: recovered
-      with: { command: ["true"] }
----
-apiVersion: lifeboat.dev/v1alpha1
-kind: Run
-metadata: { name: first-drill }
-spec: { plan: failover-drill }
-"#,
+        format!(
+            "{}---\napiVersion: lifeboat.dev/v1alpha1\nkind: Run\nmetadata: {{ name: first-drill }}\nspec: {{ plan: failover-drill }}\n",
+            support::timed_drill("failover-drill", "500ms", "")
+        ),
     )
     .unwrap();
     run(Command::new(&kubectl)

@@ -113,28 +113,14 @@ where
     }
 }
 
-const DRILL: &str = r#"apiVersion: lifeboat.dev/v1alpha1
-kind: RecoveryPlan
-metadata: { name: failover-drill, namespace: default }
-spec:
-  objectives: { rto: 1m }
-  params:
-    pause: { type: duration, default: 300ms }
-  steps:
-    - id: outage
-      kind: exec
-      mark: disaster
-      with: { command: ["true"] }
-    - id: recover
-      kind: sleep
-      needs: [outage]
-      with: { duration: "${{ params.pause }}" }
-    - id: healthy
-      kind: exec
-      needs: [recover]
-      mark: recovered
-      with: { command: ["true"] }
-"#;
+/// The drill the tests run: its recovery takes the param `pause` (default 300ms).
+fn drill() -> String {
+    support::timed_drill(
+        "failover-drill",
+        "${{ params.pause }}",
+        "  params:\n    pause: { type: duration, default: 300ms }\n",
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_created_with_kubectl_succeeds_with_its_rto_in_kubectl_get() {
@@ -146,11 +132,11 @@ async fn a_run_created_with_kubectl_succeeds_with_its_rto_in_kubectl_get() {
     let runs: Api<Run> = Api::namespaced(sim.client(), "default");
 
     // What the plan language refuses structurally, the API server refuses at apply.
-    let bad_id = DRILL.replace("id: outage", "id: Outage Now").replace("failover-drill", "bad-id");
+    let bad_id = drill().replace("id: outage", "id: Outage Now").replace("failover-drill", "bad-id");
     let refused = apply(&sim, &bad_id).await.expect_err("a step id with spaces is refused at apply");
     assert!(refused.contains("should match"), "{refused}");
     // What only the compiler can judge is the plan's Compiled condition.
-    let cyclic = DRILL
+    let cyclic = drill()
         .replace("needs: [outage]", "needs: [healthy]")
         .replace("failover-drill", "cyclic");
     apply(&sim, &cyclic).await.unwrap();
@@ -160,7 +146,7 @@ async fn a_run_created_with_kubectl_succeeds_with_its_rto_in_kubectl_get() {
     assert_eq!(status.conditions[0].status, "False");
     assert!(status.errors.iter().any(|e| e.contains("cycle")), "{:?}", status.errors);
 
-    apply(&sim, DRILL).await.unwrap();
+    apply(&sim, &drill()).await.unwrap();
     let compiled = wait_for(&plans, "failover-drill", Duration::from_secs(20), &operator.log, |p| {
         p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.status == "True"))
     })
@@ -239,7 +225,7 @@ spec:
     assert_eq!(status.phase, Some(Phase::Pending));
     assert_eq!(status.conditions[0].reason, "PlanNotReady");
     // The plan arrives: the waiting Run starts.
-    apply(&sim, &DRILL.replace("failover-drill", "not-yet")).await.unwrap();
+    apply(&sim, &drill().replace("failover-drill", "not-yet")).await.unwrap();
     wait_for(&runs, "drill-orphan", Duration::from_secs(30), &operator.log, |r| {
         r.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
     })
@@ -253,7 +239,7 @@ async fn a_drill_schedule_fires_and_suspends() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("journal.db").display().to_string();
     let operator = start_operator(&sim, &state, dir.path(), "only");
-    apply(&sim, DRILL).await.unwrap();
+    apply(&sim, &drill()).await.unwrap();
     let schedule = r#"apiVersion: lifeboat.dev/v1alpha1
 kind: DrillSchedule
 metadata: { name: every-two-seconds, namespace: default }
@@ -316,11 +302,6 @@ async fn runs_of(journal: &lifeboat::journal::Journal, schedule: &str) -> usize 
     journal.requests(&filter).await.unwrap().len()
 }
 
-fn process_state(pid: u32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_running_run_aborts_it_and_reverts_its_fault_before_it_goes() {
     let sim = support::cluster::sim_with_crds(&crds_dir()).await;
@@ -330,24 +311,8 @@ async fn deleting_a_running_run_aborts_it_and_reverts_its_fault_before_it_goes()
     let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
     let pid = victim.id();
     let plan = format!(
-        r#"apiVersion: lifeboat.dev/v1alpha1
-kind: RecoveryPlan
-metadata: {{ name: freeze, namespace: default }}
-spec:
-  steps:
-    - id: freeze
-      kind: chaos.process_kill
-      with: {{ pid: {pid}, signal: STOP, duration: 1h }}
-    - id: soak
-      kind: sleep
-      needs: [freeze]
-      with: {{ duration: 5m }}
----
-apiVersion: lifeboat.dev/v1alpha1
-kind: Run
-metadata: {{ name: freeze-1, namespace: default }}
-spec: {{ plan: freeze }}
-"#
+        "{}---\napiVersion: lifeboat.dev/v1alpha1\nkind: Run\nmetadata: {{ name: freeze-1 }}\nspec: {{ plan: freeze }}\n",
+        support::freeze_plan("freeze", pid)
     );
     apply(&sim, &plan).await.unwrap();
     let runs: Api<Run> = Api::namespaced(sim.client(), "default");
@@ -357,7 +322,7 @@ spec: {{ plan: freeze }}
             .is_some_and(|s| s.steps.iter().any(|step| step.id == "soak" && step.status == "running"))
     })
     .await;
-    assert_eq!(process_state(pid), 'T', "the fault froze the process");
+    assert_eq!(support::process_state(pid), 'T', "the fault froze the process");
     let run_id = running.status.unwrap().run_id.unwrap();
 
     runs.delete("freeze-1", &DeleteParams::default()).await.unwrap();
@@ -371,7 +336,7 @@ spec: {{ plan: freeze }}
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_ne!(process_state(pid), 'T', "the fault was reverted before the Run went");
+    assert_ne!(support::process_state(pid), 'T', "the fault was reverted before the Run went");
     let journal = lifeboat::journal::Journal::open(&state).await.unwrap();
     let row = journal.run(&run_id).await.unwrap();
     assert_eq!(row.status, lifeboat::journal::RunStatus::Aborted);
@@ -398,37 +363,16 @@ async fn killing_the_leader_mid_run_lets_the_other_replica_lead_and_finish_the_r
     let dir = tempfile::tempdir().unwrap();
     // A alone first: it leads the scheduler and drives the run; B joins as a follower.
     let mut a = start_operator(&sim, &journal.url, dir.path(), "replica-a");
-    let plan = r#"apiVersion: lifeboat.dev/v1alpha1
-kind: RecoveryPlan
-metadata: { name: slow, namespace: default }
-spec:
-  objectives: { rto: 5m }
-  steps:
-    - id: outage
-      kind: exec
-      mark: disaster
-      with: { command: ["true"] }
-    - id: restore
-      kind: sleep
-      needs: [outage]
-      with: { duration: 3s }
-    - id: verify
-      kind: exec
-      needs: [restore]
-      mark: recovered
-      with: { command: ["true"] }
----
-apiVersion: lifeboat.dev/v1alpha1
-kind: Run
-metadata: { name: slow-1, namespace: default }
-spec: { plan: slow }
-"#;
-    apply(&sim, plan).await.unwrap();
+    let plan = format!(
+        "{}---\napiVersion: lifeboat.dev/v1alpha1\nkind: Run\nmetadata: {{ name: slow-1 }}\nspec: {{ plan: slow }}\n",
+        support::timed_drill("slow", "3s", "")
+    );
+    apply(&sim, &plan).await.unwrap();
     let runs: Api<Run> = Api::namespaced(sim.client(), "default");
     let running = wait_for(&runs, "slow-1", Duration::from_secs(30), &a.log, |r| {
         r.status
             .as_ref()
-            .is_some_and(|s| s.steps.iter().any(|step| step.id == "restore" && step.status == "running"))
+            .is_some_and(|s| s.steps.iter().any(|step| step.id == "recover" && step.status == "running"))
     })
     .await;
     let run_id = running.status.unwrap().run_id.unwrap();
@@ -477,7 +421,10 @@ fn operator_command_errors_say_what_and_how_to_fix_it() {
     let with_plans = dir.path().join("serve.yaml");
     std::fs::write(&with_plans, "plans: [plans]\n").unwrap();
     let state = dir.path().join("journal.db").display().to_string();
-    let (code, text) = lifeboat(&["--state", &state, "operator", "run", "--config", with_plans.to_str().unwrap()], &[]);
+    let (code, text) = lifeboat(
+        &["--state", &state, "operator", "run", "--config", with_plans.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("serve.yaml") && text.contains("RecoveryPlan"), "{text}");
 
@@ -501,5 +448,8 @@ fn operator_command_errors_say_what_and_how_to_fix_it() {
     assert_eq!(code, Some(0), "{text}");
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
     let names: Vec<&str> = docs.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["recoveryplans.lifeboat.dev", "drillschedules.lifeboat.dev", "runs.lifeboat.dev"]);
+    assert_eq!(
+        names,
+        ["recoveryplans.lifeboat.dev", "drillschedules.lifeboat.dev", "runs.lifeboat.dev"]
+    );
 }

@@ -2,7 +2,7 @@
 
 use super::invalid;
 use super::serve_cmd::stop_on_signals;
-use crate::serve::{ServeError, ServeOptions, config};
+use crate::serve::{ServeOptions, config};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -81,10 +81,5 @@ pub async fn run(state: &str, command: OperatorCommand) -> anyhow::Result<u8> {
         replica: args.replica,
         max_runs: usize::from(args.max_runs),
     };
-    match crate::operator::run(options, client, namespace, stop, None).await {
-        Ok(()) => Ok(super::exit::SUCCESS),
-        Err(ServeError::Config(e)) => Err(invalid(e)),
-        Err(e @ ServeError::Listen { .. }) => Err(invalid(e.to_string())),
-        Err(e) => Err(e.into()),
-    }
+    super::serve_cmd::exit_code(crate::operator::run(options, client, namespace, stop, None).await)
 }

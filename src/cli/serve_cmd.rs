@@ -56,7 +56,12 @@ pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
         replica: args.replica,
         max_runs: usize::from(args.max_runs),
     };
-    match serve::serve(options, stop, None).await {
+    exit_code(serve::serve(options, stop, None).await)
+}
+
+/// How a service's end becomes the command's: bad configuration or address is invalid input.
+pub(super) fn exit_code(served: Result<(), ServeError>) -> anyhow::Result<u8> {
+    match served {
         Ok(()) => Ok(super::exit::SUCCESS),
         Err(ServeError::Config(e)) => Err(invalid(e)),
         Err(e @ ServeError::Listen { .. }) => Err(invalid(e.to_string())),

@@ -65,6 +65,61 @@ pub async fn postgres(admin_url: &str) -> TestJournal {
     }
 }
 
+/// A plan `name` that freezes process `pid` (SIGSTOP, reverted by SIGCONT) and then soaks.
+pub fn freeze_plan(name: &str, pid: u32) -> String {
+    format!(
+        "apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata:
+  name: {name}
+spec:
+  steps:
+    - id: freeze
+      kind: chaos.process_kill
+      with: {{ pid: {pid}, signal: STOP, duration: 1h }}
+    - id: soak
+      kind: sleep
+      needs: [freeze]
+      with: {{ duration: 5m }}
+"
+    )
+}
+
+/// A drill `name` judged against an RTO of 5 minutes: the disaster, `recover` (a sleep of
+/// `recover_for`, which may be an expression), then the recovered mark. `params` is the
+/// plan's `params:` block, indented under `spec:`, or "".
+pub fn timed_drill(name: &str, recover_for: &str, params: &str) -> String {
+    format!(
+        "apiVersion: lifeboat.dev/v1alpha1
+kind: RecoveryPlan
+metadata:
+  name: {name}
+spec:
+  objectives: {{ rto: 5m }}
+{params}  steps:
+    - id: outage
+      kind: exec
+      mark: disaster
+      with: {{ command: [\"true\"] }}
+    - id: recover
+      kind: sleep
+      needs: [outage]
+      with: {{ duration: \"{recover_for}\" }}
+    - id: healthy
+      kind: exec
+      needs: [recover]
+      mark: recovered
+      with: {{ command: [\"true\"] }}
+"
+    )
+}
+
+/// The state letter of process `pid` (`T` when stopped).
+pub fn process_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap()
+}
+
 pub fn compile(source: &str) -> lifeboat::plan::CompiledPlan {
     match lifeboat::plan::compile("test.yaml", source, lifeboat::steps::catalog()) {
         Ok(p) => p,
