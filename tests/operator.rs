@@ -187,6 +187,24 @@ spec:
     let request = journal.request(&run_id).await.unwrap().unwrap();
     assert_eq!(request.params["pause"], json!("400ms"));
     assert_eq!(request.requested_by, "kubernetes:default/drill-1");
+    let accepted = status.conditions.iter().find(|c| c.type_ == "Accepted").unwrap();
+    assert_eq!((accepted.status.as_str(), accepted.reason.as_str()), ("True", "Requested"));
+
+    // An edited spec changes nothing that ran, and the Run says so.
+    apply(&sim, &run.replace("pause: 400ms", "pause: 2s")).await.unwrap();
+    let edited = wait_for(&runs, "drill-1", Duration::from_secs(20), &operator.log, |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "SpecChanged"))
+    })
+    .await;
+    assert_eq!(edited.status.as_ref().unwrap().phase, Some(Phase::Succeeded));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = runs.get("drill-1").await.unwrap().status.unwrap();
+    assert!(
+        later.conditions.iter().any(|c| c.reason == "SpecChanged"),
+        "the condition flapped: {later:#?}"
+    );
 
     if let Some(kubectl) = kubectl_binary() {
         let out = Command::new(kubectl)

@@ -1,11 +1,9 @@
 //! `lifeboat operator`: runs lifeboat as a Kubernetes operator, or prints its CRDs.
 
 use super::invalid;
-use super::serve_cmd::stop_on_signals;
 use crate::serve::{ServeOptions, config};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Subcommand, Debug)]
 pub enum OperatorCommand {
@@ -73,13 +71,14 @@ pub async fn run(state: &str, command: OperatorCommand) -> anyhow::Result<u8> {
     })?;
     let namespace = args.namespace.unwrap_or_else(|| kube_config.default_namespace.clone());
     let client = kube::Client::try_from(kube_config)?;
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signals(stop.clone()));
     let options = ServeOptions {
         config,
         state: state.to_owned(),
         replica: args.replica,
         max_runs: usize::from(args.max_runs),
     };
-    super::serve_cmd::exit_code(crate::operator::run(options, client, namespace, stop, None).await)
+    super::serve_cmd::until_signalled(options, |options, stop| {
+        crate::operator::run(options, client, namespace, stop, None)
+    })
+    .await
 }

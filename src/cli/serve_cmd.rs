@@ -48,20 +48,27 @@ pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
         );
         return Ok(super::exit::SUCCESS);
     }
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signals(stop.clone()));
     let options = ServeOptions {
         config,
         state: state.to_owned(),
         replica: args.replica,
         max_runs: usize::from(args.max_runs),
     };
-    exit_code(serve::serve(options, stop, None).await)
+    until_signalled(options, |options, stop| serve::serve(options, stop, None)).await
 }
 
-/// How a service's end becomes the command's: bad configuration or address is invalid input.
-pub(super) fn exit_code(served: Result<(), ServeError>) -> anyhow::Result<u8> {
-    match served {
+/// Runs a service started by `start` until SIGTERM or SIGINT stops it gracefully; its end
+/// becomes the command's (bad configuration or address is invalid input).
+pub(super) async fn until_signalled<F>(
+    options: ServeOptions,
+    start: impl FnOnce(ServeOptions, CancellationToken) -> F,
+) -> anyhow::Result<u8>
+where
+    F: Future<Output = Result<(), ServeError>>,
+{
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signals(stop.clone()));
+    match start(options, stop).await {
         Ok(()) => Ok(super::exit::SUCCESS),
         Err(ServeError::Config(e)) => Err(invalid(e)),
         Err(e @ ServeError::Listen { .. }) => Err(invalid(e.to_string())),
@@ -69,7 +76,7 @@ pub(super) fn exit_code(served: Result<(), ServeError>) -> anyhow::Result<u8> {
     }
 }
 
-pub(super) async fn stop_on_signals(stop: CancellationToken) {
+async fn stop_on_signals(stop: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     crate::engine::runner::interrupted(&mut term).await;
     tracing::warn!("stopping: no new work is accepted; running runs are handed over");

@@ -132,8 +132,7 @@ async fn apply(run: &Run, ctx: &Context, api: &Api<Run>) -> Result<Action, RunEr
     };
     let mut observed = observe(ctx, &request).await?;
     observed.observed_generation = generation;
-    let accepted_generation = run.status.as_ref().and_then(|s| s.observed_generation).or(generation);
-    let spec_edited = accepted_generation != generation;
+    let spec_edited = !requested_as_specified(run, &request);
     observed.conditions = vec![status::condition(
         existing,
         "Accepted",
@@ -160,6 +159,15 @@ async fn apply(run: &Run, ctx: &Context, api: &Api<Run>) -> Result<Action, RunEr
     } else {
         Action::requeue(ACTIVE_REFRESH)
     })
+}
+
+/// Whether the request still says what the `Run`'s spec says (its plan, and each param given
+/// as the request resolved it).
+fn requested_as_specified(run: &Run, request: &RequestRow) -> bool {
+    run.spec.plan == request.plan_name
+        && run.spec.params.iter().all(|(name, value)| {
+            request.params.get(name).map(crate::plan::template::value_as_text) == Some(crate::plan::template::value_as_text(value))
+        })
 }
 
 /// The status the journal gives a request and its run (conditions left to the caller).
