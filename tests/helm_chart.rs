@@ -302,8 +302,9 @@ fn the_alert_rules_pass_promtool_and_fire_exactly_when_they_should() {
     let dir = home.path();
     std::fs::write(dir.join("rules.yaml"), rules.to_string()).unwrap();
     run(Command::new("promtool").arg("check").arg("rules").arg(dir.join("rules.yaml")));
-    // Series over 15 minutes, one sample a minute: plan `a` is unhealthy in every way the
-    // rules watch, plan `b` is healthy, and no replica leads the scheduler.
+    // Each rule gets series that must fire it and series that must not: over 15 minutes
+    // (one sample a minute) for the rules that fire at once, over four days for the rules
+    // held for hours or days.
     let tests = json!({
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
@@ -314,16 +315,25 @@ fn the_alert_rules_pass_promtool_and_fire_exactly_when_they_should() {
                 { "series": "lifeboat_drill_passed{plan=\"b\"}", "values": "1x15" },
                 { "series": "lifeboat_drill_rto_seconds{plan=\"a\"}", "values": "120x15" },
                 { "series": "lifeboat_drill_rto_seconds{plan=\"b\"}", "values": "30x15" },
+                { "series": "lifeboat_drill_rpo_seconds{plan=\"a\"}", "values": "30x15" },
+                { "series": "lifeboat_drill_rpo_seconds{plan=\"b\"}", "values": "4000x15" },
                 { "series": "lifeboat_plan_rto_objective_seconds{plan=\"a\"}", "values": "60x15" },
                 { "series": "lifeboat_plan_rto_objective_seconds{plan=\"b\"}", "values": "60x15" },
                 { "series": "lifeboat_plan_rpo_objective_seconds{plan=\"a\"}", "values": "300x15" },
                 { "series": "lifeboat_plan_rpo_objective_seconds{plan=\"b\"}", "values": "3600x15" },
-                { "series": "lifeboat_drill_since_last_pass_seconds{plan=\"a\"}", "values": "300000x15" },
-                { "series": "lifeboat_drill_since_last_pass_seconds{plan=\"b\"}", "values": "60x15" },
+                { "series": "lifeboat_drill_last_pass_timestamp_seconds{plan=\"a\"}", "values": "-300000x15" },
                 { "series": "lifeboat_drill_last_pass_timestamp_seconds{plan=\"b\"}", "values": "0x15" },
                 { "series": "lifeboat_backup_last_success_timestamp_seconds{plan=\"a\",step=\"base\"}", "values": "0x15" },
                 { "series": "lifeboat_backup_last_success_timestamp_seconds{plan=\"b\",step=\"base\"}", "values": "0x15" },
                 { "series": "lifeboat_scheduler_leader{pod=\"x\"}", "values": "0x15" },
+                { "series": "lifeboat_schedule_occurrences_total{schedule=\"nightly\",outcome=\"missed\"}", "values": "0 0 0 1x12" },
+                { "series": "lifeboat_schedule_occurrences_total{schedule=\"hourly\",outcome=\"missed\"}", "values": "0x15" },
+                { "series": "lifeboat_schedule_lag_seconds_bucket{schedule=\"slow\",le=\"30\"}", "values": "0x15" },
+                { "series": "lifeboat_schedule_lag_seconds_bucket{schedule=\"slow\",le=\"120\"}", "values": "0+1x15" },
+                { "series": "lifeboat_schedule_lag_seconds_bucket{schedule=\"slow\",le=\"+Inf\"}", "values": "0+1x15" },
+                { "series": "lifeboat_schedule_lag_seconds_bucket{schedule=\"fast\",le=\"30\"}", "values": "0+1x15" },
+                { "series": "lifeboat_schedule_lag_seconds_bucket{schedule=\"fast\",le=\"120\"}", "values": "0+1x15" },
+                { "series": "lifeboat_schedule_lag_seconds_bucket{schedule=\"fast\",le=\"+Inf\"}", "values": "0+1x15" },
             ],
             "alert_rule_test": [
                 { "eval_time": "10m", "alertname": "LifeboatDrillFailed", "exp_alerts": [{
@@ -340,6 +350,14 @@ fn the_alert_rules_pass_promtool_and_fire_exactly_when_they_should() {
                         "description": "The latest drill measured a recovery time above the plan's RTO objective."
                     }
                 }]},
+                { "eval_time": "10m", "alertname": "LifeboatRPOObjectiveBreached", "exp_alerts": [{
+                    "exp_labels": { "severity": "critical", "plan": "b" },
+                    "exp_annotations": {
+                        "summary": "b lost 1h 6m 40s of data, over its RPO objective",
+                        "description": "The latest drill measured a recovery point above the plan's RPO objective."
+                    }
+                }]},
+                // time() is 600 s at 10m: a's last pass is 300,600 s old (over 3 days), b's 600 s.
                 { "eval_time": "10m", "alertname": "LifeboatNoRecentPassingDrill", "exp_alerts": [{
                     "exp_labels": { "severity": "warning", "plan": "a" },
                     "exp_annotations": {
@@ -347,12 +365,27 @@ fn the_alert_rules_pass_promtool_and_fire_exactly_when_they_should() {
                         "description": "Recovery that is not rehearsed is not proven; run or schedule a drill of the plan."
                     }
                 }]},
-                // time() is 600 s at 10m: the backups are 600 s old, over a's RPO (300 s), not b's.
+                // The backups are 600 s old at 10m: over a's RPO (300 s), not b's (3600 s).
                 { "eval_time": "10m", "alertname": "LifeboatBackupOlderThanRPO", "exp_alerts": [{
                     "exp_labels": { "severity": "critical", "plan": "a", "step": "base" },
                     "exp_annotations": {
-                        "summary": "The last backup of a (base) is older than the plan's RPO",
-                        "description": "A restore now would lose more data than the objective allows."
+                        "summary": "The backup step base of a last succeeded longer ago than the plan's RPO",
+                        "description": "For a plan that takes the backups its RPO depends on; a restore now would lose more data than the objective allows."
+                    }
+                }]},
+                { "eval_time": "10m", "alertname": "LifeboatScheduleOccurrencesMissed", "exp_alerts": [{
+                    "exp_labels": { "severity": "warning", "schedule": "nightly" },
+                    "exp_annotations": {
+                        "summary": "Schedule nightly missed occurrences in the last hour",
+                        "description": "No scheduler ran when they were due and they fell outside the catch-up window."
+                    }
+                }]},
+                // slow's p95 lag interpolates to 115.5 s in its (30, 120] bucket; fast's to 28.5 s.
+                { "eval_time": "14m", "alertname": "LifeboatScheduleLagging", "exp_alerts": [{
+                    "exp_labels": { "severity": "warning", "schedule": "slow" },
+                    "exp_annotations": {
+                        "summary": "Drills of schedule slow start 1m 55s late (p95)",
+                        "description": "Occurrences wait long for a free replica; add replicas or raise --max-runs."
                     }
                 }]},
                 { "eval_time": "1m", "alertname": "LifeboatNoSchedulerLeader", "exp_alerts": [] },
@@ -363,7 +396,39 @@ fn the_alert_rules_pass_promtool_and_fire_exactly_when_they_should() {
                         "description": "Scheduled drills are not firing; check the replicas and their journal."
                     }
                 }]},
-                { "eval_time": "10m", "alertname": "LifeboatRPOObjectiveBreached", "exp_alerts": [] },
+            ]
+        }, {
+            // Rules held for hours or days: four days of samples.
+            "interval": "1m",
+            "input_series": [
+                { "series": "lifeboat_plan_rto_objective_seconds{plan=\"untested\"}", "values": "60x6000" },
+                { "series": "lifeboat_plan_rpo_objective_seconds{plan=\"rpo-only\"}", "values": "60x6000" },
+                { "series": "lifeboat_plan_rto_objective_seconds{plan=\"proven\"}", "values": "60x6000" },
+                { "series": "lifeboat_drill_last_pass_timestamp_seconds{plan=\"proven\"}", "values": "0+60x6000" },
+                { "series": "lifeboat_emergency_stop_engaged{pod=\"x\"}", "values": "0 1x6000" },
+                { "series": "lifeboat_scheduler_leader{pod=\"x\"}", "values": "1x6000" },
+            ],
+            "alert_rule_test": [
+                { "eval_time": "2d", "alertname": "LifeboatPlanNeverPassedDrill", "exp_alerts": [] },
+                { "eval_time": "4d", "alertname": "LifeboatPlanNeverPassedDrill", "exp_alerts": [
+                    { "exp_labels": { "severity": "warning", "plan": "rpo-only" },
+                      "exp_annotations": {
+                        "summary": "rpo-only has objectives but no passing drill for 3 days",
+                        "description": "The plan declares objectives and none of its recent drills passed." } },
+                    { "exp_labels": { "severity": "warning", "plan": "untested" },
+                      "exp_annotations": {
+                        "summary": "untested has objectives but no passing drill for 3 days",
+                        "description": "The plan declares objectives and none of its recent drills passed." } },
+                ]},
+                { "eval_time": "0h", "alertname": "LifeboatEmergencyStopEngaged", "exp_alerts": [] },
+                { "eval_time": "2h", "alertname": "LifeboatEmergencyStopEngaged", "exp_alerts": [{
+                    "exp_labels": { "severity": "info" },
+                    "exp_annotations": {
+                        "summary": "The lifeboat emergency stop has been engaged for 30 minutes",
+                        "description": "Drills are aborted and schedules held until someone releases it (POST /api/v1/emergency-stop/release)."
+                    }
+                }]},
+                { "eval_time": "4d", "alertname": "LifeboatNoSchedulerLeader", "exp_alerts": [] },
             ]
         }]
     });

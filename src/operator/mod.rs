@@ -11,6 +11,7 @@
 //! half-done, and statuses are written only when they change.
 
 pub mod crd;
+pub mod follow;
 pub mod plans;
 pub mod runs;
 pub mod schedules;
@@ -28,6 +29,8 @@ pub struct Context {
     pub namespace: String,
     pub journal: Journal,
     pub sources: Sources,
+    /// Each run's status as last replayed, with the journal sequence number it reflects.
+    pub run_views: std::sync::Mutex<std::collections::HashMap<String, (i64, crd::RunStatus)>>,
 }
 
 /// Runs the operator until `stop`: the service (worker, scheduler, API) on plans and
@@ -46,6 +49,7 @@ pub async fn run(
         namespace,
         journal: journal.clone(),
         sources: sources.clone(),
+        run_views: Default::default(),
     });
     tracing::info!(namespace = %ctx.namespace, "following RecoveryPlans, DrillSchedules and Runs");
     let plans_loaded = CancellationToken::new();

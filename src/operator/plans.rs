@@ -4,59 +4,57 @@
 
 use super::Context;
 use super::crd::{RecoveryPlan, RecoveryPlanStatus};
+use super::follow::{self, Follower};
 use super::status;
 use crate::plan::{self, diagnostic::Diagnostic, model};
 use crate::serve::catalog::{Catalog, PlanEntry};
-use futures::StreamExt;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::{Api, DynamicObject};
 use kube::{Resource, ResourceExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// A compile result, kept while the resource's generation stays the same.
+/// A compile result, kept while the resource's generation and labels stay the same.
 type Compiled = Result<PlanEntry, Vec<String>>;
+type CacheKey = (String, i64, std::collections::BTreeMap<String, String>);
 
-/// Follows the namespace's plans until `stop`.
-/// `loaded` is cancelled once the first full list has been compiled.
+/// Follows the namespace's plans until `stop`. `loaded` is cancelled once the first full
+/// list has been compiled.
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken, loaded: CancellationToken) {
-    let api: Api<RecoveryPlan> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let (reader, writer) = reflector::store();
-    let events = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()).default_backoff());
-    let mut events = std::pin::pin!(events);
-    let mut cache: HashMap<(String, i64), Compiled> = HashMap::new();
+    let mut plans = Follower::new::<RecoveryPlan>(&ctx, None);
+    let mut cache: HashMap<CacheKey, Compiled> = HashMap::new();
     loop {
-        let event = tokio::select! {
+        let set = tokio::select! {
             _ = stop.cancelled() => break,
-            event = events.next() => event,
+            set = plans.next() => set,
         };
-        match event {
-            Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
-            Some(Ok(_)) => {
-                sync(&ctx, &api, &reader, &mut cache).await;
-                loaded.cancel();
-            }
-            Some(Err(e)) => tracing::warn!(error = %e, "watching RecoveryPlans failed; retrying"),
-            None => break,
-        }
+        let Some(set) = set else { break };
+        sync(&ctx, &plans.api, &set, &mut cache).await;
+        loaded.cancel();
     }
 }
 
-async fn sync(ctx: &Context, api: &Api<RecoveryPlan>, reader: &Store<RecoveryPlan>, cache: &mut HashMap<(String, i64), Compiled>) {
-    let resources = reader.state();
+async fn sync(ctx: &Context, api: &Api<DynamicObject>, resources: &[Arc<DynamicObject>], cache: &mut HashMap<CacheKey, Compiled>) {
     let mut catalog = Catalog::default();
     let mut live = std::collections::HashSet::new();
-    for resource in &resources {
-        let key = (resource.uid().unwrap_or_default(), resource.meta().generation.unwrap_or_default());
+    for resource in resources {
+        let generation = resource.meta().generation;
+        let key = (
+            resource.uid().unwrap_or_default(),
+            generation.unwrap_or_default(),
+            resource.labels().clone(),
+        );
         live.insert(key.clone());
-        let compiled = cache.entry(key).or_insert_with(|| compile(&ctx.namespace, resource));
+        let compiled = cache.entry(key).or_insert_with(|| match follow::typed::<RecoveryPlan>(resource) {
+            Ok(plan) => compile(&ctx.namespace, &plan),
+            Err(e) => Err(vec![format!("the resource does not read as a plan: {e}")]),
+        });
         if let Ok(entry) = compiled {
             catalog.plans.insert(entry.plan.name.clone(), entry.clone());
         }
-        let observed = observed(resource, compiled);
-        if let Err(e) = status::write(api, &resource.name_any(), resource.status.as_ref(), &observed).await {
+        let current: Option<RecoveryPlanStatus> = follow::status_of(resource);
+        let observed = observed(generation, current.as_ref(), compiled);
+        if let Err(e) = status::write(api, resource.as_ref(), current.as_ref(), &observed).await {
             tracing::warn!(plan = %resource.name_any(), error = %e, "cannot write the RecoveryPlan's status");
         }
     }
@@ -99,9 +97,8 @@ fn one_line(d: &Diagnostic) -> String {
     format!("{step}{}{help}", d.message)
 }
 
-fn observed(resource: &RecoveryPlan, compiled: &Compiled) -> RecoveryPlanStatus {
-    let generation = resource.meta().generation;
-    let existing = resource.status.as_ref().map(|s| &s.conditions[..]).unwrap_or_default();
+fn observed(generation: Option<i64>, current: Option<&RecoveryPlanStatus>, compiled: &Compiled) -> RecoveryPlanStatus {
+    let existing = current.map(|s| &s.conditions[..]).unwrap_or_default();
     match compiled {
         Ok(entry) => RecoveryPlanStatus {
             observed_generation: generation,

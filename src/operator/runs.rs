@@ -60,11 +60,20 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 /// `Run` deleted and created again under the same name is a new run.
 pub fn request_id(run: &Run) -> String {
     let uid = run.uid().unwrap_or_default();
-    format!("{}-{}", run.name_any(), &uid[..uid.len().min(8)])
+    format!("{}-{}", run.name_any(), uid.get(..8).unwrap_or(&uid))
 }
 
 async fn reconcile(run: Arc<Run>, ctx: Arc<Context>) -> Result<Action, finalizer::Error<RunError>> {
     let api: Api<Run> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let finished = run.status.as_ref().and_then(|s| s.phase).is_some_and(Phase::is_final);
+    if finished && run.meta().deletion_timestamp.is_none() {
+        // Nothing is left to abort: the finalizer goes, so deleting a finished Run needs no
+        // operator (and an uninstalled one cannot hold a namespace's deletion up).
+        release_finalizer(&api, &run)
+            .await
+            .map_err(|e| finalizer::Error::ApplyFailed(e.into()))?;
+        return apply(&run, &ctx, &api).await.map_err(finalizer::Error::ApplyFailed);
+    }
     finalizer(&api, FINALIZER, run, |event| async {
         match event {
             finalizer::Event::Apply(run) => apply(&run, &ctx, &api).await,
@@ -72,6 +81,24 @@ async fn reconcile(run: Arc<Run>, ctx: Arc<Context>) -> Result<Action, finalizer
         }
     })
     .await
+}
+
+async fn release_finalizer(api: &Api<Run>, run: &Run) -> Result<(), kube::Error> {
+    let Some(at) = run.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        { "op": "test", "path": format!("/metadata/finalizers/{at}"), "value": FINALIZER },
+        { "op": "remove", "path": format!("/metadata/finalizers/{at}") },
+    ]))
+    .expect("a JSON patch");
+    api.patch(
+        &run.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
 }
 
 fn error_policy(run: Arc<Run>, error: &finalizer::Error<RunError>, _: Arc<Context>) -> Action {
@@ -90,6 +117,27 @@ async fn apply(run: &Run, ctx: &Context, api: &Api<Run>) -> Result<Action, RunEr
     let generation = run.meta().generation;
     let existing = run.status.as_ref().map(|s| &s.conditions[..]).unwrap_or_default();
     let mut request = ctx.journal.request(&id).await?;
+    if request.is_none() && run.status.as_ref().is_some_and(|s| s.run_id.is_some()) {
+        // Accepted once, yet unknown to the journal: it was replaced or lost. Running the
+        // plan again (perhaps long after) is never what the Run asked for.
+        let message = format!(
+            "the journal has no request {id}, though this Run was accepted: the journal was replaced or lost, so it is not run again (create a new Run to run the plan)"
+        );
+        let observed = RunStatus {
+            conditions: vec![status::condition(
+                existing,
+                "Accepted",
+                false,
+                "JournalMissing",
+                message.clone(),
+                generation,
+            )],
+            message: Some(message),
+            ..run.status.clone().unwrap_or_default()
+        };
+        status::write(api, run, run.status.as_ref(), &observed).await?;
+        return Ok(Action::await_change());
+    }
     if request.is_none() {
         let catalog = ctx.sources.catalog.current();
         let refused = match catalog.get(&run.spec.plan) {
@@ -119,7 +167,7 @@ async fn apply(run: &Run, ctx: &Context, api: &Api<Run>) -> Result<Action, RunEr
                 message: Some(message),
                 ..Default::default()
             };
-            status::write(api, &name, run.status.as_ref(), &observed).await?;
+            status::write(api, run, run.status.as_ref(), &observed).await?;
             return Ok(if phase.is_final() {
                 Action::await_change()
             } else {
@@ -153,7 +201,7 @@ async fn apply(run: &Run, ctx: &Context, api: &Api<Run>) -> Result<Action, RunEr
             .conditions
             .push(status::condition(existing, "Finished", true, &reason, message, generation));
     }
-    status::write(api, &name, run.status.as_ref(), &observed).await?;
+    status::write(api, run, run.status.as_ref(), &observed).await?;
     Ok(if finished {
         Action::await_change()
     } else {
@@ -184,6 +232,14 @@ async fn observe(ctx: &Context, request: &RequestRow) -> Result<RunStatus, RunEr
         RequestState::Failed => return Ok(pending(Phase::Failed, request.detail.clone())),
         RequestState::Started => {}
     }
+    // Replaying a run costs its whole event log; its view changes only with a new event.
+    let newest = ctx.journal.last_event(&request.id).await?.map(|(seq, _)| seq);
+    if let Some(seq) = newest
+        && let Some((seen, view)) = ctx.run_views.lock().unwrap_or_else(|p| p.into_inner()).get(&request.id)
+        && *seen == seq
+    {
+        return Ok(view.clone());
+    }
     let (state, _, row) = match runner::load(&ctx.journal, &request.id).await {
         Ok(loaded) => loaded,
         Err(runner::EngineError::Journal(JournalError::NoSuchRun(_))) => return Ok(pending(Phase::Pending, None)),
@@ -199,7 +255,7 @@ async fn observe(ctx: &Context, request: &RequestRow) -> Result<RunStatus, RunEr
     };
     let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
     let drill = crate::serve::emergency::is_drill(&state.plan);
-    Ok(RunStatus {
+    let view = RunStatus {
         phase: Some(phase),
         run_id: Some(row.id.clone()),
         started_at: Some(status::rfc3339(measured.started_at)),
@@ -220,12 +276,38 @@ async fn observe(ctx: &Context, request: &RequestRow) -> Result<RunStatus, RunEr
         report: Some(format!("/api/v1/runs/{}/report", row.id)),
         message: measured.reason.clone(),
         ..Default::default()
-    })
+    };
+    if let Some(seq) = newest {
+        ctx.run_views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request.id.clone(), (seq, view.clone()));
+    }
+    Ok(view)
+}
+
+/// The cancelled request that stands for a `Run` deleted before it was requested.
+fn tombstone(run: &Run, id: &str, why: &str) -> crate::journal::requests::NewRequest {
+    crate::journal::requests::NewRequest {
+        id: id.to_owned(),
+        origin: Origin::Api,
+        plan_file: String::new(),
+        plan_name: run.spec.plan.clone(),
+        plan_source: String::new(),
+        params: Default::default(),
+        state: RequestState::Cancelled,
+        requested_by: format!("kubernetes ({why})"),
+        schedule: None,
+        scheduled_at: None,
+        trigger_id: None,
+        not_before: chrono::Utc::now(),
+    }
 }
 
 /// A deleted `Run`: cancels its request, or aborts its run and waits for it to finish.
 async fn cleanup(run: &Run, ctx: &Context) -> Result<Action, RunError> {
     let id = request_id(run);
+    ctx.run_views.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     let why = "its Run resource was deleted";
     if ctx.journal.cancel_request(&id, "kubernetes", Some(why)).await? {
         tracing::info!(run = %id, "cancelled the request of a deleted Run");
@@ -233,7 +315,15 @@ async fn cleanup(run: &Run, ctx: &Context) -> Result<Action, RunError> {
     }
     let row = match ctx.journal.run(&id).await {
         Ok(row) => row,
-        Err(JournalError::NoSuchRun(_)) => return Ok(Action::await_change()),
+        Err(JournalError::NoSuchRun(_)) => {
+            // Never requested: a tombstone takes the id, so a replica that read the Run
+            // before its deletion cannot request it after the object is gone.
+            return if ctx.journal.insert_request(&tombstone(run, &id, why)).await? {
+                Ok(Action::await_change())
+            } else {
+                Err(RunError::Aborting(id))
+            };
+        }
         Err(e) => return Err(e.into()),
     };
     if row.status != JournalStatus::Running {

@@ -5,16 +5,13 @@
 
 use super::Context;
 use super::crd::{DrillSchedule, DrillScheduleStatus};
+use super::follow::{self, Follower};
 use super::status;
 use crate::journal::requests::RequestFilter;
 use crate::serve::config::{Schedule, ScheduleSpec, valid_name};
 use crate::serve::schedule::{CronSpec, Timing, parse_duration, parse_tz};
-use futures::StreamExt;
-use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::{Api, DynamicObject};
 use kube::{Resource, ResourceExt};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -25,46 +22,51 @@ const REFRESH: Duration = Duration::from_secs(5);
 
 /// Follows the namespace's drill schedules until `stop`.
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let api: Api<DrillSchedule> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let (reader, writer) = reflector::store();
-    let events = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default()).default_backoff());
-    let mut events = std::pin::pin!(events);
-    let mut suspended: HashMap<String, bool> = HashMap::new();
-    let mut ready = false;
+    let mut schedules = Follower::new::<DrillSchedule>(&ctx, Some(REFRESH));
     loop {
-        let event = tokio::select! {
+        let set = tokio::select! {
             _ = stop.cancelled() => break,
-            event = events.next() => event,
-            _ = tokio::time::sleep(REFRESH), if ready => Some(Ok(watcher::Event::InitDone)),
+            set = schedules.next() => set,
         };
-        match event {
-            Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
-            Some(Ok(_)) => {
-                ready = true;
-                sync(&ctx, &api, &reader, &mut suspended).await;
-            }
-            Some(Err(e)) => tracing::warn!(error = %e, "watching DrillSchedules failed; retrying"),
-            None => break,
-        }
+        let Some(set) = set else { break };
+        sync(&ctx, &schedules.api, &set).await;
     }
 }
 
-async fn sync(ctx: &Context, api: &Api<DrillSchedule>, reader: &Store<DrillSchedule>, suspended: &mut HashMap<String, bool>) {
+async fn sync(ctx: &Context, api: &Api<DynamicObject>, resources: &[Arc<DynamicObject>]) {
     let catalog = ctx.sources.catalog.current();
+    let now = match ctx.journal.db_now().await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the journal's clock; schedules unchanged this round");
+            return;
+        }
+    };
     let mut schedules = Vec::new();
-    for resource in reader.state() {
+    for resource in resources {
         let name = resource.name_any();
-        let built = schedule(&resource).and_then(|s| match catalog.get(&s.spec.plan) {
-            Ok(_) => Ok(s),
-            Err(e) => Err(("PlanNotReady", format!("{e}; the RecoveryPlan must exist here and compile"))),
-        });
+        let built = follow::typed::<DrillSchedule>(resource)
+            .map_err(|e| ("Invalid", format!("the resource does not read as a schedule: {e}")))
+            .and_then(|typed| schedule(&typed).map(|s| (s, typed.spec.suspend)))
+            .and_then(|(s, suspend)| match catalog.new_run(&s.spec.plan, &s.spec.params) {
+                Ok(_) => Ok((s, suspend)),
+                Err(e) if catalog.get(&s.spec.plan).is_err() => {
+                    Err(("PlanNotReady", format!("{e}; the RecoveryPlan must exist here and compile")))
+                }
+                Err(e) => Err(("InvalidParams", format!("spec.params: {e}"))),
+            });
         let generation = resource.meta().generation;
-        let existing = resource.status.as_ref().map(|s| &s.conditions[..]).unwrap_or_default();
+        let current: Option<DrillScheduleStatus> = follow::status_of(resource);
+        let existing = current.as_ref().map(|s| &s.conditions[..]).unwrap_or_default();
         let observed = match &built {
-            Ok(s) => DrillScheduleStatus {
+            Ok((s, suspend)) => DrillScheduleStatus {
                 observed_generation: generation,
-                conditions: vec![status::condition(existing, "Ready", true, "Scheduled", String::new(), generation)],
-                next_schedule_time: s.timing.next_after(chrono::Utc::now()).map(status::rfc3339),
+                conditions: vec![if *suspend {
+                    status::condition(existing, "Ready", false, "Suspended", "spec.suspend is true".into(), generation)
+                } else {
+                    status::condition(existing, "Ready", true, "Scheduled", String::new(), generation)
+                }],
+                next_schedule_time: (!suspend).then(|| s.timing.next_after(now)).flatten().map(status::rfc3339),
                 last_run: last_run(ctx, &name).await,
             },
             Err((reason, message)) => DrillScheduleStatus {
@@ -74,39 +76,42 @@ async fn sync(ctx: &Context, api: &Api<DrillSchedule>, reader: &Store<DrillSched
                 last_run: last_run(ctx, &name).await,
             },
         };
-        if let Ok(s) = built {
+        if let Ok((s, suspend)) = built {
+            follow_suspend(ctx, &name, suspend).await;
             schedules.push(s);
-            follow_suspend(ctx, &name, resource.spec.suspend, suspended).await;
         }
-        if let Err(e) = status::write(api, &name, resource.status.as_ref(), &observed).await {
+        if let Err(e) = status::write(api, resource.as_ref(), current.as_ref(), &observed).await {
             tracing::warn!(schedule = %name, error = %e, "cannot write the DrillSchedule's status");
         }
     }
     ctx.sources.schedules.update(|_| schedules);
 }
 
-/// Pauses or resumes the schedule when `spec.suspend` changes (or is first seen true), so a
-/// pause made from the API or dashboard is not undone by a resource that did not change.
-async fn follow_suspend(ctx: &Context, name: &str, suspend: bool, seen: &mut HashMap<String, bool>) {
-    let changed = match seen.get(name) {
-        Some(&before) => before != suspend,
-        None => suspend,
+/// Who pauses a schedule for its `spec.suspend`.
+const SUSPENDED_BY: &str = "kubernetes";
+
+/// Keeps the journal's pause in step with `spec.suspend`: suspending pauses, and un-suspending
+/// resumes only a pause that `spec.suspend` made (one made from the API or dashboard stays).
+async fn follow_suspend(ctx: &Context, name: &str, suspend: bool) {
+    // The scheduler registers a new schedule on its next tick; until then there is no row.
+    let row = match ctx.journal.schedule(name).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(schedule = %name, error = %e, "cannot read the schedule's pause");
+            return;
+        }
     };
-    if !changed {
-        seen.insert(name.to_owned(), suspend);
+    let ours = row.paused_by.as_deref() == Some(SUSPENDED_BY);
+    if row.paused == suspend || (!suspend && !ours) {
         return;
     }
-    // The scheduler registers a new schedule on its next tick; until then there is no row.
     match ctx
         .journal
-        .set_paused(name, suspend, "kubernetes", Some("spec.suspend of the DrillSchedule"))
+        .set_paused(name, suspend, SUSPENDED_BY, Some("spec.suspend of the DrillSchedule"))
         .await
     {
-        Ok(true) => {
-            tracing::info!(schedule = %name, suspend, "schedule suspended or resumed from its DrillSchedule");
-            seen.insert(name.to_owned(), suspend);
-        }
-        Ok(false) => {}
+        Ok(_) => tracing::info!(schedule = %name, suspend, "schedule suspended or resumed from its DrillSchedule"),
         Err(e) => tracing::warn!(schedule = %name, error = %e, "cannot record the DrillSchedule's suspend"),
     }
 }

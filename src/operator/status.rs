@@ -35,20 +35,27 @@ pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Writes `status` to the status subresource of `name` unless it equals `current`.
-pub async fn write<K, S>(api: &Api<K>, name: &str, current: Option<&S>, status: &S) -> Result<bool, kube::Error>
+/// Writes `status` to the status subresource of `object` unless it equals `current` (the
+/// status `object` holds). The write is refused (409/422) if the object changed since it was
+/// read, so a replica that read the journal earlier cannot overwrite a newer status; the next
+/// reconcile writes again from fresher state.
+pub async fn write<K, S>(api: &Api<K>, object: &K, current: Option<&S>, status: &S) -> Result<bool, kube::Error>
 where
-    K: Clone + DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(status) {
         return Ok(false);
     }
+    let mut ops = Vec::new();
+    if let Some(version) = object.meta().resource_version.as_deref() {
+        ops.push(serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": version }));
+    }
     // The whole status is replaced, so a field that no longer applies goes (a merge would keep it).
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        { "op": "add", "path": "/status", "value": status }
-    ]))
-    .expect("a status serializes as a JSON patch value");
-    api.patch_status(name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
+    ops.push(serde_json::json!({ "op": "add", "path": "/status", "value": status }));
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).expect("a status serializes as a JSON patch value");
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.patch_status(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
     Ok(true)
 }

@@ -224,6 +224,24 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Exports every outcome counter of `schedule` at zero, so the first missed occurrence is
+    /// an increase Prometheus can see (a series born at 1 shows none).
+    pub fn schedule_known(&self, schedule: &str) {
+        for outcome in [
+            OccurrenceOutcome::Fired,
+            OccurrenceOutcome::Buffered,
+            OccurrenceOutcome::Skipped,
+            OccurrenceOutcome::Missed,
+        ] {
+            self.occurrences
+                .get_or_create(&ScheduleOutcome {
+                    schedule: schedule.to_owned(),
+                    outcome: outcome.as_str().to_owned(),
+                })
+                .inc_by(0);
+        }
+    }
+
     pub fn occurrence(&self, schedule: &str, outcome: OccurrenceOutcome) {
         self.occurrences
             .get_or_create(&ScheduleOutcome {
@@ -281,6 +299,17 @@ impl Metrics {
         let now = Utc::now();
         let stopped = super::emergency::engaged(journal).await?.is_some();
         self.emergency_stop.set(i64::from(stopped));
+        // Rebuilt from the journal each scrape: a plan that went (or lost an objective) must
+        // not go on exporting its last values and keep alerts firing.
+        self.runs_active.clear();
+        self.drill_rto.clear();
+        self.drill_rpo.clear();
+        self.drill_passed.clear();
+        self.drill_last_pass.clear();
+        self.drill_since_pass.clear();
+        self.rto_objective.clear();
+        self.rpo_objective.clear();
+        self.backup_last_success.clear();
         for (plan, entry) in &catalog.plans {
             let label = PlanLabel { plan: plan.clone() };
             if let Some(rto) = entry.plan.rto {

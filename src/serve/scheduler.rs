@@ -77,6 +77,7 @@ impl Scheduler {
                 None => *now.insert(self.journal.db_now().await?),
             };
             self.journal.upsert_schedule(&s.spec.name, &definition, now).await?;
+            self.metrics.schedule_known(&s.spec.name);
             registered.insert(s.spec.name.clone(), definition);
         }
         Ok(())
