@@ -24,7 +24,8 @@ pub struct OperatorArgs {
     /// (without `plans:` or `schedules:`, which come from the resources).
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Listen on this address (default: the file's `listen:`, else 0.0.0.0:8480).
+    /// Listen on this address (default: the file's `listen:` (127.0.0.1:8480 when it has
+    /// none), or 0.0.0.0:8480 without a file).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// This replica's name in leases and logs (default: host, pid and a random suffix).
@@ -56,8 +57,8 @@ pub async fn run(state: &str, command: OperatorCommand) -> anyhow::Result<u8> {
         }
         None => config::ServeConfig {
             listen: "0.0.0.0:8480".into(),
-            handoff_grace: std::time::Duration::from_secs(30),
-            max_body_bytes: 1 << 20,
+            handoff_grace: config::DEFAULT_HANDOFF_GRACE,
+            max_body_bytes: config::DEFAULT_MAX_BODY_BYTES,
             ..Default::default()
         },
     };

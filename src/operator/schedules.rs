@@ -9,7 +9,6 @@ use super::follow::{self, Follower};
 use super::status;
 use crate::journal::requests::RequestFilter;
 use crate::serve::config::{Schedule, ScheduleSpec, valid_name};
-use crate::serve::schedule::{CronSpec, Timing, parse_duration, parse_tz};
 use kube::api::{Api, DynamicObject};
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
@@ -134,37 +133,29 @@ async fn last_run(ctx: &Context, schedule: &str) -> Option<String> {
 /// The schedule a resource stands for, or why it cannot be one.
 fn schedule(resource: &DrillSchedule) -> Result<Schedule, (&'static str, String)> {
     let name = resource.name_any();
-    let spec = &resource.spec;
-    let invalid = |field: &str, e: &dyn std::fmt::Display| ("Invalid", format!("spec.{field}: {e}"));
     if !valid_name(&name) {
         return Err((
             "Invalid",
             format!("metadata.name `{name}` may hold only letters, digits and `-` (it becomes part of run ids)"),
         ));
     }
-    let cron = CronSpec::parse(&spec.cron).map_err(|e| invalid("cron", &e))?;
-    let tz = parse_tz(&spec.timezone).map_err(|e| invalid("timezone", &e))?;
-    let duration = |field: &str, text: &Option<String>| match text {
-        Some(text) => parse_duration(text).map_err(|e| invalid(field, &e)),
-        None => Ok(Duration::ZERO),
+    let spec = &resource.spec;
+    let spec = ScheduleSpec {
+        name: name.clone(),
+        plan: spec.plan.clone(),
+        cron: spec.cron.clone(),
+        timezone: spec.timezone.clone(),
+        params: spec.params.clone(),
+        overlap: spec.overlap,
+        catch_up: spec.catch_up.clone(),
+        jitter: spec.jitter.clone(),
+        blackouts: spec.blackouts.clone(),
     };
-    let jitter = duration("jitter", &spec.jitter)?;
-    let catch_up = duration("catchUp", &spec.catch_up)?;
-    let timing = Timing::new(cron, tz, spec.blackouts.clone(), jitter).map_err(|e| invalid("blackouts", &e))?;
-    Ok(Schedule {
-        location: format!("drillschedule/{name}"),
-        spec: ScheduleSpec {
-            name,
-            plan: spec.plan.clone(),
-            cron: spec.cron.clone(),
-            timezone: spec.timezone.clone(),
-            params: spec.params.clone(),
-            overlap: spec.overlap,
-            catch_up: spec.catch_up.clone(),
-            jitter: spec.jitter.clone(),
-            blackouts: spec.blackouts.clone(),
-        },
-        timing,
-        catch_up,
+    Schedule::build(spec, format!("drillschedule/{name}")).map_err(|problems| {
+        let problems: Vec<String> = problems
+            .iter()
+            .map(|(field, e)| format!("spec.{}: {e}", if *field == "catch_up" { "catchUp" } else { field }))
+            .collect();
+        ("Invalid", problems.join("; "))
     })
 }

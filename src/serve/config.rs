@@ -168,6 +168,11 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// The defaults of what the file may leave out.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8480";
+pub const DEFAULT_HANDOFF_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
 #[derive(Debug, Clone)]
 pub struct Schedule {
     /// `file:line:col` of its `plan:`, for problems found once the plans are compiled.
@@ -222,7 +227,7 @@ pub fn load(file: &Path) -> Result<ServeConfig, String> {
     };
     let handoff_grace = duration(
         &spec.handoff_grace,
-        Duration::from_secs(30),
+        DEFAULT_HANDOFF_GRACE,
         vec![PathSegment::Key("handoff_grace".into())],
         &mut errors,
     );
@@ -272,39 +277,9 @@ pub fn load(file: &Path) -> Result<ServeConfig, String> {
                 s.name
             ));
         }
-        let cron = CronSpec::parse(&s.cron).map_err(|e| format!("error: {}: {e}", here("cron")));
-        let tz = parse_tz(&s.timezone).map_err(|e| format!("error: {}: {e}", here("timezone")));
-        let jitter = duration(
-            &s.jitter,
-            Duration::ZERO,
-            vec![
-                PathSegment::Key("schedules".into()),
-                PathSegment::Index(i),
-                PathSegment::Key("jitter".into()),
-            ],
-            &mut errors,
-        );
-        let catch_up = duration(
-            &s.catch_up,
-            Duration::ZERO,
-            vec![
-                PathSegment::Key("schedules".into()),
-                PathSegment::Index(i),
-                PathSegment::Key("catch_up".into()),
-            ],
-            &mut errors,
-        );
-        match (cron, tz) {
-            (Ok(cron), Ok(tz)) => match Timing::new(cron, tz, s.blackouts.clone(), jitter) {
-                Ok(timing) => schedules.push(Schedule {
-                    location: here("plan"),
-                    spec: s.clone(),
-                    timing,
-                    catch_up,
-                }),
-                Err(e) => errors.push(format!("error: {}: {e}", here("blackouts"))),
-            },
-            (cron, tz) => errors.extend(cron.err().into_iter().chain(tz.err())),
+        match Schedule::build(s.clone(), here("plan")) {
+            Ok(schedule) => schedules.push(schedule),
+            Err(problems) => errors.extend(problems.into_iter().map(|(field, e)| format!("error: {}: {e}", here(field)))),
         }
     }
     let mut webhooks = Vec::new();
@@ -403,14 +378,50 @@ pub fn load(file: &Path) -> Result<ServeConfig, String> {
     }
     Ok(ServeConfig {
         file: file.to_owned(),
-        listen: spec.listen.unwrap_or_else(|| "127.0.0.1:8480".into()),
+        listen: spec.listen.unwrap_or_else(|| DEFAULT_LISTEN.into()),
         plan_paths: spec.plans.iter().map(|p| base.join(p)).collect(),
         handoff_grace,
         tokens,
         schedules,
         webhooks,
-        max_body_bytes: spec.max_body_bytes.unwrap_or(1 << 20),
+        max_body_bytes: spec.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
     })
+}
+
+impl Schedule {
+    /// A schedule from its spec, or every problem with the field (as the file names it) it is
+    /// in. `location` says where it was declared, for problems found later.
+    pub fn build(spec: ScheduleSpec, location: String) -> Result<Schedule, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let cron = CronSpec::parse(&spec.cron).map_err(|e| problems.push(("cron", e.to_string()))).ok();
+        let tz = parse_tz(&spec.timezone)
+            .map_err(|e| problems.push(("timezone", e.to_string())))
+            .ok();
+        let mut duration = |field: &'static str, text: &Option<String>| match text {
+            None => Duration::ZERO,
+            Some(t) => parse_duration(t).unwrap_or_else(|e| {
+                problems.push((field, e.to_string()));
+                Duration::ZERO
+            }),
+        };
+        let jitter = duration("jitter", &spec.jitter);
+        let catch_up = duration("catch_up", &spec.catch_up);
+        if let (Some(cron), Some(tz)) = (cron, tz) {
+            match Timing::new(cron, tz, spec.blackouts.clone(), jitter) {
+                Ok(timing) if problems.is_empty() => {
+                    return Ok(Schedule {
+                        location,
+                        spec,
+                        timing,
+                        catch_up,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(("blackouts", e.to_string())),
+            }
+        }
+        Err(problems)
+    }
 }
 
 /// Letters, digits, `-`, `_`: safe in run ids, URLs and metric labels.
