@@ -546,6 +546,17 @@ fn operator_command_errors_say_what_and_how_to_fix_it() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("`plans:` is missing"), "{text}");
 
+    // One file serves `kubectl apply` and the CLI: a RecoveryPlan with its namespace validates.
+    let manifest = dir.path().join("plan.yaml");
+    std::fs::write(
+        &manifest,
+        drill().replace("  name: failover-drill\n", "  name: failover-drill\n  namespace: dr\n"),
+    )
+    .unwrap();
+    assert!(std::fs::read_to_string(&manifest).unwrap().contains("namespace: dr"));
+    let (code, text) = lifeboat(&["plan", "validate", manifest.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{text}");
+
     // `operator crds` prints the three CRDs the chart ships.
     let (code, text) = lifeboat(&["operator", "crds"], &[]);
     assert_eq!(code, Some(0), "{text}");

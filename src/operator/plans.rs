@@ -72,6 +72,7 @@ pub fn compile(namespace: &str, resource: &RecoveryPlan) -> Compiled {
         kind: model::KIND.into(),
         metadata: model::Metadata {
             name: name.clone(),
+            namespace: Some(namespace.to_owned()),
             labels: resource.labels().clone(),
             annotations: Default::default(),
         },

@@ -32,6 +32,10 @@ pub struct Metadata {
     /// The plan's name: lower-case letters, digits and `-`.
     #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))]
     pub name: String,
+    /// Where the plan lives as a RecoveryPlan resource (`lifeboat operator`); elsewhere it
+    /// is ignored, so one file serves `kubectl apply` and `lifeboat run` alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
