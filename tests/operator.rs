@@ -518,8 +518,8 @@ fn lifeboat(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     )
 }
 
-#[test]
-fn operator_command_errors_say_what_and_how_to_fix_it() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_command_errors_say_what_and_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
     let with_plans = dir.path().join("serve.yaml");
     std::fs::write(&with_plans, "plans: [plans]\n").unwrap();
@@ -545,6 +545,18 @@ fn operator_command_errors_say_what_and_how_to_fix_it() {
     let (code, text) = lifeboat(&["--state", &state, "serve", "--config", without_plans.to_str().unwrap()], &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("`plans:` is missing"), "{text}");
+
+    // A cluster without the CRDs: refused at start, saying how to install them.
+    let bare = support::cluster::sim(false).await;
+    let (code, text) = lifeboat(
+        &["--state", &state, "operator", "run", "--listen", "127.0.0.1:0"],
+        &[("KUBECONFIG", &bare.kubeconfig)],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("does not serve recoveryplans.lifeboat.dev") && text.contains("operator crds"),
+        "{text}"
+    );
 
     // One file serves `kubectl apply` and the CLI: a RecoveryPlan with its namespace validates.
     let manifest = dir.path().join("plan.yaml");

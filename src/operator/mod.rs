@@ -42,6 +42,7 @@ pub async fn run(
     stop: CancellationToken,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), ServeError> {
+    check_access(&client, &namespace).await.map_err(ServeError::Config)?;
     let journal = Journal::open(&options.state).await?;
     let sources = Sources::default();
     let ctx = Arc::new(Context {
@@ -65,6 +66,36 @@ pub async fn run(
     }
     journal.close().await;
     served
+}
+
+/// Refuses to start where the operator could never work: its CRDs missing, or no right to
+/// list its resources in `namespace` (each said with how to fix it).
+async fn check_access(client: &kube::Client, namespace: &str) -> Result<(), String> {
+    use kube::api::{Api, ListParams};
+    async fn list<K>(client: &kube::Client, namespace: &str) -> Result<(), String>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let plural = K::plural(&());
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(format!(
+                "error: the cluster does not serve {plural}.lifeboat.dev: install the CRDs first (`lifeboat operator crds | kubectl apply -f -`, or the chart)"
+            )),
+            Err(kube::Error::Api(e)) if e.code == 403 => Err(format!(
+                "error: the operator may not list {plural} in namespace `{namespace}` ({}); grant it the chart's Role or pick its namespace with --namespace",
+                e.message
+            )),
+            Err(e) => Err(format!("error: cannot reach the cluster to list {plural} in `{namespace}`: {e}")),
+        }
+    }
+    list::<crd::RecoveryPlan>(client, namespace).await?;
+    list::<crd::DrillSchedule>(client, namespace).await?;
+    list::<crd::Run>(client, namespace).await
 }
 
 /// Runs `work` once `first` is done: schedules and runs name plans, which are known only
