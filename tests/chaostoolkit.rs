@@ -8,14 +8,7 @@ use support::{events, first_error, outputs_of, plan, run};
 
 /// The `chaos` CLI, or `None` outside CI when it is not installed.
 fn chaos() -> Option<String> {
-    match std::env::var("LIFEBOAT_TEST_CHAOS") {
-        Ok(path) => Some(path),
-        Err(_) if std::env::var("CI").is_ok() => panic!("CI must test the Chaos Toolkit: run the suite through scripts/test.sh"),
-        Err(_) => {
-            eprintln!("note: LIFEBOAT_TEST_CHAOS unset; skipping (scripts/test.sh installs the Chaos Toolkit)");
-            None
-        }
-    }
+    support::installed_tool("LIFEBOAT_TEST_CHAOS")
 }
 
 /// An experiment in the style of the Chaos Toolkit's own examples: a process-provider probe

@@ -18,18 +18,6 @@ fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/lifeboat")
 }
 
-/// A tool scripts/test.sh installs, named by its environment variable; CI must have it.
-fn tool(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(path) => Some(path),
-        Err(_) if std::env::var("CI").is_ok() => panic!("CI must have {var}: run the suite through scripts/test.sh"),
-        Err(_) => {
-            eprintln!("note: {var} unset; skipping (scripts/test.sh installs it)");
-            None
-        }
-    }
-}
-
 fn run(command: &mut Command) -> Output {
     let out = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -79,9 +67,9 @@ fn with_values<'a>(command: &'a mut Command, values: &[&str]) -> &'a mut Command
 #[test]
 fn the_chart_lints_validates_and_scans_clean_for_every_value_set() {
     let (Some(helm_bin), Some(validate), Some(checkov)) = (
-        tool("LIFEBOAT_TEST_HELM"),
-        tool("LIFEBOAT_TEST_KUBERNETES_VALIDATE"),
-        tool("LIFEBOAT_TEST_CHECKOV"),
+        support::installed_tool("LIFEBOAT_TEST_HELM"),
+        support::installed_tool("LIFEBOAT_TEST_KUBERNETES_VALIDATE"),
+        support::installed_tool("LIFEBOAT_TEST_CHECKOV"),
     ) else {
         return;
     };
@@ -159,7 +147,9 @@ fn the_chart_lints_validates_and_scans_clean_for_every_value_set() {
 
 #[test]
 fn the_plain_manifests_are_the_chart_rendered_with_its_defaults() {
-    let Some(helm_bin) = tool("LIFEBOAT_TEST_HELM") else { return };
+    let Some(helm_bin) = support::installed_tool("LIFEBOAT_TEST_HELM") else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let out = run(helm(&helm_bin, home.path())
         .args(["template", "lifeboat", "--namespace", "lifeboat", "--include-crds"])
@@ -278,7 +268,9 @@ fn rendered_rules(helm_bin: &str, home: &Path) -> Value {
 
 #[test]
 fn the_alert_rules_pass_promtool_and_fire_exactly_when_they_should() {
-    let Some(helm_bin) = tool("LIFEBOAT_TEST_HELM") else { return };
+    let Some(helm_bin) = support::installed_tool("LIFEBOAT_TEST_HELM") else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     let rules = rendered_rules(&helm_bin, home.path());
     let alerts: BTreeSet<&str> = rules["groups"]
@@ -532,7 +524,7 @@ async fn the_dashboard_and_rules_query_only_metrics_that_serve_exports() {
     for q in &queries {
         queried.extend(metric_names(q));
     }
-    if let Some(helm_bin) = tool("LIFEBOAT_TEST_HELM") {
+    if let Some(helm_bin) = support::installed_tool("LIFEBOAT_TEST_HELM") {
         let home = tempfile::tempdir().unwrap();
         let rules = rendered_rules(&helm_bin, home.path());
         for rule in rules["groups"]
@@ -647,7 +639,10 @@ fn exported_names(body: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_installs_and_its_operator_runs_a_run_created_with_kubectl_to_success() {
-    let (Some(helm_bin), Some(kubectl)) = (tool("LIFEBOAT_TEST_HELM"), tool("LIFEBOAT_TEST_KUBECTL")) else {
+    let (Some(helm_bin), Some(kubectl)) = (
+        support::installed_tool("LIFEBOAT_TEST_HELM"),
+        support::installed_tool("LIFEBOAT_TEST_KUBECTL"),
+    ) else {
         return;
     };
     let Ok(admin) = std::env::var("LIFEBOAT_TEST_POSTGRES_URL") else {

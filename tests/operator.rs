@@ -17,21 +17,10 @@ fn crds_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/lifeboat/crds")
 }
 
-fn kubectl_binary() -> Option<String> {
-    match std::env::var("LIFEBOAT_TEST_KUBECTL") {
-        Ok(path) => Some(path),
-        Err(_) if std::env::var("CI").is_ok() => panic!("CI must use the official kubectl: run the suite through scripts/test.sh"),
-        Err(_) => {
-            eprintln!("note: LIFEBOAT_TEST_KUBECTL unset; creating resources through kube::Client instead");
-            None
-        }
-    }
-}
-
 /// Applies `manifest` with kubectl (or, without it, creates it through the client) and
 /// returns kubectl's output.
 async fn apply(sim: &support::cluster::Sim, manifest: &str) -> Result<String, String> {
-    match kubectl_binary() {
+    match support::installed_tool("LIFEBOAT_TEST_KUBECTL") {
         Some(kubectl) => {
             let file = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(file.path(), manifest).unwrap();
@@ -228,7 +217,7 @@ spec:
         "the condition flapped: {later:#?}"
     );
 
-    if let Some(kubectl) = kubectl_binary() {
+    if let Some(kubectl) = support::installed_tool("LIFEBOAT_TEST_KUBECTL") {
         let out = Command::new(kubectl)
             .args(["--kubeconfig", &sim.kubeconfig, "get", "runs"])
             .output()

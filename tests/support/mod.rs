@@ -120,6 +120,19 @@ pub fn process_state(pid: u32) -> char {
     stat.rsplit_once(')').unwrap().1.trim_start().chars().next().unwrap()
 }
 
+/// A tool scripts/test.sh installs, named by its environment variable: CI must have it;
+/// elsewhere the test goes without (and says so).
+pub fn installed_tool(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(path) => Some(path),
+        Err(_) if std::env::var("CI").is_ok() => panic!("CI must have {var}: run the suite through scripts/test.sh"),
+        Err(_) => {
+            eprintln!("note: {var} unset; going without it (scripts/test.sh installs it)");
+            None
+        }
+    }
+}
+
 pub fn compile(source: &str) -> lifeboat::plan::CompiledPlan {
     match lifeboat::plan::compile("test.yaml", source, lifeboat::steps::catalog()) {
         Ok(p) => p,
