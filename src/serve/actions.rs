@@ -13,6 +13,9 @@ use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// How many fresh ids a new request may draw before giving up.
+const ID_DRAWS: usize = 5;
+
 /// Records an action that was taken. A failure to record it is logged, not returned: the
 /// action is done, and an error would make the caller retry it.
 async fn audit(app: &AppState, caller: &Caller, action: &str, target: Option<&str>, comment: Option<&str>, detail: Option<String>) {
@@ -46,8 +49,8 @@ pub async fn start_run(
     } else {
         RequestState::Queued
     };
-    let request = super::catalog::request(new, crate::engine::runner::new_run_id(), Origin::Api, state, caller.name.clone());
-    queue(app, caller, request, "run.start").await
+    let request = super::catalog::request(new, String::new(), Origin::Api, state, caller.name.clone());
+    queue(app, caller, request, crate::engine::runner::new_run_id, "run.start").await
 }
 
 /// Starts a run of the schedule's plan now, outside its cron (overlap is not applied).
@@ -63,16 +66,35 @@ pub async fn trigger_schedule(app: &AppState, caller: &Caller, name: &str) -> Re
         .new_run(&schedule.spec.plan, &schedule.spec.params)
         .map_err(|e| ApiError::new(422, e))?;
     refuse_drill_while_stopped(app, &new.plan).await?;
-    let id = format!("{name}-manual-{}", crate::engine::runner::new_run_id());
     let request = NewRequest {
         schedule: Some(name.to_owned()),
-        ..super::catalog::request(new, id, Origin::Schedule, RequestState::Queued, caller.name.clone())
+        ..super::catalog::request(new, String::new(), Origin::Schedule, RequestState::Queued, caller.name.clone())
     };
-    queue(app, caller, request, "schedule.trigger").await
+    let fresh_id = || format!("{name}-manual-{}", crate::engine::runner::new_run_id());
+    queue(app, caller, request, fresh_id, "schedule.trigger").await
 }
 
-async fn queue(app: &AppState, caller: &Caller, request: NewRequest, action: &str) -> Result<RequestRow, ApiError> {
-    app.journal.insert_request(&request).await.map_err(ApiError::journal)?;
+/// Stores a new request under a fresh id. Requests are keyed by id so that a retried
+/// intake is stored once; here every call is a new request, so a clash is chance and a new
+/// id is drawn rather than handing back someone else's request.
+async fn queue(
+    app: &AppState,
+    caller: &Caller,
+    mut request: NewRequest,
+    fresh_id: impl Fn() -> String,
+    action: &str,
+) -> Result<RequestRow, ApiError> {
+    let mut inserted = false;
+    for _ in 0..ID_DRAWS {
+        request.id = fresh_id();
+        if app.journal.insert_request(&request).await.map_err(ApiError::journal)? {
+            inserted = true;
+            break;
+        }
+    }
+    if !inserted {
+        return Err(ApiError::new(503, "no free run id could be drawn; try again"));
+    }
     app.wake.notify_one();
     tracing::info!(run = %request.id, plan = %request.plan_name, by = %caller.name, action, "run requested");
     audit(
