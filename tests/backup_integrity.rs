@@ -46,6 +46,7 @@ async fn primary_with_backup(dir: &std::path::Path, repo: &TestRepo) -> (Primary
         pgdata: None,
         id: Some("b1".into()),
         parallel: 2,
+        incremental: false,
     };
     basebackup::take(&store, &options).await.unwrap();
     for _ in 0..3 {
@@ -171,6 +172,7 @@ async fn a_backup_cut_off_by_the_s3_server_stopping_is_never_restored() {
         pgdata: None,
         id: Some("complete".into()),
         parallel: 2,
+        incremental: false,
     };
     basebackup::take(&store, &first).await.unwrap();
 
@@ -179,6 +181,7 @@ async fn a_backup_cut_off_by_the_s3_server_stopping_is_never_restored() {
         pgdata: None,
         id: Some("cut-off".into()),
         parallel: 1,
+        incremental: false,
     };
     let backup = {
         let store = store.clone();
@@ -216,6 +219,7 @@ async fn a_backup_cut_off_by_the_s3_server_stopping_is_never_restored() {
         pgdata: None,
         id: Some("after".into()),
         parallel: 2,
+        incremental: false,
     };
     basebackup::take(&store, &again).await.unwrap();
 }
@@ -292,4 +296,140 @@ async fn wrong_credentials_and_an_unreachable_endpoint_say_so() {
     let error = manifest::list(&store).await.unwrap_err();
     assert!(error.to_string().contains("endpoint unreachable"), "{error}");
     assert!(error.is_retryable());
+}
+
+/// A full backup and two incrementals on top of it, the older two then pruned: the last
+/// incremental alone restores every row, because the parts it shares survive the prune.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_an_incremental_chain_holds_every_row_after_the_older_backups_are_pruned() {
+    let dir = shared_tempdir();
+    let repo = TestRepo::s3().unwrap_or_else(|| TestRepo::local(dir.path()));
+    let store = repo.store().await;
+    let primary = Primary::start(dir.path(), &repo).await;
+    let mut conn = primary.connect().await;
+    let sql = |text: &'static str| sqlx::query(text);
+    // `cold` (≈ 25 MB) never changes after the full backup; `hot` changes before each incremental.
+    sql("CREATE TABLE cold AS SELECT g AS id, md5(g::text) || md5((g * 31)::text) AS v FROM generate_series(1, 300000) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql("CREATE TABLE hot (id int PRIMARY KEY, v text)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    let backup = |id: &str, incremental: bool| BackupOptions {
+        dsn: primary.instance.dsn("postgres"),
+        pgdata: None,
+        id: Some(id.into()),
+        parallel: 2,
+        incremental,
+    };
+    let full = basebackup::take(&store, &backup("full", true)).await.unwrap();
+    assert_eq!(full.reference, None, "with no earlier backup, an incremental one is a full one");
+
+    sql("INSERT INTO hot SELECT g, 'first' FROM generate_series(1, 1000) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql("CREATE TABLE added AS SELECT g AS id FROM generate_series(1, 500) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    let first = basebackup::take(&store, &backup("incr1", true)).await.unwrap();
+    sql("INSERT INTO hot SELECT g, 'second' FROM generate_series(1001, 2000) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    let second = basebackup::take(&store, &backup("incr2", true)).await.unwrap();
+    sql("INSERT INTO hot SELECT g, 'after' FROM generate_series(2001, 2100) g")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    primary.archive_all().await;
+
+    assert_eq!(first.reference.as_deref(), Some("full"));
+    assert_eq!(second.reference.as_deref(), Some("incr1"));
+    assert_eq!(second.total_size, second.files.iter().map(|f| f.size).sum::<u64>());
+    for incremental in [&first, &second] {
+        assert!(
+            incremental.stored_size * 4 < full.stored_size,
+            "{}: {} bytes stored against the full backup's {}",
+            incremental.id,
+            incremental.stored_size,
+            full.stored_size
+        );
+    }
+    let cold_relation: String = sqlx::query_scalar("SELECT pg_relation_filepath('cold')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let cold = second
+        .files
+        .iter()
+        .find(|f| f.path == cold_relation)
+        .expect("cold's file is in the backup");
+    assert!(
+        cold.chunks.iter().all(|c| second.parts[c.part].key.starts_with("backups/full/")),
+        "the unchanged table is stored once, by the full backup"
+    );
+    let hot_relation: String = sqlx::query_scalar("SELECT pg_relation_filepath('hot')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let hot = second
+        .files
+        .iter()
+        .find(|f| f.path == hot_relation)
+        .expect("hot's file is in the backup");
+    assert!(hot.chunks.iter().all(|c| second.parts[c.part].key.starts_with("backups/incr2/")));
+
+    let pruned = catalog::prune(&store, 1).await.unwrap();
+    assert_eq!(pruned.removed_backups, vec!["full".to_string(), "incr1".to_string()]);
+    let left: std::collections::BTreeSet<String> = store
+        .list("backups/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| !k.starts_with("backups/incr2/"))
+        .collect();
+    let shared: std::collections::BTreeSet<String> = second
+        .parts
+        .iter()
+        .map(|p| p.key.clone())
+        .filter(|k| !k.starts_with("backups/incr2/"))
+        .collect();
+    assert_eq!(left, shared, "the prune keeps exactly the older parts the kept backup lists");
+    let verified = catalog::verify(&store, None, 2).await.unwrap();
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+
+    let mut options = restore_options(&repo, dir.path(), "restored", Target::Latest);
+    options.start = true;
+    let report = restore::restore(&store, &options).await.unwrap();
+    assert_eq!(report.backup, "incr2");
+    use sqlx::Connection;
+    let mut restored = sqlx::PgConnection::connect(report.dsn.as_deref().unwrap()).await.unwrap();
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM cold), (SELECT count(*) FROM hot), (SELECT count(*) FROM added), \
+         (SELECT count(*) FROM cold WHERE v = md5(id::text) || md5((id * 31)::text))",
+    )
+    .fetch_one(&mut restored)
+    .await
+    .unwrap();
+    assert_eq!(
+        counts,
+        (300_000, 2100, 500, 300_000),
+        "every row, with its content, from the chain and the WAL"
+    );
+    support::servers::stop_blocking(
+        &lifeboat_backup::instance::LocalInstance::for_pgdata(
+            &options.pgdata,
+            options.port.unwrap(),
+            lifeboat_backup::process::Spawner::unrecorded(),
+        )
+        .unwrap(),
+    );
 }

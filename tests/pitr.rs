@@ -79,6 +79,7 @@ async fn write_history(primary: &Primary, repo: &TestRepo, store: &lifeboat_back
                 pgdata: None,
                 id: None,
                 parallel: 3,
+                incremental: false,
             };
             let manifest = basebackup::take(store, &options).await.unwrap();
             assert!(

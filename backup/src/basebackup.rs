@@ -1,8 +1,15 @@
 //! Base backups through PostgreSQL's low-level backup API: `pg_backup_start`, a parallel
 //! compressed copy of the data directory into parts, `pg_backup_stop` (which waits until the
 //! last segment is archived), then the manifest, written last.
+//!
+//! An incremental backup stores only the files whose content changed since the newest
+//! backup of the same cluster, judged by size and SHA-256 against that backup's manifest
+//! (not by modification time, which a copied or restored file does not keep truthfully).
+//! Its manifest lists the earlier backup's parts for the unchanged files, so a restore reads
+//! one manifest whatever the length of the chain.
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{Read, Seek};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +40,9 @@ pub struct BackupOptions {
     /// idempotency key so a resumed step finds the backup it already took.
     pub id: Option<String>,
     pub parallel: usize,
+    /// Store only the files that changed since the newest backup of this cluster (a full
+    /// backup when there is none).
+    pub incremental: bool,
 }
 
 /// Directories whose contents are never backed up (PostgreSQL recreates or does not need them).
@@ -127,6 +137,19 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
         ));
     }
 
+    let reference = if options.incremental {
+        let newest = manifest::list(store)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|m| m.system_identifier == system_identifier && m.pg_version_num == version_num);
+        if newest.is_none() {
+            tracing::warn!("no earlier backup of this cluster in the repository; taking a full backup instead of an incremental one");
+        }
+        newest
+    } else {
+        None
+    };
     let start_time = Utc::now();
     let id = options
         .id
@@ -141,7 +164,7 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
     let start_lsn: String = sqlx::query_scalar(start_sql).bind(&label).fetch_one(&mut conn).await?;
     tracing::info!(backup = %id, start_lsn = %start_lsn, pgdata = %pgdata.display(), "backup started");
 
-    let copied = copy_data_directory(store, &id, &pgdata, options.parallel).await;
+    let copied = copy_data_directory(store, &id, &pgdata, options.parallel, reference.as_ref()).await;
     // Always end backup mode, even when the copy failed, so the server is not left in it. A
     // failed backup must not wait for archiving: the repository may be the thing that is down.
     let wait_for_archive = copied.is_ok();
@@ -172,6 +195,7 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
              archive_command must push to this same repository"
         )));
     }
+    let own_parts = layout::backup_prefix(&id);
     let manifest = Manifest {
         format: manifest::FORMAT,
         id: id.clone(),
@@ -189,13 +213,22 @@ pub async fn take(store: &Store, options: &BackupOptions) -> Result<Manifest> {
         backup_label,
         tablespace_map: tablespace_map.filter(|m| !m.is_empty()),
         total_size: files.iter().map(|f| f.size).sum(),
-        stored_size: parts.iter().map(|p| p.stored_size).sum(),
+        stored_size: parts.iter().filter(|p| p.key.starts_with(&own_parts)).map(|p| p.stored_size).sum(),
+        reference: reference.map(|r| r.id),
         parts,
         dirs,
         files,
     };
     manifest::write(store, &manifest).await?;
-    tracing::info!(backup = %id, stop_lsn = %manifest.stop_lsn, files = manifest.files.len(), bytes = manifest.total_size, "backup complete");
+    tracing::info!(
+        backup = %id,
+        stop_lsn = %manifest.stop_lsn,
+        files = manifest.files.len(),
+        bytes = manifest.total_size,
+        stored_bytes = manifest.stored_size,
+        reference = manifest.reference.as_deref().unwrap_or(""),
+        "backup complete"
+    );
     Ok(manifest)
 }
 
@@ -210,11 +243,12 @@ struct RawPart {
 
 type Copied = (Vec<Part>, Vec<DirEntry>, Vec<FileEntry>);
 
-async fn copy_data_directory(store: &Store, id: &str, pgdata: &Path, parallel: usize) -> Result<Copied> {
+async fn copy_data_directory(store: &Store, id: &str, pgdata: &Path, parallel: usize, reference: Option<&Manifest>) -> Result<Copied> {
     let parallel = parallel.max(1);
     let (sender, mut receiver) = mpsc::channel::<RawPart>(parallel);
     let pgdata_owned = pgdata.to_path_buf();
-    let reader = tokio::task::spawn_blocking(move || pack(&pgdata_owned, sender));
+    let unchanged = reference.map(Unchanged::from).unwrap_or_default();
+    let reader = tokio::task::spawn_blocking(move || pack(&pgdata_owned, sender, &unchanged));
 
     let mut uploads = tokio::task::JoinSet::new();
     let mut parts: Vec<Option<Part>> = Vec::new();
@@ -254,12 +288,55 @@ async fn copy_data_directory(store: &Store, id: &str, pgdata: &Path, parallel: u
     while !uploads.is_empty() {
         collect(uploads.join_next().await, &mut parts, &mut failure);
     }
-    let (dirs, files) = reader.await.expect("packing does not panic")?;
+    let (dirs, mut files, reused) = reader.await.expect("packing does not panic")?;
     if let Some(error) = failure {
         return Err(error);
     }
-    let parts = parts.into_iter().map(|p| p.expect("every packed part was uploaded")).collect();
+    let mut parts = parts.into_iter().map(|p| p.expect("every packed part was uploaded")).collect();
+    if let Some(reference) = reference {
+        share_parts(&mut parts, &mut files, &reused, reference);
+    }
     Ok((parts, dirs, files))
+}
+
+/// The files of the backup an incremental one is taken against, by path; only entries whose
+/// parts all exist, so a damaged manifest costs a re-read, never a broken backup.
+#[derive(Default)]
+struct Unchanged(HashMap<String, FileEntry>);
+
+impl From<&Manifest> for Unchanged {
+    fn from(reference: &Manifest) -> Unchanged {
+        let usable = |f: &&FileEntry| f.chunks.iter().all(|c| c.part < reference.parts.len());
+        Unchanged(reference.files.iter().filter(usable).map(|f| (f.path.clone(), f.clone())).collect())
+    }
+}
+
+impl Unchanged {
+    /// The earlier entry for `path` when the file still has the same size and content.
+    fn matching(&self, path: &str, file: &mut std::fs::File, size: u64) -> std::io::Result<Option<&FileEntry>> {
+        let Some(earlier) = self.0.get(path).filter(|e| e.size == size) else {
+            return Ok(None);
+        };
+        let mut hasher = Sha256::new();
+        std::io::copy(file, &mut hasher)?;
+        let same = hex::encode(hasher.finalize()) == earlier.sha256;
+        file.rewind()?;
+        Ok(same.then_some(earlier))
+    }
+}
+
+/// Points the reused files' chunks at the reference backup's parts, appended after this
+/// backup's own (each shared part listed once).
+fn share_parts(parts: &mut Vec<Part>, files: &mut [FileEntry], reused: &[usize], reference: &Manifest) {
+    let mut shared: HashMap<usize, usize> = HashMap::new();
+    for &index in reused {
+        for chunk in &mut files[index].chunks {
+            chunk.part = *shared.entry(chunk.part).or_insert_with(|| {
+                parts.push(reference.parts[chunk.part].clone());
+                parts.len() - 1
+            });
+        }
+    }
 }
 
 fn collect(
@@ -288,13 +365,16 @@ fn excluded_file(name: &str) -> bool {
     FILES_EXCLUDED.contains(&name) || name == "pg_internal.init" || name.starts_with("pgsql_tmp")
 }
 
-/// Walks the data directory in path order, streaming file bytes into fixed-size parts.
-fn pack(pgdata: &Path, sender: mpsc::Sender<RawPart>) -> Result<(Vec<DirEntry>, Vec<FileEntry>)> {
+/// Walks the data directory in path order, streaming file bytes into fixed-size parts; files
+/// `unchanged` since the reference backup keep that backup's chunks, and their indices in the
+/// returned list are the third value.
+fn pack(pgdata: &Path, sender: mpsc::Sender<RawPart>, unchanged: &Unchanged) -> Result<(Vec<DirEntry>, Vec<FileEntry>, Vec<usize>)> {
     let mut dirs = Vec::new();
     let mut paths = Vec::new();
     walk(pgdata, pgdata, &mut dirs, &mut paths)?;
     paths.sort();
     let mut files = Vec::new();
+    let mut reused = Vec::new();
     let mut index = 0;
     let mut buffer = Vec::with_capacity(PART_SIZE);
     for relative in paths {
@@ -305,7 +385,20 @@ fn pack(pgdata: &Path, sender: mpsc::Sender<RawPart>) -> Result<(Vec<DirEntry>, 
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(BackupError::io(&path)(e)),
         };
-        let mode = file.metadata().map_err(BackupError::io(&path))?.permissions().mode() & 0o7777;
+        let metadata = file.metadata().map_err(BackupError::io(&path))?;
+        let mode = metadata.permissions().mode() & 0o7777;
+        if let Some(earlier) = unchanged
+            .matching(&relative, &mut file, metadata.len())
+            .map_err(BackupError::io(&path))?
+        {
+            reused.push(files.len());
+            files.push(FileEntry {
+                path: relative,
+                mode,
+                ..earlier.clone()
+            });
+            continue;
+        }
         let mut hasher = Sha256::new();
         let mut chunks = Vec::new();
         let mut size = 0u64;
@@ -352,7 +445,7 @@ fn pack(pgdata: &Path, sender: mpsc::Sender<RawPart>) -> Result<(Vec<DirEntry>, 
     if !buffer.is_empty() {
         let _ = sender.blocking_send(RawPart { index, bytes: buffer });
     }
-    Ok((dirs, files))
+    Ok((dirs, files, reused))
 }
 
 fn walk(root: &Path, dir: &Path, dirs: &mut Vec<DirEntry>, files: &mut Vec<String>) -> Result<()> {

@@ -30,6 +30,8 @@ pub struct BackupSummary {
     pub size: u64,
     pub stored_size: u64,
     pub pg_version: String,
+    /// The backup an incremental one was taken against.
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +74,7 @@ pub async fn catalog(store: &Store) -> Result<Catalog> {
                 size: m.total_size,
                 stored_size: m.stored_size,
                 pg_version: m.pg_version.clone(),
+                reference: m.reference.clone(),
             })
             .collect(),
         wal: WalSummary {
@@ -238,7 +241,8 @@ pub struct PruneReport {
     pub removed_wal: usize,
 }
 
-/// Keeps the newest `keep` backups and the WAL they need; removes the rest. The manifest of
+/// Keeps the newest `keep` backups and the WAL they need; removes the rest (but not the
+/// parts a kept incremental backup shares with a removed one). The manifest of
 /// a removed backup goes first, so an interrupted prune never leaves a half-deleted backup
 /// that restore would pick.
 pub async fn prune(store: &Store, keep: usize) -> Result<PruneReport> {
@@ -252,10 +256,15 @@ pub async fn prune(store: &Store, keep: usize) -> Result<PruneReport> {
     let split = backups.len().saturating_sub(keep);
     let (old, kept) = backups.split_at(split);
     report.kept = kept.iter().map(|m| m.id.clone()).collect();
+    // Incremental backups list parts of the backups they were taken against; those parts
+    // stay for as long as a kept manifest lists them.
+    let shared: std::collections::HashSet<&str> = kept.iter().flat_map(|m| m.parts.iter().map(|p| p.key.as_str())).collect();
     for backup in old {
         store.delete(&layout::manifest_key(&backup.id)).await?;
         for object in store.list(&layout::backup_prefix(&backup.id)).await? {
-            store.delete(&object.key).await?;
+            if !shared.contains(object.key.as_str()) {
+                store.delete(&object.key).await?;
+            }
         }
         report.removed_backups.push(backup.id.clone());
     }

@@ -28,8 +28,15 @@ pub struct Manifest {
     pub wal_segment_size: u64,
     pub backup_label: String,
     pub tablespace_map: Option<String>,
+    /// Bytes of every file in the backup.
     pub total_size: u64,
+    /// Bytes this backup added to the repository (its own parts, compressed).
     pub stored_size: u64,
+    /// For an incremental backup, the backup it was taken against. Its `parts` then include
+    /// earlier backups' parts, which stay in the repository while any manifest lists them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Every object holding this backup's bytes: its own, then any shared with earlier backups.
     pub parts: Vec<Part>,
     pub dirs: Vec<DirEntry>,
     pub files: Vec<FileEntry>,

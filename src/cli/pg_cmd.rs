@@ -111,6 +111,10 @@ pub struct BackupArgs {
     /// Parallel compression and upload.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// Store only the files whose content changed since the newest backup of this cluster
+    /// (compared by size and SHA-256); a full backup when there is none.
+    #[arg(long)]
+    incremental: bool,
 }
 
 #[derive(Args, Debug)]
@@ -240,17 +244,22 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 pgdata: args.pgdata,
                 id: args.id,
                 parallel: args.parallel,
+                incremental: args.incremental,
             };
             let manifest = basebackup::take(&store, &options).await.map_err(to_anyhow)?;
             if args.repo.json {
                 print_json(&serde_json::json!({
                     "id": manifest.id, "start_lsn": manifest.start_lsn, "stop_lsn": manifest.stop_lsn,
                     "start_time": manifest.start_time, "stop_time": manifest.stop_time, "size": manifest.total_size,
-                    "stored_size": manifest.stored_size, "files": manifest.files.len(),
+                    "stored_size": manifest.stored_size, "files": manifest.files.len(), "reference": manifest.reference,
                 }));
             } else {
+                let kind = match &manifest.reference {
+                    Some(reference) => format!(" (incremental on {reference})"),
+                    None => String::new(),
+                };
                 println!(
-                    "backup {}: {} files, {} → {} stored, WAL {} .. {} ({} s)",
+                    "backup {}{kind}: {} files, {} → {} stored, WAL {} .. {} ({} s)",
                     manifest.id,
                     manifest.files.len(),
                     human_bytes(manifest.total_size),
@@ -270,18 +279,19 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 return Ok(exit::SUCCESS);
             }
             println!(
-                "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}",
+                "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}  INCREMENTAL ON",
                 "BACKUP", "TLI", "START", "CONSISTENT AT", "SIZE", "STORED"
             );
             for b in &catalog.backups {
                 println!(
-                    "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}",
+                    "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}  {}",
                     b.id,
                     b.timeline,
                     b.start_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     b.stop_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     human_bytes(b.size),
-                    human_bytes(b.stored_size)
+                    human_bytes(b.stored_size),
+                    b.reference.as_deref().unwrap_or("-")
                 );
             }
             let wal = &catalog.wal;

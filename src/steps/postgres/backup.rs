@@ -24,6 +24,10 @@ pub struct Options {
     /// Parallel compression and upload.
     #[serde(default = "default_parallel")]
     pub parallel: crate::plan::count::Count<1, 64>,
+    /// Store only the files that changed since the newest backup of this cluster in the
+    /// repository (a full backup when there is none).
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 fn default_user() -> Text {
@@ -47,6 +51,7 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
         pgdata,
         id: Some(object_id(cx)),
         parallel: options.parallel.get() as usize,
+        incremental: options.incremental,
     };
     let manifest = tokio::select! {
         result = basebackup::take(&store, &backup_options) => result?,
@@ -59,5 +64,6 @@ pub async fn run(options: Options, cx: &StepContext) -> Result<Outputs, StepErro
     out.insert("stop_time".into(), manifest.stop_time.to_rfc3339().into());
     out.insert("size_bytes".into(), manifest.total_size.into());
     out.insert("stored_bytes".into(), manifest.stored_size.into());
+    out.insert("reference".into(), manifest.reference.unwrap_or_default().into());
     Ok(out)
 }
