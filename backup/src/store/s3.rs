@@ -13,7 +13,7 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
@@ -29,10 +29,39 @@ pub struct S3Store {
     location: S3Location,
 }
 
+/// The CA bundle variable the AWS CLI and SDKs honour, for endpoints with a private CA
+/// (an on-premises S3 or a TLS terminator in front of one).
+pub const CA_BUNDLE_VAR: &str = "AWS_CA_BUNDLE";
+
+/// The system's roots, plus the PEM certificates in `AWS_CA_BUNDLE` when it is set.
+fn tls_context() -> Result<TlsContext> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = std::env::var_os(CA_BUNDLE_VAR).filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).map_err(|e| {
+            BackupError::invalid(format!(
+                "{CA_BUNDLE_VAR}={}: {e}; point it at a readable PEM file of CA certificates, or unset it",
+                std::path::Path::new(&path).display()
+            ))
+        })?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(BackupError::invalid(format!(
+                "{CA_BUNDLE_VAR}={} holds no PEM certificate (no `-----BEGIN CERTIFICATE-----`)",
+                std::path::Path::new(&path).display()
+            )));
+        }
+        trust = trust.with_pem_certificate(pem);
+    }
+    TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| BackupError::invalid(format!("TLS settings for S3: {e}")))
+}
+
 impl S3Store {
     pub async fn connect(location: S3Location) -> Result<S3Store> {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .tls_context(tls_context()?)
             .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
         if let Some(region) = &location.region {
