@@ -433,3 +433,41 @@ async fn a_restore_from_an_incremental_chain_holds_every_row_after_the_older_bac
         .unwrap(),
     );
 }
+
+/// An archive_command pushing to two repositories: the segments one repository's call pushed
+/// ahead must not be answered as archived for the other, which has not got them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_pushed_ahead_to_one_repository_are_still_pushed_to_another() {
+    let dir = shared_tempdir();
+    let (first, second) = (TestRepo::local(&dir.path().join("a")), TestRepo::local(&dir.path().join("b")));
+    let (first_store, second_store) = (first.store().await, second.store().await);
+    let pg_wal = dir.path().join("pg_wal");
+    std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    let names: Vec<String> = (1..=3).map(|n| format!("0000000100000000000000{n:02X}")).collect();
+    let ready = |name: &str| {
+        std::fs::write(pg_wal.join(name), vec![name.as_bytes()[23]; 1 << 16]).unwrap();
+        std::fs::write(pg_wal.join("archive_status").join(format!("{name}.ready")), "").unwrap();
+    };
+    ready(&names[0]);
+    ready(&names[1]);
+    // The first repository's call for segment 1 pushes 2 ahead; then 3 becomes ready and the
+    // second repository's call for 1 pushes 2 and 3 ahead.
+    wal::push_with_ready(&first_store, &first.url, &pg_wal.join(&names[0]), 2, 32)
+        .await
+        .unwrap();
+    ready(&names[2]);
+    wal::push_with_ready(&second_store, &second.url, &pg_wal.join(&names[0]), 2, 32)
+        .await
+        .unwrap();
+    // The archiver goes on with 2 and 3, calling both repositories for each.
+    for name in &names[1..] {
+        for (store, repo) in [(&first_store, &first.url), (&second_store, &second.url)] {
+            wal::push_with_ready(store, repo, &pg_wal.join(name), 2, 32).await.unwrap();
+        }
+    }
+    for (store, repo) in [(&first_store, &first.url), (&second_store, &second.url)] {
+        for name in &names {
+            assert!(wal::download(store, name).await.unwrap().is_some(), "{name} is archived in {repo}");
+        }
+    }
+}

@@ -83,18 +83,31 @@ pub async fn push_bytes(store: &Store, name: &str, raw: Bytes) -> Result<PushOut
     Ok(PushOutcome::Pushed)
 }
 
+/// Where the pushed-ahead markers for one repository live. Per repository, because an
+/// `archive_command` may push to several: one repository's marker must never answer for
+/// another that has not got the segment.
+fn markers_dir(wal_dir: &Path, repo: &str) -> PathBuf {
+    wal_dir.join(PUSHED_MARKERS).join(&sha256_hex(repo.as_bytes())[..16])
+}
+
+/// True (and the marker consumed) when an earlier call already pushed `path` to `repo`
+/// ahead of the archiver: the answer needs neither the file nor the repository.
+pub fn take_pushed_ahead(path: &Path, repo: &str) -> Result<bool> {
+    let name = wal_file_name(path)?;
+    let marker = markers_dir(path.parent().unwrap_or(Path::new(".")), repo).join(name);
+    Ok(std::fs::remove_file(marker).is_ok())
+}
+
 /// `archive_command` entry point: pushes `path` and up to `batch - 1` other segments already
 /// marked ready, `parallel` at a time, so the archiver's sequential calls do not bound
-/// throughput.
-pub async fn push_with_ready(store: &Store, path: &Path, parallel: usize, batch: usize) -> Result<PushOutcome> {
-    let name = wal_file_name(path)?;
-    let wal_dir = path.parent().unwrap_or(Path::new("."));
-    let markers = wal_dir.join(PUSHED_MARKERS);
-    let marker = markers.join(&name);
-    if marker.exists() {
-        let _ = std::fs::remove_file(&marker);
+/// throughput. `repo` names the repository for the pushed-ahead markers.
+pub async fn push_with_ready(store: &Store, repo: &str, path: &Path, parallel: usize, batch: usize) -> Result<PushOutcome> {
+    if take_pushed_ahead(path, repo)? {
         return Ok(PushOutcome::AlreadyArchived);
     }
+    let name = wal_file_name(path)?;
+    let wal_dir = path.parent().unwrap_or(Path::new("."));
+    let markers = markers_dir(wal_dir, repo);
     let mut others: Vec<String> = ready_files(wal_dir).into_iter().filter(|n| *n != name).collect();
     others.sort();
     others.truncate(batch.saturating_sub(1));
@@ -174,7 +187,10 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `restore_command` entry point.
 pub async fn fetch(store: &Store, name: &str, dest: &Path, spool: Option<&Path>) -> Result<FetchOutcome> {
-    if let Some(spool) = spool {
+    // Only segments are ever spooled: a timeline history file asked for while a prefetcher
+    // works must not wait for it.
+    let spoolable = name.len() == 24 && looks_like_wal(name);
+    if let Some(spool) = spool.filter(|_| spoolable) {
         let spooled = spool.join(name);
         // While a prefetcher is at work it is most likely fetching this very segment: waiting
         // for it beats downloading the same bytes twice on a busy machine.
@@ -246,8 +262,13 @@ pub fn clean_spool(spool: &Path, current: &str, segment_size: u64) {
 /// Downloads `names` into `spool` with `parallel` downloads at a time; stops at the first
 /// missing segment (the end of the archive). Holds an exclusive lock on the spool so only one
 /// prefetcher works at a time; returns how many segments were spooled.
+/// Creates the spool directory.
+pub fn prepare_spool(spool: &Path) -> Result<()> {
+    std::fs::create_dir_all(spool).map_err(BackupError::io(spool))
+}
+
 pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: usize) -> Result<usize> {
-    std::fs::create_dir_all(spool).map_err(BackupError::io(spool))?;
+    prepare_spool(spool)?;
     let lock_path = spool.join(".lock");
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
@@ -257,6 +278,10 @@ pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: u
         .map_err(BackupError::io(&lock_path))?;
     let Ok(_lock) = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return Ok(0);
+    };
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(spool).ok().map(|m| (m.uid(), m.gid()))
     };
     let wanted: Vec<String> = names.iter().filter(|n| !spool.join(n).exists()).cloned().collect();
     let mut results = futures::stream::iter(wanted.into_iter().map(|name| {
@@ -272,6 +297,10 @@ pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: u
         match result {
             Ok(Some(raw)) => {
                 write_atomically(&spool.join(&name), &raw)?;
+                // A stager running as root serves a server running as its own user.
+                if let Some((uid, gid)) = owner {
+                    let _ = std::os::unix::fs::chown(spool.join(&name), Some(uid), Some(gid));
+                }
                 spooled += 1;
             }
             Ok(None) => break,

@@ -214,8 +214,13 @@ fn print_json(value: &impl serde::Serialize) {
 pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
     match command {
         PgCommand::WalPush(args) => {
+            // Most calls under load are for segments an earlier call pushed ahead: answer
+            // those before paying for a connection to the repository.
+            if wal::take_pushed_ahead(&args.path, &args.repo).map_err(to_anyhow)? {
+                return Ok(exit::SUCCESS);
+            }
             let store = open(&args.repo).await?;
-            match wal::push_with_ready(&store, &args.path, args.parallel, args.batch)
+            match wal::push_with_ready(&store, &args.repo, &args.path, args.parallel, args.batch)
                 .await
                 .map_err(to_anyhow)?
             {
