@@ -226,17 +226,14 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     } else {
         BTreeSet::new()
     };
-    // Stage replay's first segments before PostgreSQL starts, so recovery begins with its WAL
-    // already local instead of waiting on the object store segment by segment. After the
-    // unpack, not beside it: on two cores running both at once slowed the unpack more than it
-    // saved (docs/BENCHMARKS.md).
+    // Stage replay's first segments into the spool `wal-fetch` serves from, so recovery
+    // never waits on the object store segment by segment. After the unpack, not beside it:
+    // on two cores running both at once slowed the unpack more than it saved. When the
+    // server is started here, staging runs beside its start-up and replay instead of before
+    // them; `wal-fetch` waits for a segment the stager holds (docs/BENCHMARKS.md).
     let spool = options.pgdata.join("pg_wal").join(crate::wal::SPOOL_DIR);
     let staged = &needed_wal[..needed_wal.len().min(PRESTAGE_SEGMENTS)];
-    let unpacked = unpack(store, &backup, &options.pgdata, &reuse, options.parallel).await;
-    let prestaged = crate::wal::prefetch(store, staged, &spool, options.parallel).await;
-    let (files_written, bytes_written) = unpacked?;
-    let prestaged = prestaged?;
-    tracing::info!(segments = prestaged, "WAL staged for replay");
+    let (files_written, bytes_written) = unpack(store, &backup, &options.pgdata, &reuse, options.parallel).await?;
     write_recovery_settings(&backup, options)?;
     let user = ServerUser::current_or_postgres()?;
     ServerUser::chown_tree(user, &options.pgdata)?;
@@ -246,12 +243,22 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
     report.files_reused = reuse.len();
     report.bytes_written = bytes_written;
     report.unpack_ms = unpack_started.elapsed().as_millis() as u64;
-    if options.start {
-        let mut instance = LocalInstance::for_pgdata(&options.pgdata, options.port.unwrap_or(5432), options.spawner.clone())?;
-        instance.superuser = options.user.clone();
-        instance.env = options.server_env.clone();
-        report.start_server(&instance, options.wait_timeout).await?;
+    if !options.start {
+        let prestaged = crate::wal::prefetch(store, staged, &spool, options.parallel).await?;
+        ServerUser::chown_tree(user, &spool)?;
+        tracing::info!(segments = prestaged, "WAL staged for replay");
+        return Ok(report);
     }
+    let mut instance = LocalInstance::for_pgdata(&options.pgdata, options.port.unwrap_or(5432), options.spawner.clone())?;
+    instance.superuser = options.user.clone();
+    instance.env = options.server_env.clone();
+    // The spool exists, owned by the server's user, before the server's first `wal-fetch`.
+    crate::wal::prepare_spool(&spool)?;
+    ServerUser::chown_tree(user, &spool)?;
+    let staging = crate::wal::prefetch(store, staged, &spool, options.parallel);
+    let (prestaged, started) = tokio::join!(staging, report.start_server(&instance, options.wait_timeout));
+    started?;
+    tracing::info!(segments = prestaged?, "WAL staged beside replay");
     Ok(report)
 }
 
