@@ -115,23 +115,24 @@ pub async fn push_with_ready(store: &Store, repo: &str, path: &Path, parallel: u
         return push_file(store, path).await;
     }
     std::fs::create_dir_all(&markers).map_err(BackupError::io(&markers))?;
-    let first = push_file(store, path);
-    let rest = futures::stream::iter(others.into_iter().map(|other| {
-        let markers = &markers;
+    // One pool of `parallel` pushes for the asked segment and the ready ones after it, so
+    // every worker stays busy until the batch is done.
+    let batch = std::iter::once(name.clone()).chain(others).map(|segment| {
+        let (markers, asked) = (&markers, segment == name);
         async move {
-            let outcome = push_file(store, &wal_dir.join(&other)).await;
-            if outcome.is_ok() {
-                let _ = std::fs::File::create(markers.join(&other));
+            let outcome = push_file(store, &wal_dir.join(&segment)).await;
+            if !asked && outcome.is_ok() {
+                let _ = std::fs::File::create(markers.join(&segment));
             }
-            outcome.map(drop)
+            (asked, outcome)
         }
-    }))
-    .buffer_unordered(parallel.saturating_sub(1).max(1))
-    .collect::<Vec<_>>();
-    let (first, rest) = tokio::join!(first, rest);
+    });
+    let outcomes: Vec<(bool, Result<PushOutcome>)> = futures::stream::iter(batch).buffer_unordered(parallel.max(1)).collect().await;
     // Extra segments that failed are simply pushed again when the archiver asks for them.
-    drop(rest);
-    first
+    outcomes
+        .into_iter()
+        .find_map(|(asked, outcome)| asked.then_some(outcome))
+        .expect("the asked segment is in the batch")
 }
 
 fn ready_files(wal_dir: &Path) -> Vec<String> {
