@@ -298,6 +298,10 @@ async fn wrong_credentials_and_an_unreachable_endpoint_say_so() {
     assert!(error.is_retryable());
 }
 
+async fn exec(conn: &mut sqlx::PgConnection, sql: &str) {
+    sqlx::query(sql).execute(conn).await.unwrap();
+}
+
 /// A full backup and two incrementals on top of it, the older two then pruned: the last
 /// incremental alone restores every row, because the parts it shares survive the prune.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,17 +311,14 @@ async fn a_restore_from_an_incremental_chain_holds_every_row_after_the_older_bac
     let store = repo.store().await;
     let primary = Primary::start(dir.path(), &repo).await;
     let mut conn = primary.connect().await;
-    let sql = |text: &'static str| sqlx::query(text);
     // `cold` (≈ 25 MB) never changes after the full backup; `hot` changes before each incremental.
-    sql("CREATE TABLE cold AS SELECT g AS id, md5(g::text) || md5((g * 31)::text) AS v FROM generate_series(1, 300000) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sql("CREATE TABLE hot (id int PRIMARY KEY, v text)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    exec(
+        &mut conn,
+        "CREATE TABLE cold AS SELECT g AS id, md5(g::text) || md5((g * 31)::text) AS v FROM generate_series(1, 300000) g",
+    )
+    .await;
+    exec(&mut conn, "CREATE TABLE hot (id int PRIMARY KEY, v text)").await;
+    exec(&mut conn, "CHECKPOINT").await;
     let backup = |id: &str, incremental: bool| BackupOptions {
         dsn: primary.instance.dsn("postgres"),
         pgdata: None,
@@ -328,26 +329,14 @@ async fn a_restore_from_an_incremental_chain_holds_every_row_after_the_older_bac
     let full = basebackup::take(&store, &backup("full", true)).await.unwrap();
     assert_eq!(full.reference, None, "with no earlier backup, an incremental one is a full one");
 
-    sql("INSERT INTO hot SELECT g, 'first' FROM generate_series(1, 1000) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sql("CREATE TABLE added AS SELECT g AS id FROM generate_series(1, 500) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    exec(&mut conn, "INSERT INTO hot SELECT g, 'first' FROM generate_series(1, 1000) g").await;
+    exec(&mut conn, "CREATE TABLE added AS SELECT g AS id FROM generate_series(1, 500) g").await;
+    exec(&mut conn, "CHECKPOINT").await;
     let first = basebackup::take(&store, &backup("incr1", true)).await.unwrap();
-    sql("INSERT INTO hot SELECT g, 'second' FROM generate_series(1001, 2000) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sql("CHECKPOINT").execute(&mut conn).await.unwrap();
+    exec(&mut conn, "INSERT INTO hot SELECT g, 'second' FROM generate_series(1001, 2000) g").await;
+    exec(&mut conn, "CHECKPOINT").await;
     let second = basebackup::take(&store, &backup("incr2", true)).await.unwrap();
-    sql("INSERT INTO hot SELECT g, 'after' FROM generate_series(2001, 2100) g")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    exec(&mut conn, "INSERT INTO hot SELECT g, 'after' FROM generate_series(2001, 2100) g").await;
     primary.archive_all().await;
 
     assert_eq!(first.reference.as_deref(), Some("full"));

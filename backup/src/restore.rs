@@ -222,7 +222,7 @@ pub async fn restore(store: &Store, options: &RestoreOptions) -> Result<RestoreR
 
     let unpack_started = std::time::Instant::now();
     let reuse = if options.delta {
-        reusable_files(&options.pgdata, &backup)?
+        reusable_files(&options.pgdata, &backup, options.parallel)?
     } else {
         BTreeSet::new()
     };
@@ -287,11 +287,12 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
 }
 
 /// Delta restore: files whose size and checksum match the backup stay; files the backup does
-/// not have are removed (they would confuse recovery).
-fn reusable_files(pgdata: &Path, backup: &Manifest) -> Result<BTreeSet<String>> {
+/// not have are removed (they would confuse recovery). Checksums are computed on `parallel`
+/// threads.
+fn reusable_files(pgdata: &Path, backup: &Manifest, parallel: usize) -> Result<BTreeSet<String>> {
     let wanted: BTreeMap<&str, &FileEntry> = backup.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let dirs: BTreeSet<&str> = backup.dirs.iter().map(|d| d.path.as_str()).collect();
-    let mut reuse = BTreeSet::new();
+    let mut candidates: Vec<(String, PathBuf, &FileEntry)> = Vec::new();
     let mut stack = vec![pgdata.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).map_err(BackupError::io(&dir))? {
@@ -307,14 +308,54 @@ fn reusable_files(pgdata: &Path, backup: &Manifest) -> Result<BTreeSet<String>> 
                 continue;
             }
             match wanted.get(relative.as_str()) {
-                Some(entry) if metadata.len() == entry.size && file_sha256(&path).map_err(BackupError::io(&path))? == entry.sha256 => {
-                    reuse.insert(relative);
-                }
+                Some(entry) if metadata.is_file() && metadata.len() == entry.size => candidates.push((relative, path, entry)),
                 _ => std::fs::remove_file(&path).map_err(BackupError::io(&path))?,
             }
         }
     }
+    let same = checksums_match(&candidates, parallel)?;
+    let mut reuse = BTreeSet::new();
+    for ((relative, path, _), same) in candidates.into_iter().zip(same) {
+        if same {
+            reuse.insert(relative);
+        } else {
+            std::fs::remove_file(&path).map_err(BackupError::io(&path))?;
+        }
+    }
     Ok(reuse)
+}
+
+/// Whether each candidate's content has its manifest checksum, hashed on `parallel` threads,
+/// the largest files dealt out first so that one large file does not finish last alone.
+fn checksums_match(candidates: &[(String, PathBuf, &FileEntry)], parallel: usize) -> Result<Vec<bool>> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(candidates[i].2.size));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, Result<bool>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..parallel.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&index) = order.get(at) else { break };
+                        let (_, path, entry) = &candidates[index];
+                        done.push((
+                            index,
+                            file_sha256(path).map(|sha| sha == entry.sha256).map_err(BackupError::io(path)),
+                        ));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("hashing does not panic")).collect()
+    });
+    let mut same = vec![false; candidates.len()];
+    for (index, result) in results.into_iter().flatten() {
+        same[index] = result?;
+    }
+    Ok(same)
 }
 
 /// One slice of a part destined for a file: (file index, offset in file, offset in part, length).
