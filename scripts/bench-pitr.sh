@@ -9,8 +9,9 @@
 # primary archiving every segment to all four repositories (lifeboat and pgBackRest, S3 and
 # local), then per repository kind measures: full backup; incremental backup after 5% of the
 # database changed (time and bytes added to the repository); restore + replay to an LSN at
-# the end of ≥256 MiB of WAL until promoted (fresh, twice each tool, alternating; then a
-# --delta restore over the first restore's promoted and stopped copy); archive-push
+# the end of ≥256 MiB of WAL until promoted (fresh, twice each tool, alternating, the first
+# split into the restore command and recovery; then a --delta restore over the first
+# restore's promoted and stopped copy); archive-push
 # throughput over the same segments, one archive_command call at a time with all of them
 # marked ready; and the archive lag under pgbench with only that tool archiving. Peak RSS is
 # GNU time's maximum resident set size (for pgBackRest, its largest process).
@@ -196,37 +197,28 @@ CONF
   local SIZE; SIZE=$($PSQL -c "select pg_database_size('postgres')")
   record "$run" all database_bytes "$SIZE" "$SIZE"
 
+  backups() { # figure-prefix pgbackrest-type [lifeboat flags]
+    local prefix=$1 type=$2 i=0 kind tl tb; shift 2
+    for kind in "${kinds[@]}"; do
+      i=$((i + 1))
+      tl=$(timed "$R/rss" "$LB" pg backup --repo "$(lb_repo "$kind" "$run" main)" --pgdata "$R/primary" --parallel 2 --json "$@")
+      record "$run" "$kind" "${prefix}_s" "$tl" ""; record "$run" "$kind" "${prefix}_rss_kib" "$(rss "$R/rss")" ""
+      record "$run" "$kind" "${prefix}_bytes" "$(python3 -c "import json; print(json.load(open('$R/rss.out'))['stored_size'])")" ""
+      tb=$(timed "$R/rss" $BR backup --repo=$i --type="$type")
+      record "$run" "$kind" "${prefix}_s" "" "$tb"; record "$run" "$kind" "${prefix}_rss_kib" "" "$(rss "$R/rss")"
+      record "$run" "$kind" "${prefix}_bytes" "" "$(pg $BR info --repo=$i --output=json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['backup'][-1]['info']['repository']['delta'])")"
+      echo "    $kind: lifeboat ${tl}s, pgBackRest ${tb}s"
+    done
+  }
   echo "==> run $run: full backups"
-  i=0
-  for kind in "${kinds[@]}"; do
-    i=$((i + 1))
-    local tl tb
-    tl=$(timed "$R/rss" "$LB" pg backup --repo "$(lb_repo "$kind" "$run" main)" --pgdata "$R/primary" --parallel 2 --json)
-    record "$run" "$kind" full_backup_s "$tl" ""; record "$run" "$kind" full_backup_rss_kib "$(rss "$R/rss")" ""
-    record "$run" "$kind" full_backup_bytes "$(python3 -c "import json,sys; print(json.load(open('$R/rss.out'))['stored_size'])")" ""
-    tb=$(timed "$R/rss" $BR backup --repo=$i --type=full)
-    record "$run" "$kind" full_backup_s "" "$tb"; record "$run" "$kind" full_backup_rss_kib "" "$(rss "$R/rss")"
-    record "$run" "$kind" full_backup_bytes "" "$(pg $BR info --repo=$i --output=json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['backup'][-1]['info']['repository']['delta'])")"
-    echo "    $kind: lifeboat ${tl}s, pgBackRest ${tb}s"
-  done
+  backups full_backup full
 
   echo "==> run $run: 5% of the database changes (a new table), then incremental backups"
   local ROWS=$(( SIZE / 20 / 100 ))
   $PSQL -c "create table changed as select g as id, md5(g::text) || md5((g * 7)::text) as v from generate_series(1, $ROWS) g"
   $PSQL -c "checkpoint"
   record "$run" all changed_bytes "$($PSQL -c "select pg_total_relation_size('changed')")" ""
-  i=0
-  for kind in "${kinds[@]}"; do
-    i=$((i + 1))
-    local tl tb
-    tl=$(timed "$R/rss" "$LB" pg backup --repo "$(lb_repo "$kind" "$run" main)" --pgdata "$R/primary" --parallel 2 --incremental --json)
-    record "$run" "$kind" incr_backup_s "$tl" ""; record "$run" "$kind" incr_backup_rss_kib "$(rss "$R/rss")" ""
-    record "$run" "$kind" incr_backup_bytes "$(python3 -c "import json,sys; print(json.load(open('$R/rss.out'))['stored_size'])")" ""
-    tb=$(timed "$R/rss" $BR backup --repo=$i --type=incr)
-    record "$run" "$kind" incr_backup_s "" "$tb"; record "$run" "$kind" incr_backup_rss_kib "" "$(rss "$R/rss")"
-    record "$run" "$kind" incr_backup_bytes "" "$(pg $BR info --repo=$i --output=json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['backup'][-1]['info']['repository']['delta'])")"
-    echo "    $kind: lifeboat ${tl}s, pgBackRest ${tb}s"
-  done
+  backups incr_backup incr --incremental
 
   echo "==> run $run: writing ≥256 MiB of WAL after the backups"
   local START_LSN BYTES TARGET_LSN SEG
@@ -248,17 +240,25 @@ CONF
   restore_lb() { # kind pgdata [--delta]
     local kind=$1 dir=$2; shift 2
     timed "$R/rss" "$LB" pg restore --repo "$(lb_repo "$kind" "$run" main)" --pgdata "$dir" --target-lsn "$TARGET_LSN" \
-      --start --port "$RPORT" --parallel 2 "$@"
+      --start --port "$RPORT" --parallel 2 --json "$@"
+    # Where the time went, as lifeboat reports it: download and unpack, then start-up and replay.
+    python3 -c "import json; r = json.load(open('$R/rss.out')); print(r['unpack_ms'] / 1000, r['recovery_ms'] / 1000)" > "$R/split"
   }
   restore_br() { # repo-index pgdata [--delta]
     local index=$1 dir=$2 t0 t1; shift 2
     settle; t0=$(seconds)
     /usr/bin/time -f %M -o "$R/rss" runuser -u postgres -- env "${ENVS[@]}" $BR restore --repo="$index" --pg1-path="$dir" \
       --type=lsn --target="$TARGET_LSN" --target-action=promote "$@" >/dev/null
+    local tm; tm=$(seconds)
     printf 'port = %s\narchive_mode = off\n' "$RPORT" >> "$dir/postgresql.auto.conf"
     pg "$PG_BIN/pg_ctl" -D "$dir" -l "$R/pgbr-restore.log" start >/dev/null
     until [ "$(psql -h 127.0.0.1 -p "$RPORT" -U postgres -qAt -c 'select not pg_is_in_recovery()' 2>/dev/null)" = t ]; do sleep 0.05; done
-    t1=$(seconds); elapsed "$t0" "$t1"
+    t1=$(seconds); echo "$(elapsed "$t0" "$tm") $(elapsed "$tm" "$t1")" > "$R/split"; elapsed "$t0" "$t1"
+  }
+  record_split() { # kind tool-column
+    local unpack recovery; read -r unpack recovery < "$R/split"
+    if [ "$2" = lifeboat ]; then record "$run" "$1" restore_unpack_s "$unpack" ""; record "$run" "$1" restore_recovery_s "$recovery" ""
+    else record "$run" "$1" restore_unpack_s "" "$unpack"; record "$run" "$1" restore_recovery_s "" "$recovery"; fi
   }
   stop_restored() { pg "$PG_BIN/pg_ctl" -D "$1" -m fast stop >/dev/null; }
 
@@ -269,9 +269,9 @@ CONF
     # Alternating matters on a VM: the first writer of 1 GiB of page cache also pays the
     # host for backing guest memory touched for the first time.
     local l1 b1 b2 l2 ld bd
-    l1=$(restore_lb "$kind" "$R/restore-lb"); record "$run" "$kind" restore_rss_kib "$(rss "$R/rss")" ""
+    l1=$(restore_lb "$kind" "$R/restore-lb"); record "$run" "$kind" restore_rss_kib "$(rss "$R/rss")" ""; record_split "$kind" lifeboat
     stop_restored "$R/restore-lb"; mv "$R/restore-lb" "$R/restore-lb-old"
-    b1=$(restore_br $i "$R/restore-br"); record "$run" "$kind" restore_rss_kib "" "$(rss "$R/rss")"
+    b1=$(restore_br $i "$R/restore-br"); record "$run" "$kind" restore_rss_kib "" "$(rss "$R/rss")"; record_split "$kind" pgbackrest
     stop_restored "$R/restore-br"; mv "$R/restore-br" "$R/restore-br-old"
     b2=$(restore_br $i "$R/restore-br"); stop_restored "$R/restore-br"; rm -rf "$R/restore-br"
     l2=$(restore_lb "$kind" "$R/restore-lb"); stop_restored "$R/restore-lb"; rm -rf "$R/restore-lb"
@@ -401,6 +401,8 @@ label = {
     "full_backup_s": ("full backup", "s", False), "full_backup_bytes": ("– bytes stored", "MB", False),
     "incr_backup_s": ("incremental backup, 5% changed", "s", False), "incr_backup_bytes": ("– bytes stored", "MB", False),
     "restore_s": ("restore + replay, promoted (fresh, best of 2)", "s", False),
+    "restore_unpack_s": ("– of the first: restore command (lifeboat: download and unpack)", "s", False),
+    "restore_recovery_s": ("– of the first: start-up and replay until promoted", "s", False),
     "delta_restore_s": ("restore --delta over an older copy", "s", False),
     "push_mib_s": ("archive-push throughput", "MiB/s", True),
     "lag_p50_s": ("archive lag under pgbench, p50", "s", False), "lag_p95_s": ("– p95", "s", False), "lag_max_s": ("– max", "s", False),
