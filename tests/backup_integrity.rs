@@ -351,29 +351,25 @@ async fn a_restore_from_an_incremental_chain_holds_every_row_after_the_older_bac
             full.stored_size
         );
     }
-    let cold_relation: String = sqlx::query_scalar("SELECT pg_relation_filepath('cold')")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let cold = second
-        .files
-        .iter()
-        .find(|f| f.path == cold_relation)
-        .expect("cold's file is in the backup");
+    // Which parts hold a table's file in the last backup.
+    let mut parts_of = async |table: &str| -> Vec<String> {
+        let path: String = sqlx::query_scalar("SELECT pg_relation_filepath($1::regclass)")
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let file = second
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("{table}'s file is in the backup"));
+        file.chunks.iter().map(|c| second.parts[c.part].key.clone()).collect()
+    };
     assert!(
-        cold.chunks.iter().all(|c| second.parts[c.part].key.starts_with("backups/full/")),
+        parts_of("cold").await.iter().all(|key| key.starts_with("backups/full/")),
         "the unchanged table is stored once, by the full backup"
     );
-    let hot_relation: String = sqlx::query_scalar("SELECT pg_relation_filepath('hot')")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let hot = second
-        .files
-        .iter()
-        .find(|f| f.path == hot_relation)
-        .expect("hot's file is in the backup");
-    assert!(hot.chunks.iter().all(|c| second.parts[c.part].key.starts_with("backups/incr2/")));
+    assert!(parts_of("hot").await.iter().all(|key| key.starts_with("backups/incr2/")));
 
     let pruned = catalog::prune(&store, 1).await.unwrap();
     assert_eq!(pruned.removed_backups, vec!["full".to_string(), "incr1".to_string()]);

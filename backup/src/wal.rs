@@ -260,24 +260,17 @@ pub fn clean_spool(spool: &Path, current: &str, segment_size: u64) {
     }
 }
 
-/// Downloads `names` into `spool` with `parallel` downloads at a time; stops at the first
-/// missing segment (the end of the archive). Holds an exclusive lock on the spool so only one
-/// prefetcher works at a time; returns how many segments were spooled.
 /// Creates the spool directory.
 pub fn prepare_spool(spool: &Path) -> Result<()> {
     std::fs::create_dir_all(spool).map_err(BackupError::io(spool))
 }
 
+/// Downloads `names` into `spool` with `parallel` downloads at a time; stops at the first
+/// missing segment (the end of the archive). Holds an exclusive lock on the spool so only one
+/// prefetcher works at a time; returns how many segments were spooled.
 pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: usize) -> Result<usize> {
     prepare_spool(spool)?;
-    let lock_path = spool.join(".lock");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(BackupError::io(&lock_path))?;
-    let Ok(_lock) = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
+    let Ok(_lock) = nix::fcntl::Flock::lock(spool_lock(spool)?, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return Ok(0);
     };
     let owner = {
