@@ -8,6 +8,7 @@ mod drill_cmd;
 mod import_cmd;
 mod operator_cmd;
 mod pg_cmd;
+mod pg_wal;
 mod plan_cmd;
 mod proxy_cmd;
 mod run_cmd;

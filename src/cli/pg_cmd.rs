@@ -7,15 +7,11 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use lifeboat_backup::restore::{RestoreOptions, Target, parse_target_time};
-use lifeboat_backup::wal::{FetchOutcome, PushOutcome};
-use lifeboat_backup::wal_name::{DEFAULT_SEGMENT_SIZE, parse_lsn};
-use lifeboat_backup::{BackupError, RepoUrl, basebackup, catalog, store, wal};
+use lifeboat_backup::wal_name::parse_lsn;
+use lifeboat_backup::{BackupError, RepoUrl, basebackup, catalog, store};
 
+use super::pg_wal::{self, WalFetchArgs, WalPrefetchArgs, WalPushAheadArgs, WalPushArgs};
 use super::{Exit, exit};
-
-/// PostgreSQL treats a `restore_command` exit status above 125 as fatal and stops recovery,
-/// instead of taking the file as missing and ending recovery early at that point.
-const FETCH_FATAL: u8 = 126;
 
 #[derive(Subcommand, Debug)]
 pub enum PgCommand {
@@ -24,6 +20,8 @@ pub enum PgCommand {
     /// Fetch one WAL file (restore_command = 'lifeboat pg wal-fetch --repo URL %f %p').
     /// Exits 1 when the file is not archived, 126 on errors (so recovery stops instead of ending early).
     WalFetch(WalFetchArgs),
+    #[command(hide = true)]
+    WalPushAhead(WalPushAheadArgs),
     #[command(hide = true)]
     WalPrefetch(WalPrefetchArgs),
     /// Take a base backup of a running server.
@@ -47,48 +45,6 @@ pub struct RepoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct WalPushArgs {
-    #[arg(long, env = "LIFEBOAT_REPO")]
-    repo: String,
-    /// Uploads at a time.
-    #[arg(long, default_value_t = 4)]
-    parallel: usize,
-    /// Also push up to N-1 other segments PostgreSQL has already marked ready (pushed ahead;
-    /// the archiver's later calls for them return at once).
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    /// The WAL file (%p).
-    path: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct WalFetchArgs {
-    #[arg(long, env = "LIFEBOAT_REPO")]
-    repo: String,
-    /// Segments to prefetch ahead of replay into the spool (0 turns prefetch off).
-    #[arg(long, default_value_t = 16)]
-    prefetch: usize,
-    /// Parallel downloads of the prefetcher.
-    #[arg(long, default_value_t = 4)]
-    parallel: usize,
-    /// The WAL file name PostgreSQL wants (%f).
-    name: String,
-    /// Where to put it (%p).
-    dest: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct WalPrefetchArgs {
-    #[arg(long)]
-    repo: String,
-    #[arg(long)]
-    spool: PathBuf,
-    #[arg(long)]
-    parallel: usize,
-    names: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -190,7 +146,7 @@ pub struct RestoreArgs {
     wait_timeout: u64,
 }
 
-fn to_anyhow(error: BackupError) -> anyhow::Error {
+pub(super) fn to_anyhow(error: BackupError) -> anyhow::Error {
     let code = match error {
         BackupError::Invalid(_) => exit::INVALID_INPUT,
         _ => exit::RUN_FAILED,
@@ -202,7 +158,7 @@ fn to_anyhow(error: BackupError) -> anyhow::Error {
     .into()
 }
 
-async fn open(repo: &str) -> anyhow::Result<store::Store> {
+pub(super) async fn open(repo: &str) -> anyhow::Result<store::Store> {
     let url = RepoUrl::parse(repo).map_err(|e| super::invalid(format!("--repo: {e}")))?;
     store::open(&url).await.map_err(to_anyhow)
 }
@@ -213,30 +169,10 @@ fn print_json(value: &impl serde::Serialize) {
 
 pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
     match command {
-        PgCommand::WalPush(args) => {
-            // Most calls under load are for segments an earlier call pushed ahead: answer
-            // those before paying for a connection to the repository.
-            if wal::take_pushed_ahead(&args.path, &args.repo).map_err(to_anyhow)? {
-                return Ok(exit::SUCCESS);
-            }
-            let store = open(&args.repo).await?;
-            match wal::push_with_ready(&store, &args.repo, &args.path, args.parallel, args.batch)
-                .await
-                .map_err(to_anyhow)?
-            {
-                PushOutcome::Pushed => {}
-                PushOutcome::AlreadyArchived => tracing::info!(path = %args.path.display(), "already archived with identical content"),
-            }
-            Ok(exit::SUCCESS)
-        }
-        PgCommand::WalFetch(args) => Ok(wal_fetch(args).await),
-        PgCommand::WalPrefetch(args) => {
-            let store = open(&args.repo).await?;
-            wal::prefetch(&store, &args.names, &args.spool, args.parallel)
-                .await
-                .map_err(to_anyhow)?;
-            Ok(exit::SUCCESS)
-        }
+        PgCommand::WalPush(args) => pg_wal::wal_push(args).await,
+        PgCommand::WalPushAhead(args) => pg_wal::wal_push_ahead(args).await,
+        PgCommand::WalFetch(args) => Ok(pg_wal::wal_fetch(args).await),
+        PgCommand::WalPrefetch(args) => pg_wal::wal_prefetch(args).await,
         PgCommand::Backup(args) => {
             let store = open(&args.repo.repo).await?;
             let dsn = match (&args.dsn, &args.pgdata) {
@@ -424,53 +360,6 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::SUCCESS)
-}
-
-async fn wal_fetch(args: WalFetchArgs) -> u8 {
-    let store = match RepoUrl::parse(&args.repo) {
-        Ok(url) => store::open(&url).await,
-        Err(e) => Err(e),
-    };
-    let spool = wal::default_spool(&args.dest);
-    let prefetch = args.prefetch > 0;
-    let result = match store {
-        Ok(store) => wal::fetch(&store, &args.name, &args.dest, prefetch.then_some(spool.as_path())).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(FetchOutcome::Missing) => exit::RUN_FAILED,
-        Ok(outcome) => {
-            if prefetch {
-                wal::clean_spool(&spool, &args.name, DEFAULT_SEGMENT_SIZE);
-                let names = wal::prefetch_candidates(&args.name, DEFAULT_SEGMENT_SIZE, args.prefetch);
-                if !names.is_empty() && outcome != FetchOutcome::Missing {
-                    spawn_prefetcher(&args.repo, &spool, args.parallel, &names);
-                }
-            }
-            exit::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: wal-fetch {}: {e}", args.name);
-            FETCH_FATAL
-        }
-    }
-}
-
-/// Starts a detached prefetcher so this `restore_command` returns at once.
-fn spawn_prefetcher(repo: &str, spool: &std::path::Path, parallel: usize, names: &[String]) {
-    use std::os::unix::process::CommandExt;
-    let Ok(exe) = std::env::current_exe() else { return };
-    let mut command = std::process::Command::new(exe);
-    command
-        .args(["pg", "wal-prefetch", "--repo", repo, "--spool"])
-        .arg(spool)
-        .args(["--parallel", &parallel.to_string()])
-        .args(names)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0);
-    let _ = command.spawn();
 }
 
 fn human_bytes(bytes: u64) -> String {

@@ -1,0 +1,33 @@
+//! At most one background worker per directory (a prefetcher per spool, a pusher per
+//! repository), found by others through an advisory lock on `<dir>/.lock`.
+
+use std::fs::File;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{BackupError, Result};
+
+/// Held for as long as the worker works; the kernel releases it if the worker dies.
+pub type WorkerLock = Flock<File>;
+
+fn open(dir: &Path) -> Result<File> {
+    let path = dir.join(".lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(BackupError::io(&path))
+}
+
+/// The lock, or `None` when another worker holds it.
+pub fn try_hold(dir: &Path) -> Result<Option<WorkerLock>> {
+    Ok(Flock::lock(open(dir)?, FlockArg::LockExclusiveNonblock).ok())
+}
+
+/// Whether a worker is at work in `dir` right now.
+pub fn held(dir: &Path) -> bool {
+    let Ok(file) = open(dir) else { return false };
+    Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+}
