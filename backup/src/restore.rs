@@ -393,17 +393,20 @@ async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSe
         let part = backup.parts[part_index].clone();
         let files: Vec<PathBuf> = slices.iter().map(|(i, ..)| pgdata.join(&backup.files[*i].path)).collect();
         async move {
-            let (stored, _) = store.get(&part.key).await?.ok_or_else(|| {
+            let (stored, object_meta) = store.get(&part.key).await?.ok_or_else(|| {
                 BackupError::Restore(format!(
                     "backup object {} is missing from the repository; the backup is damaged",
                     part.key
                 ))
             })?;
-            if crate::store::sha256_hex(&stored) != part.sha256 {
+            // `get` has checked the body against the checksum stored with it; the manifest's
+            // checksum says it is the object this backup wrote, not another intact one.
+            let recorded = object_meta.get(crate::store::SHA256).cloned().unwrap_or_default();
+            if recorded != part.sha256 {
                 return Err(BackupError::Checksum {
                     key: part.key.clone(),
                     expected: part.sha256.clone(),
-                    actual: crate::store::sha256_hex(&stored),
+                    actual: recorded,
                 });
             }
             tokio::task::spawn_blocking(move || {

@@ -127,23 +127,15 @@ pub async fn wal_push_ahead(args: WalPushAheadArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn wal_fetch(args: WalFetchArgs) -> u8 {
-    let store = match RepoUrl::parse(&args.repo) {
-        Ok(url) => store::open(&url).await,
-        Err(e) => Err(e),
-    };
     let spool = wal::default_spool(&args.dest);
     let prefetch = args.prefetch > 0;
-    let result = match store {
-        Ok(store) => wal::fetch(&store, &args.name, &args.dest, prefetch.then_some(spool.as_path())).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match fetch_one(&args, prefetch.then_some(spool.as_path())).await {
         Ok(FetchOutcome::Missing) => exit::RUN_FAILED,
-        Ok(outcome) => {
+        Ok(_) => {
             if prefetch {
                 wal::clean_spool(&spool, &args.name, DEFAULT_SEGMENT_SIZE);
                 let names = wal::prefetch_candidates(&args.name, DEFAULT_SEGMENT_SIZE, args.prefetch);
-                if !names.is_empty() && outcome != FetchOutcome::Missing {
+                if !names.is_empty() && !wal::prefetcher_running(&spool) {
                     spawn_prefetcher(&args.repo, &spool, args.parallel, &names);
                 }
             }
@@ -156,11 +148,24 @@ pub async fn wal_fetch(args: WalFetchArgs) -> u8 {
     }
 }
 
+/// From the spool when the prefetcher has it (no connection to the repository at all),
+/// else from the repository.
+async fn fetch_one(args: &WalFetchArgs, spool: Option<&Path>) -> lifeboat_backup::Result<FetchOutcome> {
+    if let Some(spool) = spool
+        && wal::take_spooled(&args.name, &args.dest, spool).await?
+    {
+        return Ok(FetchOutcome::FromSpool);
+    }
+    let store = store::open(&RepoUrl::parse(&args.repo)?).await?;
+    wal::fetch(&store, &args.name, &args.dest).await
+}
+
 pub async fn wal_prefetch(args: WalPrefetchArgs) -> anyhow::Result<u8> {
+    let Some(prefetcher) = wal::Prefetcher::for_spool(&args.spool).map_err(to_anyhow)? else {
+        return Ok(exit::SUCCESS);
+    };
     let store = open(&args.repo).await?;
-    wal::prefetch(&store, &args.names, &args.spool, args.parallel)
-        .await
-        .map_err(to_anyhow)?;
+    prefetcher.run(&store, &args.names, args.parallel).await.map_err(to_anyhow)?;
     Ok(exit::SUCCESS)
 }
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::{is_segment_name, worker_lock};
+use super::is_segment_name;
+use super::worker_lock::{self, WorkerLock};
 use crate::codec;
 use crate::error::{BackupError, Result};
 use crate::layout::{self, meta};
@@ -53,27 +54,31 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&temp, dest).map_err(BackupError::io(dest))
 }
 
-/// `restore_command` entry point.
-pub async fn fetch(store: &Store, name: &str, dest: &Path, spool: Option<&Path>) -> Result<FetchOutcome> {
+/// Moves `name` from the prefetch spool to `dest`. While a prefetcher is at work it is most
+/// likely fetching this very segment: waiting for it beats downloading the same bytes twice
+/// on a busy machine. False when it is not there, and not coming: the caller downloads it.
+pub async fn take_spooled(name: &str, dest: &Path, spool: &Path) -> Result<bool> {
     // Only segments are ever spooled: a timeline history file asked for while a prefetcher
     // works must not wait for it.
-    let spoolable = is_segment_name(name);
-    if let Some(spool) = spool.filter(|_| spoolable) {
-        let spooled = spool.join(name);
-        // While a prefetcher is at work it is most likely fetching this very segment: waiting
-        // for it beats downloading the same bytes twice on a busy machine.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if spooled.is_file() {
-                std::fs::rename(&spooled, dest).map_err(BackupError::io(dest))?;
-                return Ok(FetchOutcome::FromSpool);
-            }
-            if !worker_lock::held(spool) || std::time::Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+    if !is_segment_name(name) {
+        return Ok(false);
     }
+    let spooled = spool.join(name);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if spooled.is_file() {
+            std::fs::rename(&spooled, dest).map_err(BackupError::io(dest))?;
+            return Ok(true);
+        }
+        if !worker_lock::held(spool) || std::time::Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Downloads `name` into `dest` (atomically: PostgreSQL never sees half a segment).
+pub async fn fetch(store: &Store, name: &str, dest: &Path) -> Result<FetchOutcome> {
     match download(store, name).await? {
         Some(raw) => {
             write_atomically(dest, &raw)?;
@@ -112,52 +117,82 @@ pub fn clean_spool(spool: &Path, current: &str, segment_size: u64) {
     }
 }
 
+/// Whether a prefetcher is filling `spool` right now: starting another would only find it
+/// locked.
+pub fn prefetcher_running(spool: &Path) -> bool {
+    worker_lock::held(spool)
+}
+
 /// Creates the spool directory.
 pub fn prepare_spool(spool: &Path) -> Result<()> {
     std::fs::create_dir_all(spool).map_err(BackupError::io(spool))
 }
 
-/// Downloads `names` into `spool` with `parallel` downloads at a time; stops at the first
-/// missing segment (the end of the archive). Holds an exclusive lock on the spool so only one
-/// prefetcher works at a time; returns how many segments were spooled.
+/// Downloads `names` into `spool`, as the spool's one prefetcher; returns how many segments
+/// were spooled (none when another prefetcher is at work).
 pub async fn prefetch(store: &Store, names: &[String], spool: &Path, parallel: usize) -> Result<usize> {
-    prepare_spool(spool)?;
-    let Some(_lock) = worker_lock::try_hold(spool)? else {
-        return Ok(0);
-    };
-    let owner = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(spool).ok().map(|m| (m.uid(), m.gid()))
-    };
-    let wanted: Vec<String> = names.iter().filter(|n| !spool.join(n).exists()).cloned().collect();
-    let mut results = futures::stream::iter(wanted.into_iter().map(|name| {
-        let store = store.clone();
-        async move {
-            let result = download(&store, &name).await;
-            (name, result)
-        }
-    }))
-    .buffered(parallel.max(1));
-    let mut spooled = 0;
-    while let Some((name, result)) = results.next().await {
-        match result {
-            Ok(Some(raw)) => {
-                write_atomically(&spool.join(&name), &raw)?;
-                // A stager running as root serves a server running as its own user.
-                if let Some((uid, gid)) = owner {
-                    let _ = std::os::unix::fs::chown(spool.join(&name), Some(uid), Some(gid));
-                }
-                spooled += 1;
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // The foreground fetch will hit the same object and report it properly.
-                tracing::warn!(wal = %name, error = %e, "prefetch failed");
-                break;
-            }
-        }
+    match Prefetcher::for_spool(spool)? {
+        Some(prefetcher) => prefetcher.run(store, names, parallel).await,
+        None => Ok(0),
     }
-    Ok(spooled)
+}
+
+/// The one prefetcher of a spool; holds its lock while it lives.
+pub struct Prefetcher {
+    spool: PathBuf,
+    _lock: WorkerLock,
+}
+
+impl Prefetcher {
+    /// Becomes the spool's prefetcher, or `None` when another one is at work. Taken before
+    /// connecting to the repository: most would-be prefetchers started by `wal-fetch` find
+    /// one already running.
+    pub fn for_spool(spool: &Path) -> Result<Option<Prefetcher>> {
+        prepare_spool(spool)?;
+        Ok(worker_lock::try_hold(spool)?.map(|lock| Prefetcher {
+            spool: spool.to_path_buf(),
+            _lock: lock,
+        }))
+    }
+
+    /// Downloads `names` with `parallel` downloads at a time; stops at the first missing
+    /// segment (the end of the archive). Returns how many segments were spooled.
+    pub async fn run(&self, store: &Store, names: &[String], parallel: usize) -> Result<usize> {
+        let spool = self.spool.as_path();
+        let owner = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(spool).ok().map(|m| (m.uid(), m.gid()))
+        };
+        let wanted: Vec<String> = names.iter().filter(|n| !spool.join(n).exists()).cloned().collect();
+        let mut results = futures::stream::iter(wanted.into_iter().map(|name| {
+            let store = store.clone();
+            async move {
+                let result = download(&store, &name).await;
+                (name, result)
+            }
+        }))
+        .buffered(parallel.max(1));
+        let mut spooled = 0;
+        while let Some((name, result)) = results.next().await {
+            match result {
+                Ok(Some(raw)) => {
+                    write_atomically(&spool.join(&name), &raw)?;
+                    // A stager running as root serves a server running as its own user.
+                    if let Some((uid, gid)) = owner {
+                        let _ = std::os::unix::fs::chown(spool.join(&name), Some(uid), Some(gid));
+                    }
+                    spooled += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The foreground fetch will hit the same object and report it properly.
+                    tracing::warn!(wal = %name, error = %e, "prefetch failed");
+                    break;
+                }
+            }
+        }
+        Ok(spooled)
+    }
 }
 
 /// The spool lives in `pg_wal`, which base backups skip and PostgreSQL leaves alone.

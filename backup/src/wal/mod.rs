@@ -15,7 +15,10 @@ mod worker_lock;
 use std::path::Path;
 
 pub use ahead::{AheadQueue, Pusher};
-pub use fetch::{FetchOutcome, SPOOL_DIR, clean_spool, default_spool, download, fetch, prefetch, prefetch_candidates, prepare_spool};
+pub use fetch::{
+    FetchOutcome, Prefetcher, SPOOL_DIR, clean_spool, default_spool, download, fetch, prefetch, prefetch_candidates, prefetcher_running,
+    prepare_spool, take_spooled,
+};
 pub use push::{PushOutcome, push_bytes, push_file};
 
 use crate::error::{BackupError, Result};
