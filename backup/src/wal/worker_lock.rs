@@ -11,14 +11,19 @@ use crate::error::{BackupError, Result};
 /// Held for as long as the worker works; the kernel releases it if the worker dies.
 pub type WorkerLock = Flock<File>;
 
+/// Read-only when the file exists: flock needs no write access, and a lock file created by a
+/// worker running as root (a restore's stager) must still work for the server's user.
 fn open(dir: &Path) -> Result<File> {
     let path = dir.join(".lock");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(BackupError::io(&path))
+    match File::open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(BackupError::io(&path)),
+        opened => opened.map_err(BackupError::io(&path)),
+    }
 }
 
 /// The lock, or `None` when another worker holds it.

@@ -1,6 +1,8 @@
-//! Archiving ahead of PostgreSQL's archiver: a background pusher pushes every ready segment
-//! in parallel and the archiver's calls answer from its markers, per repository, never
-//! acknowledging a segment that is not in the repository, and never hiding an error.
+//! The WAL commands' background workers. Archiving ahead of PostgreSQL's archiver: a pusher
+//! pushes every ready segment in parallel and the archiver's calls answer from its markers,
+//! per repository, never acknowledging a segment that is not in the repository, and never
+//! hiding an error. Fetching: `restore_command` waits for the segment a restore's stager is
+//! fetching instead of fetching it again.
 
 mod support;
 
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lifeboat_backup::wal::{self, AheadQueue};
-use support::servers::{TestRepo, shared_tempdir};
+use support::servers::{TestRepo, lifeboat_for_postgres, shared_tempdir};
 
 /// A `pg_wal` directory as PostgreSQL leaves it: segment files and their `.ready` flags.
 struct WalDir(PathBuf);
@@ -191,4 +193,44 @@ async fn a_conflicting_segment_stops_the_pusher_and_the_archivers_call_for_it_fa
     let queue = AheadQueue::new(&wal_dir.0, &repo.url);
     wait_until_no_pusher(&queue);
     assert!(!queue.take(&WalDir::name(3)), "no marker answers for the segment that failed");
+}
+
+/// A restore runs as root and stages WAL for a server running as `postgres`: the stager's
+/// lock file is root's, and the server's `wal-fetch` must still see the stager at work and
+/// wait for its segment (the repository here is unreachable, so fetching it again would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_command_as_the_server_user_waits_for_the_segment_a_root_stager_is_fetching() {
+    let dir = shared_tempdir();
+    let wal_dir = WalDir::new(dir.path());
+    let spool = wal_dir.0.join(wal::SPOOL_DIR);
+    wal::prepare_spool(&spool).unwrap();
+    let postgres = lifeboat_backup::instance::ServerUser::current_or_postgres().unwrap();
+    lifeboat_backup::instance::ServerUser::chown_tree(postgres, &wal_dir.0).unwrap();
+    let stager = wal::Prefetcher::for_spool(&spool).unwrap().expect("no stager yet");
+
+    let name = WalDir::name(7);
+    let dest = wal_dir.0.join("RECOVERYXLOG");
+    let mut fetch = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(lifeboat_for_postgres(dir.path()))
+        .args(["pg", "wal-fetch", "--repo", "file:///nonexistent/lifeboat-repo", &name])
+        .arg(&dest)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(fetch.try_wait().unwrap().is_none(), "wal-fetch waits while the stager works");
+    let staged = spool.join(&name);
+    let partial = spool.join(format!(".{name}.lifeboat-tmp"));
+    std::fs::write(&partial, WalDir::content(7)).unwrap();
+    lifeboat_backup::instance::ServerUser::chown_tree(postgres, &partial).unwrap();
+    std::fs::rename(&partial, &staged).unwrap();
+    let output = fetch.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        WalDir::content(7),
+        "the staged segment, not another download"
+    );
+    drop(stager);
 }
