@@ -25,13 +25,13 @@ pub async fn push_file(store: &Store, path: &Path) -> Result<PushOutcome> {
 
 pub async fn push_bytes(store: &Store, name: &str, raw: Bytes) -> Result<PushOutcome> {
     let key = layout::wal_key(name);
-    let raw_sha = {
-        let raw = raw.clone();
-        tokio::task::spawn_blocking(move || sha256_hex(&raw))
-            .await
-            .expect("hashing does not panic")
-    };
-    if let Some(existing) = store.head(&key).await? {
+    let raw_size = raw.len();
+    // Ask the repository whether the segment exists while it is hashed and compressed: it
+    // almost never does, so the round trip is hidden and the compression rarely wasted.
+    let prepare = tokio::task::spawn_blocking(move || (sha256_hex(&raw), codec::compress(&raw, codec::WAL_LEVEL)));
+    let (existing, prepared) = tokio::join!(store.head(&key), prepare);
+    let (raw_sha, stored) = prepared.expect("hashing and compressing do not panic");
+    if let Some(existing) = existing? {
         let existing_sha = existing.get(meta::RAW_SHA256).cloned().unwrap_or_default();
         if existing_sha == raw_sha {
             return Ok(PushOutcome::AlreadyArchived);
@@ -42,8 +42,6 @@ pub async fn push_bytes(store: &Store, name: &str, raw: Bytes) -> Result<PushOut
             pushed: raw_sha,
         });
     }
-    let raw_size = raw.len();
-    let stored = codec::compress_blocking(raw, codec::WAL_LEVEL).await;
     let meta = ObjectMeta::from([
         (meta::RAW_SHA256.to_string(), raw_sha),
         (meta::RAW_SIZE.to_string(), raw_size.to_string()),
