@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use crate::archive::{WalArchive, ranges};
 use crate::codec;
 use crate::error::{BackupError, Result};
 use crate::instance::{LocalInstance, ServerUser, log_tail, postmaster_pid};
-use crate::manifest::{self, FileEntry, Manifest};
+use crate::manifest::{self, FileEntry, Manifest, Part};
 use crate::store::Store;
 use crate::wal_name::{Segment, format_lsn};
 
@@ -389,46 +390,64 @@ async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSe
         written += 1;
         bytes += file.size;
     }
-    let jobs = placements.into_iter().map(|(part_index, slices)| {
-        let part = backup.parts[part_index].clone();
+    // Downloads run as their own tasks, more of them than unpacking workers: a download
+    // mostly waits on the repository, and the workers should never wait for one.
+    let downloads = placements.into_iter().map(|(part_index, slices)| {
+        let (store, part) = (store.clone(), backup.parts[part_index].clone());
         let files: Vec<PathBuf> = slices.iter().map(|(i, ..)| pgdata.join(&backup.files[*i].path)).collect();
-        async move {
-            let (stored, object_meta) = store.get(&part.key).await?.ok_or_else(|| {
-                BackupError::Restore(format!(
-                    "backup object {} is missing from the repository; the backup is damaged",
-                    part.key
-                ))
-            })?;
-            // `get` has checked the body against the checksum stored with it; the manifest's
-            // checksum says it is the object this backup wrote, not another intact one.
-            let recorded = object_meta.get(crate::store::SHA256).cloned().unwrap_or_default();
-            if recorded != part.sha256 {
-                return Err(BackupError::Checksum {
-                    key: part.key.clone(),
-                    expected: part.sha256.clone(),
-                    actual: recorded,
-                });
-            }
-            tokio::task::spawn_blocking(move || {
-                let raw = codec::decompress(&part.key, &stored, part.raw_size as usize)?;
-                for ((_, file_offset, part_offset, len), path) in slices.iter().zip(&files) {
-                    let slice = raw.get(*part_offset as usize..(*part_offset + *len) as usize).ok_or_else(|| {
-                        BackupError::Restore(format!("{} is shorter than its manifest says; the backup is damaged", part.key))
-                    })?;
-                    let file = std::fs::OpenOptions::new().write(true).open(path).map_err(BackupError::io(path))?;
-                    file.write_all_at(slice, *file_offset).map_err(BackupError::io(path))?;
-                }
-                Ok(())
-            })
-            .await
-            .expect("unpacking does not panic")
-        }
+        tokio::spawn(async move {
+            let stored = download_part(&store, &part).await?;
+            Ok::<_, BackupError>((part, slices, files, stored))
+        })
     });
-    futures::stream::iter(jobs)
+    futures::stream::iter(downloads)
+        .buffered(DOWNLOADS_PER_WORKER * parallel.max(1))
+        .map(|downloaded| async move {
+            let (part, slices, files, stored) = downloaded.expect("downloading does not panic")?;
+            tokio::task::spawn_blocking(move || unpack_part(&part, &stored, &slices, &files))
+                .await
+                .expect("unpacking does not panic")
+        })
         .buffer_unordered(parallel.max(1))
         .try_collect::<Vec<()>>()
         .await?;
     Ok((written, bytes))
+}
+
+/// Downloads in flight per unpacking worker.
+const DOWNLOADS_PER_WORKER: usize = 2;
+
+async fn download_part(store: &Store, part: &Part) -> Result<Bytes> {
+    let (stored, object_meta) = store.get(&part.key).await?.ok_or_else(|| {
+        BackupError::Restore(format!(
+            "backup object {} is missing from the repository; the backup is damaged",
+            part.key
+        ))
+    })?;
+    // `get` has checked the body against the checksum stored with it; the manifest's
+    // checksum says it is the object this backup wrote, not another intact one.
+    let recorded = object_meta.get(crate::store::SHA256).cloned().unwrap_or_default();
+    if recorded != part.sha256 {
+        return Err(BackupError::Checksum {
+            key: part.key.clone(),
+            expected: part.sha256.clone(),
+            actual: recorded,
+        });
+    }
+    Ok(stored)
+}
+
+/// Decompresses one part and writes its slices where the manifest places them.
+fn unpack_part(part: &Part, stored: &[u8], slices: &[Placement], files: &[PathBuf]) -> Result<()> {
+    let raw = codec::decompress(&part.key, stored, part.raw_size as usize)?;
+    for ((_, file_offset, part_offset, len), path) in slices.iter().zip(files) {
+        let slice = raw
+            .get(*part_offset as usize..(*part_offset + *len) as usize)
+            .ok_or_else(|| BackupError::Restore(format!("{} is shorter than its manifest says; the backup is damaged", part.key)))?;
+        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(BackupError::io(path))?;
+        file.write_all_at(slice, *file_offset).map_err(BackupError::io(path))?;
+    }
+    Ok(())
 }
 
 fn write_recovery_settings(backup: &Manifest, options: &RestoreOptions) -> Result<()> {
