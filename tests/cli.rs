@@ -212,6 +212,28 @@ fn graph_and_schema_commands_work() {
     assert_eq!(schema["title"], "lifeboat RecoveryPlan");
 }
 
+/// `lifeboat plan schema | head -1`: the reader goes away after one line. The command must
+/// neither panic nor fail because of it.
+#[test]
+fn output_read_by_a_reader_that_stops_early_is_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let cli = Cli::new();
+    let mut child = cli
+        .cmd(&["plan", "schema"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "{");
+    // The pipe's read end is closed here, with most of the schema still to be written.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
+
 #[test]
 fn drills_judge_objectives_reject_bad_report_names_and_check_guards() {
     let cli = Cli::new();

@@ -90,7 +90,7 @@ pub async fn run(state: &str, cmd: BenchCommand) -> anyhow::Result<u8> {
             rounds,
             bulk_mib,
         } => {
-            print!("{}", super::bench_proxy::run(requests, rounds, bulk_mib).await?);
+            out!("{}", super::bench_proxy::run(requests, rounds, bulk_mib).await?);
             return Ok(exit::SUCCESS);
         }
         BenchCommand::Webhooks {
@@ -136,18 +136,16 @@ pub async fn run(state: &str, cmd: BenchCommand) -> anyhow::Result<u8> {
     let events = journal.events(&report.run_id).await?.len();
     journal.close().await;
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "plan: {layers} layers x {width} steps = {steps} steps, each needing {needs} of the previous layer, concurrency {concurrency}"
-    );
-    println!(
+    outln!("plan: {layers} layers x {width} steps = {steps} steps, each needing {needs} of the previous layer, concurrency {concurrency}");
+    outln!(
         "journal: {} ({events} events, each batch committed durably before dependants start)",
         if url.starts_with("postgres") { "postgres" } else { "sqlite" }
     );
-    println!("status: {}", report.status.as_str());
-    println!("compile: {:.1} ms", compile_time.as_secs_f64() * 1000.0);
-    println!("run: {:.2} s", elapsed.as_secs_f64());
-    println!("throughput: {:.0} durable step completions/s", steps as f64 / elapsed.as_secs_f64());
-    println!("peak RSS: {:.1} MB", peak_rss_kb().unwrap_or(0) as f64 / 1024.0);
+    outln!("status: {}", report.status.as_str());
+    outln!("compile: {:.1} ms", compile_time.as_secs_f64() * 1000.0);
+    outln!("run: {:.2} s", elapsed.as_secs_f64());
+    outln!("throughput: {:.0} durable step completions/s", steps as f64 / elapsed.as_secs_f64());
+    outln!("peak RSS: {:.1} MB", peak_rss_kb().unwrap_or(0) as f64 / 1024.0);
     Ok(if report.status == crate::journal::RunStatus::Succeeded {
         exit::SUCCESS
     } else {

@@ -211,20 +211,20 @@ pub async fn webhooks(state: &str, rate: u32, duplicates: f64, duration: Duratio
         }
     }
     let more_than_one = per_alert.values().filter(|n| **n > 1).count();
-    println!(
+    outln!(
         "webhooks: {total} deliveries in {:.1} s ({:.0}/s), {unique} distinct alerts, {:.0}% resends",
         sending.as_secs_f64(),
         total as f64 / sending.as_secs_f64(),
         duplicates * 100.0
     );
-    println!(
+    outln!(
         "runs started: {} for {} alerts ({} alerts with more than one run, {} alerts with none), not succeeded: {not_succeeded}, HTTP errors: {errors}",
         requests.len(),
         unique,
         more_than_one,
         unique.saturating_sub(per_alert.len())
     );
-    println!("{}", summary("webhook to run started", latencies));
+    outln!("{}", summary("webhook to run started", latencies));
     drop(replica);
     Ok(if more_than_one == 0 && per_alert.len() == unique && errors == 0 {
         super::exit::SUCCESS
@@ -309,19 +309,19 @@ pub async fn replicas(state: &str, duration: Duration, kill_every: Duration, cou
     let duplicates = per_occurrence.values().filter(|n| **n > 1).count();
     let missed = occurrences.iter().filter(|o| o.outcome == OccurrenceOutcome::Missed).count();
     if kill_every.is_zero() {
-        println!("replicas: {count} for {:.0} s, none killed", duration.as_secs_f64());
+        outln!("replicas: {count} for {:.0} s, none killed", duration.as_secs_f64());
     } else {
-        println!(
+        outln!(
             "replicas: {count} for {:.0} s, {kills} killed (SIGKILL, every {:?})",
             duration.as_secs_f64(),
             kill_every
         );
     }
-    println!(
+    outln!(
         "occurrences decided: {}, gaps: {gaps}, fired: {fired}, missed: {missed}, runs finished: {finished}/{fired}, duplicates: {duplicates}",
         occurrences.len()
     );
-    println!("{}", summary("schedule lag (fire time to run started)", lags));
+    outln!("{}", summary("schedule lag (fire time to run started)", lags));
     Ok(if gaps == 0 && missed == 0 && finished == fired && duplicates == 0 {
         super::exit::SUCCESS
     } else {

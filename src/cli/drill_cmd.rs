@@ -28,7 +28,7 @@ pub async fn run(state: &str, args: DrillArgs) -> anyhow::Result<u8> {
     };
     let journal = open_journal(state).await?;
     let measurement = measure(&journal, &run_id).await?;
-    print!("{}", summary(&measurement));
+    out!("{}", summary(&measurement));
     let reports = if args.reports.is_empty() {
         vec![PathBuf::from(".lifeboat/reports").join(format!("{run_id}.html"))]
     } else {
@@ -37,7 +37,7 @@ pub async fn run(state: &str, args: DrillArgs) -> anyhow::Result<u8> {
     let mut failed_reports = Vec::new();
     for path in &reports {
         match report::write(&measurement, path) {
-            Ok(()) => println!("report: {}", path.display()),
+            Ok(()) => outln!("report: {}", path.display()),
             Err(e) => failed_reports.push(e),
         }
     }

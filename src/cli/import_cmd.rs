@@ -63,9 +63,9 @@ pub fn run(cmd: ImportCommand) -> anyhow::Result<u8> {
     match to {
         Some(path) => {
             std::fs::write(&path, &text)?;
-            println!("{}: converted from {}", path.display(), experiment.display());
+            outln!("{}: converted from {}", path.display(), experiment.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(exit::SUCCESS)
 }

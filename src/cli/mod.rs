@@ -1,6 +1,25 @@
 //! The `lifeboat` command line. Exit codes: 0 success, 1 the run failed, 2 invalid
 //! input, 3 lock held.
 
+/// `println!` for command output. A reader that went away (`lifeboat runs | head`) must not
+/// panic the command or cut a run short: output that cannot be written is dropped and the
+/// command finishes its work and exits with its own status.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
 mod bench;
 mod bench_proxy;
 mod bench_serve;
@@ -21,6 +40,12 @@ use crate::engine::runner::EngineError;
 use crate::journal::JournalError;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
+
+/// Writes command output to stdout, dropping it when nobody reads it any more.
+pub fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_fmt(args);
+}
 
 /// Exit statuses, documented in the README and `lifeboat --help`.
 pub mod exit {

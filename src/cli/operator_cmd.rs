@@ -39,7 +39,7 @@ pub struct OperatorArgs {
 pub async fn run(state: &str, command: OperatorCommand) -> anyhow::Result<u8> {
     let args = match command {
         OperatorCommand::Crds => {
-            print!("{}", crate::operator::crd::yaml());
+            out!("{}", crate::operator::crd::yaml());
             return Ok(super::exit::SUCCESS);
         }
         OperatorCommand::Run(args) => args,

@@ -164,7 +164,7 @@ pub(super) async fn open(repo: &str) -> anyhow::Result<store::Store> {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("reports serialize"));
+    outln!("{}", serde_json::to_string_pretty(value).expect("reports serialize"));
 }
 
 pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
@@ -199,7 +199,7 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                     Some(reference) => format!(" (incremental on {reference})"),
                     None => String::new(),
                 };
-                println!(
+                outln!(
                     "backup {}{kind}: {} files, {} → {} stored, WAL {} .. {} ({} s)",
                     manifest.id,
                     manifest.files.len(),
@@ -219,12 +219,17 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 print_json(&catalog);
                 return Ok(exit::SUCCESS);
             }
-            println!(
+            outln!(
                 "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}  INCREMENTAL ON",
-                "BACKUP", "TLI", "START", "CONSISTENT AT", "SIZE", "STORED"
+                "BACKUP",
+                "TLI",
+                "START",
+                "CONSISTENT AT",
+                "SIZE",
+                "STORED"
             );
             for b in &catalog.backups {
-                println!(
+                outln!(
                     "{:<22} {:>3} {:<25} {:<25} {:>10} {:>10}  {}",
                     b.id,
                     b.timeline,
@@ -236,7 +241,7 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 );
             }
             let wal = &catalog.wal;
-            println!(
+            outln!(
                 "WAL: {} segments, {} .. {}, timelines {:?}",
                 wal.segments,
                 wal.first.as_deref().unwrap_or("-"),
@@ -244,8 +249,8 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
                 wal.timelines
             );
             match catalog.window() {
-                Some((from, to)) => println!("restorable window: {} .. {}", from.to_rfc3339(), to.to_rfc3339()),
-                None => println!("restorable window: none (no complete backup, or no archived WAL)"),
+                Some((from, to)) => outln!("restorable window: {} .. {}", from.to_rfc3339(), to.to_rfc3339()),
+                None => outln!("restorable window: none (no complete backup, or no archived WAL)"),
             }
             Ok(exit::SUCCESS)
         }
@@ -257,16 +262,16 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
             if args.repo.json {
                 print_json(&report);
             } else {
-                println!(
+                outln!(
                     "checked {} backup(s), {} objects, {}",
                     report.backups_checked.len(),
                     report.objects_checked,
                     human_bytes(report.bytes_checked)
                 );
                 for problem in &report.problems {
-                    println!("PROBLEM: {problem}");
+                    outln!("PROBLEM: {problem}");
                 }
-                println!("{}", if report.ok() { "OK" } else { "FAILED" });
+                outln!("{}", if report.ok() { "OK" } else { "FAILED" });
             }
             Ok(if report.ok() { exit::SUCCESS } else { exit::RUN_FAILED })
         }
@@ -276,7 +281,7 @@ pub async fn run(command: PgCommand) -> anyhow::Result<u8> {
             if args.repo.json {
                 print_json(&report);
             } else {
-                println!(
+                outln!(
                     "kept {:?}; removed {} backup(s) {:?} and {} WAL file(s)",
                     report.kept,
                     report.removed_backups.len(),
@@ -336,7 +341,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
     if args.repo.json {
         print_json(&report);
     } else {
-        println!(
+        outln!(
             "restored backup {} into {} ({} files written, {} reused, {}, {:.1} s) for target {}",
             report.backup,
             report.pgdata.display(),
@@ -347,7 +352,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
             report.target
         );
         if report.started {
-            println!(
+            outln!(
                 "recovered and promoted in {:.1} s: reached LSN {}, last commit {}, timeline {}; connect with {}",
                 report.recovery_ms as f64 / 1000.0,
                 report.reached_lsn.as_deref().unwrap_or("-"),
@@ -356,7 +361,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<u8> {
                 report.dsn.as_deref().unwrap_or("-")
             );
         } else {
-            println!("start it with: pg_ctl -D {} start", report.pgdata.display());
+            outln!("start it with: pg_ctl -D {} start", report.pgdata.display());
         }
     }
     Ok(exit::SUCCESS)

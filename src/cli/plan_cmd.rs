@@ -34,7 +34,7 @@ pub fn run(cmd: PlanCommand) -> anyhow::Result<u8> {
                 match load_and_compile(file, given.as_ref()) {
                     Ok(compiled) => {
                         let steps = compiled.units.iter().filter(|u| u.role == plan::Role::Main).count();
-                        println!("{file}: ok (plan `{}`, {steps} steps)", compiled.name);
+                        outln!("{file}: ok (plan `{}`, {steps} steps)", compiled.name);
                     }
                     Err(report) => {
                         failed += 1;
@@ -46,11 +46,11 @@ pub fn run(cmd: PlanCommand) -> anyhow::Result<u8> {
         }
         PlanCommand::Graph { file, format } => {
             let compiled = load_and_compile(&file, None).map_err(invalid)?;
-            print!("{}", plan::graph::render(&compiled, format));
+            out!("{}", plan::graph::render(&compiled, format));
             Ok(exit::SUCCESS)
         }
         PlanCommand::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&plan::compiler::plan_schema_for_editors(crate::steps::catalog()))?
             );

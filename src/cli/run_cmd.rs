@@ -85,7 +85,7 @@ pub async fn start_run(state: &str, args: RunArgs) -> anyhow::Result<Option<Stri
     let compiled = load_and_compile(&args.plan, None).map_err(invalid)?;
     let resolved = params::resolve(&compiled, &given).map_err(|e| invalid(render_param_errors(&args.plan, &e).trim_end().to_owned()))?;
     if args.dry_run {
-        print!("{}", dry_run(&compiled, &resolved));
+        out!("{}", dry_run(&compiled, &resolved));
         return Ok(None);
     }
     let source = std::fs::read_to_string(&args.plan)?;
@@ -140,7 +140,7 @@ async fn report_end(result: Result<RunReport, runner::EngineError>, view: view::
     view.finish().await;
     let report = result?;
     let reason = report.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
-    println!("run {} {}{reason}", report.run_id, report.status.as_str());
+    outln!("run {} {}{reason}", report.run_id, report.status.as_str());
     Ok(report)
 }
 
@@ -164,9 +164,11 @@ pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {
     }
     let mode = args.rollback.then_some("rollback");
     journal.post_command(&row.id, "abort", mode, &by, args.reason.as_deref()).await?;
-    println!(
+    outln!(
         "abort requested for run {} (owner pid {} on {})",
-        row.id, row.owner.pid, row.owner.host
+        row.id,
+        row.owner.pid,
+        row.owner.host
     );
     if args.no_wait {
         return Ok(exit::SUCCESS);
@@ -175,13 +177,14 @@ pub async fn abort(state: &str, args: AbortArgs) -> anyhow::Result<u8> {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let now = journal.run(&row.id).await?;
         if now.status != RunStatus::Running {
-            println!("run {} {}", now.id, now.status.as_str());
+            outln!("run {} {}", now.id, now.status.as_str());
             return Ok(exit::SUCCESS);
         }
         if now.is_interrupted() {
-            println!(
+            outln!(
                 "run {} is interrupted (its process died); `lifeboat abort {}` again stops it here",
-                now.id, now.id
+                now.id,
+                now.id
             );
             return Ok(exit::RUN_FAILED);
         }
@@ -262,7 +265,7 @@ pub async fn decide(state: &str, args: DecisionArgs, kind: DecisionKind, verb: &
     journal
         .post_command(&row.id, kind.as_str(), Some(&args.step), &by, args.comment.as_deref())
         .await?;
-    println!(
+    outln!(
         "{} step `{}` of run {} as {by}",
         match verb {
             "done" => "marked done",

@@ -72,12 +72,12 @@ async fn run_section(state: &str, reference: &str, dry_run: bool) -> anyhow::Res
     };
     let procedure = runbook::procedure(file, &source, anchor, exe_dir, state_for_commands.as_deref()).map_err(invalid)?;
     if dry_run {
-        println!(
+        outln!(
             "{reference}: {} commands, run in order as plan steps (dry run: nothing is executed)",
             procedure.commands.len()
         );
         for (n, command) in procedure.commands.iter().enumerate() {
-            println!("  cmd-{}: {command}", n + 1);
+            outln!("  cmd-{}: {command}", n + 1);
         }
         return Ok(exit::SUCCESS);
     }
@@ -106,9 +106,9 @@ fn render(plan: &str, to: Option<&Path>) -> anyhow::Result<u8> {
     match to {
         Some(path) => {
             std::fs::write(path, text)?;
-            println!("{}: rendered from {plan}", path.display());
+            outln!("{}: rendered from {plan}", path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(exit::SUCCESS)
 }
@@ -172,7 +172,7 @@ fn check(paths: Vec<PathBuf>, plans: PathBuf) -> anyhow::Result<u8> {
     }
     for r in &runbooks {
         if !diagnostics.iter().any(|d| d.file == r.file) {
-            println!("{}: ok ({} commands, {} plans)", r.file, r.commands().count(), r.plans.len());
+            outln!("{}: ok ({} commands, {} plans)", r.file, r.commands().count(), r.plans.len());
         }
     }
     if problems > 0 {

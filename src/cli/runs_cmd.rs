@@ -57,16 +57,16 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
             let rows = journal.runs(args.plan.as_deref(), args.limit).await?;
             if let Output::Json = args.output {
                 let runs: Vec<RunSummary> = rows.iter().map(RunSummary::new).collect();
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                outln!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(exit::SUCCESS);
             }
             if rows.is_empty() {
-                println!("no runs yet in {}", journal.url_for_display);
+                outln!("no runs yet in {}", journal.url_for_display);
                 return Ok(exit::SUCCESS);
             }
-            println!("{:<22} {:<28} {:<12} {:<20} {:>10}", "RUN", "PLAN", "STATUS", "STARTED", "DURATION");
+            outln!("{:<22} {:<28} {:<12} {:<20} {:>10}", "RUN", "PLAN", "STATUS", "STARTED", "DURATION");
             for r in rows {
-                println!(
+                outln!(
                     "{:<22} {:<28} {:<12} {:<20} {:>10}",
                     r.id,
                     r.plan_name,
@@ -82,10 +82,10 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
                 crate::drill::report::Format::for_path(path).map_err(super::invalid)?;
             }
             let m = crate::drill::measure::measure(&journal, &run).await?;
-            print!("{}", super::drill_cmd::summary(&m));
+            out!("{}", super::drill_cmd::summary(&m));
             for path in &reports {
                 crate::drill::report::write(&m, path).map_err(anyhow::Error::msg)?;
-                println!("report: {}", path.display());
+                outln!("report: {}", path.display());
             }
             Ok(if m.passed { exit::SUCCESS } else { exit::RUN_FAILED })
         }
@@ -111,12 +111,12 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
                         .iter()
                         .map(|m| serde_json::json!({ "run_id": m.run_id, "started_at": m.started_at, "passed": m.passed, "rto_ms": m.rto_ms, "rpo_ms": m.rpo_ms, "rows_lost": m.rows_lost }))
                         .collect();
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::to_string_pretty(&serde_json::json!({ "plan": plan, "runs": runs, "summary": summary }))?
                     );
                 }
-                Output::Text => print!("{}", crate::drill::trend::render_text(&plan, &measured, &summary)),
+                Output::Text => out!("{}", crate::drill::trend::render_text(&plan, &measured, &summary)),
             }
             Ok(exit::SUCCESS)
         }
@@ -124,8 +124,8 @@ pub async fn run(state: &str, args: RunsArgs) -> anyhow::Result<u8> {
             let (state, _, row) = runner::load(&journal, &run).await?;
             let view = RunView::new(&state, &row);
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-                Output::Text => print!("{}", view.text()),
+                Output::Json => outln!("{}", serde_json::to_string_pretty(&view)?),
+                Output::Text => out!("{}", view.text()),
             }
             Ok(exit::SUCCESS)
         }

@@ -39,7 +39,7 @@ pub async fn run(state: &str, args: ServeArgs) -> anyhow::Result<u8> {
     }
     if args.check {
         crate::serve::catalog::Catalog::load(&config.plan_paths).map_err(invalid)?;
-        println!(
+        outln!(
             "{}: ok ({} schedules, {} webhooks, {} tokens)",
             args.config.display(),
             config.schedules.len(),
