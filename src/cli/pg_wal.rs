@@ -82,7 +82,7 @@ pub async fn wal_push(args: WalPushArgs) -> anyhow::Result<u8> {
     if queue.take(&name) {
         return Ok(exit::SUCCESS);
     }
-    if queue.pusher_running() || (queue.others_ready(&name) && start_pusher(&queue, &args)) {
+    if queue.pusher_running() || (queue.others_ready(&name) && start_pusher(&queue, &args).await) {
         if queue.wait_for(&name, PUSHER_WAIT).await {
             return Ok(exit::SUCCESS);
         }
@@ -99,7 +99,7 @@ pub async fn wal_push(args: WalPushArgs) -> anyhow::Result<u8> {
 /// Starts a detached pusher and waits until it holds its lock (or has exited), so the
 /// caller's wait for its marker cannot mistake a pusher still starting for none at all.
 /// False when it could not be started.
-fn start_pusher(queue: &AheadQueue, args: &WalPushArgs) -> bool {
+async fn start_pusher(queue: &AheadQueue, args: &WalPushArgs) -> bool {
     let mut command = detached_self();
     command
         .args(["pg", "wal-push-ahead", "--repo", &args.repo])
@@ -111,7 +111,7 @@ fn start_pusher(queue: &AheadQueue, args: &WalPushArgs) -> bool {
         if !matches!(child.try_wait(), Ok(None)) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     true
 }
