@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::archive::{WalArchive, ranges};
 use crate::error::{BackupError, Result};
 use crate::manifest::{self, Manifest};
-use crate::store::{Store, sha256_hex};
+use crate::store::Store;
 use crate::wal;
 use crate::wal_name::{DEFAULT_SEGMENT_SIZE, WalFile};
 use crate::{codec, layout};
@@ -180,12 +180,8 @@ async fn verify_backup(store: &Store, backup: &Manifest, parallel: usize, report
     let mut parts = futures::stream::iter(backup.parts.clone().into_iter().map(|part| {
         let store = store.clone();
         async move {
-            let fetched = store.get(&part.key).await;
-            let raw = match fetched {
-                Ok(Some((stored, _))) if sha256_hex(&stored) != part.sha256 => {
-                    Err(format!("{}: content does not match the manifest's checksum", part.key))
-                }
-                Ok(Some((stored, _))) => codec::decompress(&part.key, &stored, part.raw_size as usize).map_err(|e| e.to_string()),
+            let raw = match part.fetch(&store).await {
+                Ok(Some(stored)) => codec::decompress(&part.key, &stored, part.raw_size as usize).map_err(|e| e.to_string()),
                 Ok(None) => Err(format!("{} is missing", part.key)),
                 Err(e) => Err(e.to_string()),
             };

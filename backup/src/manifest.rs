@@ -52,6 +52,26 @@ pub struct Part {
     pub sha256: String,
 }
 
+impl Part {
+    /// Downloads this part; `None` when it is missing. The store's `get` checks the body
+    /// against the checksum stored with it; comparing that with the manifest's says it is the
+    /// object this backup wrote, not another intact one, without hashing it a second time.
+    pub async fn fetch(&self, store: &Store) -> Result<Option<bytes::Bytes>> {
+        let Some((stored, meta)) = store.get(&self.key).await? else {
+            return Ok(None);
+        };
+        let recorded = meta.get(crate::store::SHA256).cloned().unwrap_or_default();
+        if recorded != self.sha256 {
+            return Err(BackupError::Checksum {
+                key: self.key.clone(),
+                expected: self.sha256.clone(),
+                actual: recorded,
+            });
+        }
+        Ok(Some(stored))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DirEntry {
     pub path: String,

@@ -418,23 +418,12 @@ async fn unpack(store: &Store, backup: &Manifest, pgdata: &Path, reuse: &BTreeSe
 const DOWNLOADS_PER_WORKER: usize = 2;
 
 async fn download_part(store: &Store, part: &Part) -> Result<Bytes> {
-    let (stored, object_meta) = store.get(&part.key).await?.ok_or_else(|| {
+    part.fetch(store).await?.ok_or_else(|| {
         BackupError::Restore(format!(
             "backup object {} is missing from the repository; the backup is damaged",
             part.key
         ))
-    })?;
-    // `get` has checked the body against the checksum stored with it; the manifest's
-    // checksum says it is the object this backup wrote, not another intact one.
-    let recorded = object_meta.get(crate::store::SHA256).cloned().unwrap_or_default();
-    if recorded != part.sha256 {
-        return Err(BackupError::Checksum {
-            key: part.key.clone(),
-            expected: part.sha256.clone(),
-            actual: recorded,
-        });
-    }
-    Ok(stored)
+    })
 }
 
 /// Decompresses one part and writes its slices where the manifest places them.
